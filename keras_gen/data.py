@@ -1,0 +1,682 @@
+"""Image data sets as batched `tf.data` pipelines, in the value range a model asks for.
+
+`load(name, ...)` is the one entry point. A name is one of:
+
+- a TFDS image data set (`mnist`, `fashion_mnist`, `cifar10`, `celeb_a`, ...);
+- `folder:PATH`: a folder of images; sub-folders are class labels (plain or tfds.ImageFolder
+  layout, `PATH/<split>/<label>/*.png`);
+- `npz:PATH`: a NumPy `.npz` file with an array `x` (N, H, W[, C]) and optionally labels `y`;
+- `idx:PATH`: a folder of MNIST-format IDX files (`train-images-idx3-ubyte[.gz]`, ...), such as
+  Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`);
+- `fashion_mnist_10k`: the 10,000-image Fashion-MNIST test split, bundled with the package;
+- `digits`: scikit-learn's bundled 8x8 digits (1,797 images, levels 0..16 scaled to 0..255).
+
+Every source yields pixel levels 0..255 first; one function (`_to_range`) turns them into the
+requested range, so all sources agree exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import gzip
+import os
+import re
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_RANGES = ("tanh", "unit", "levels", "binary")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+BUNDLED = ("fashion_mnist_10k", "digits")
+PREFIXES = ("folder:", "npz:", "idx:")
+_DATASETS_DIR = Path(__file__).parent / "datasets"
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+
+class DataError(ValueError):
+    """Raised for data that cannot be loaded; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    """What a model needs to know about a data set before it sees a batch."""
+
+    name: str
+    image_shape: tuple  # (H, W, C)
+    num_classes: int | None  # None when the source has no labels
+    num_examples: int  # in the split asked for
+    splits: tuple
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def load(
+    name,
+    split="train",
+    batch_size=64,
+    image_range="unit",
+    with_labels=False,
+    shuffle=True,
+    seed=None,
+    data_dir=None,
+    drop_remainder=False,
+    channels=None,
+    image_size=None,
+    strict=False,
+):
+    """Returns a batched, prefetched `tf.data.Dataset` of NHWC images (or `(images, labels)`).
+
+    Args:
+      name: data set name (see the module docstring).
+      split: `"train"`, `"test"` (where the source has one) or a TFDS-style slice such as
+        `"train[:90%]"` or `"train[9000:]"`.
+      batch_size: images per batch.
+      image_range: `"tanh"` (float32 in [-1, 1]), `"unit"` (float32 in [0, 1]), `"levels"` (int32
+        pixel levels 0..255) or `"binary"` (float32 {0, 1}, binarised afresh every epoch).
+      with_labels: yield `(images, labels)` with int32 labels.
+      shuffle: shuffle every epoch (reproducibly when `seed` is given).
+      seed: seed for shuffling and dynamic binarisation.
+      data_dir: TFDS data directory.
+      drop_remainder: drop the last incomplete batch.
+      channels: for `folder:` sources, convert every image to 1 (grey) or 3 (RGB) channels.
+      image_size: for `folder:` sources, `(height, width)` to resize every image to; without it,
+        images of different sizes are an error.
+      strict: for `folder:` sources, fail on files that are not images instead of skipping them.
+    """
+    _check_choice("image_range", image_range, IMAGE_RANGES)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    source = _resolve(name, split, data_dir, channels=channels, image_size=image_size, strict=strict)
+    if with_labels and source.labels is None and source.num_classes is None:
+        raise DataError(
+            f"with_labels=True, but the data set {name!r} has no labels. Load it with "
+            "with_labels=False, or use a source with labels (class sub-folders for folder:, "
+            "an array 'y' for npz:)."
+        )
+    ds = source.dataset(shuffle=shuffle, seed=seed)
+    if not with_labels:
+        ds = ds.map(lambda x, y: x, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if image_range == "binary":
+        # One stateless seed pair per batch, fresh every epoch, so binarisation is dynamic yet
+        # repeatable with `seed`.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds))
+        ds = ds.map(
+            lambda batch, s: _apply_to_images(batch, lambda x: _binarise(x, s)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    else:
+        ds = ds.map(
+            lambda *batch: _apply_to_images(batch, lambda x: _to_range(x, image_range)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def info(name, split="train", data_dir=None):
+    """Returns `DataInfo(name, image_shape, num_classes, num_examples, splits)` without reading
+    the pixel data."""
+    source = _resolve(name, split, data_dir)
+    return DataInfo(name, source.image_shape, source.num_classes, source.num_examples, source.splits)
+
+
+def available():
+    """Names of the built-in sources and the source prefixes (TFDS names come on top)."""
+    return list(BUNDLED) + [p + "PATH" for p in PREFIXES]
+
+
+# --------------------------------------------------------------------------------------------
+# Ranges
+
+
+def _to_range(levels, image_range):
+    levels = tf.cast(levels, tf.float32)
+    if image_range == "tanh":
+        return levels / 127.5 - 1.0
+    if image_range == "unit":
+        return levels / 255.0
+    return tf.cast(tf.round(levels), tf.int32)  # "levels"
+
+
+def _binarise(levels, seed_pair):
+    p = tf.cast(levels, tf.float32) / 255.0
+    u = tf.random.stateless_uniform(tf.shape(p), seed=tf.cast(seed_pair, tf.int32))
+    return tf.cast(u < p, tf.float32)
+
+
+def _apply_to_images(batch, fn):
+    """Applies `fn` to the images of a batch given as a tuple of components."""
+    if isinstance(batch, tuple) and len(batch) == 1:
+        batch = batch[0]
+    if isinstance(batch, tuple):
+        return (fn(batch[0]),) + tuple(batch[1:])
+    return fn(batch)
+
+
+# --------------------------------------------------------------------------------------------
+# Sources. Each yields unbatched (uint8 HWC image, int32 label) pairs; label -1 means "none".
+
+
+class _Source:
+    def __init__(self, image_shape, num_examples, num_classes, splits, labels=None):
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.num_examples = int(num_examples)
+        self.num_classes = num_classes
+        self.splits = tuple(splits)
+        self.labels = labels
+
+    def dataset(self, shuffle, seed):
+        raise NotImplementedError
+
+
+class _ArraySource(_Source):
+    """In-memory uint8 arrays. Batches are gathered by index, so the array is never copied into
+    the graph (no `from_tensor_slices` constant) and shuffling only moves indices."""
+
+    def __init__(self, images, labels, num_classes, splits):
+        super().__init__(images.shape[1:], len(images), num_classes, splits, labels)
+        self.images = images
+
+    def dataset(self, shuffle, seed):
+        images, labels = self.images, self.labels
+        if labels is None:
+            labels = np.full((len(images),), -1, np.int32)
+        n = len(images)
+        if n == 0:
+            raise DataError("the selected split holds no images; choose a larger split.")
+        ds = tf.data.Dataset.range(n)
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+
+        def gather(i):
+            x, y = tf.numpy_function(
+                lambda j: (images[j], labels[j]), [i], (tf.uint8, tf.int32), stateful=False
+            )
+            x.set_shape(self.image_shape)
+            y.set_shape(())
+            return x, y
+
+        return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+class _FolderSource(_Source):
+    """Image files streamed from disk; only the file names and header sizes are read up front."""
+
+    def __init__(self, files, labels, num_classes, splits, image_shape, resize):
+        super().__init__(image_shape, len(files), num_classes, splits, labels)
+        self.files = files
+        self.resize = resize
+
+    def dataset(self, shuffle, seed):
+        labels = self.labels if self.labels is not None else [-1] * len(self.files)
+        ds = tf.data.Dataset.from_tensor_slices(
+            (tf.constant(self.files), tf.constant(labels, tf.int32))
+        )
+        if shuffle:
+            ds = ds.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
+        h, w, c = self.image_shape
+        resize = self.resize
+
+        def read(path):
+            path = path.decode() if isinstance(path, bytes) else str(path)
+            return _read_image(path, c, (h, w) if resize else None)
+
+        def decode(path, label):
+            x = tf.numpy_function(read, [path], tf.uint8, stateful=False)
+            x.set_shape((h, w, c))
+            return x, label
+
+        return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+class _TFDSSource(_Source):
+    def __init__(self, name, split, data_dir, builder_info):
+        features = builder_info.features
+        image_key = _tfds_image_key(name, features)
+        self.image_key = image_key
+        self.label_key = "label" if "label" in features else None
+        shape = features[image_key].shape
+        num_classes = features["label"].num_classes if self.label_key else None
+        try:
+            num_examples = builder_info.splits[split].num_examples
+        except (KeyError, ValueError):
+            num_examples = 0
+        super().__init__(
+            shape, num_examples, num_classes, tuple(builder_info.splits.keys()),
+            labels=None,
+        )
+        self.name, self.split, self.data_dir = name, split, data_dir
+        if None in self.image_shape:
+            raise DataError(
+                f"the TFDS data set {name!r} has images of varying size {shape}; keras-gen "
+                "models need one size. Resize the images yourself and save them as npz: or "
+                "folder: data."
+            )
+
+    def dataset(self, shuffle, seed):
+        import tensorflow_datasets as tfds
+
+        read_config = tfds.ReadConfig(shuffle_seed=seed)
+        ds = tfds.load(
+            self.name, split=self.split, data_dir=self.data_dir, shuffle_files=shuffle,
+            read_config=read_config, download=False,
+        )
+        if shuffle:
+            ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+        ik, lk = self.image_key, self.label_key
+        return ds.map(
+            lambda ex: (
+                tf.cast(ex[ik], tf.uint8),
+                tf.cast(ex[lk], tf.int32) if lk else tf.constant(-1, tf.int32),
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Name resolution
+
+
+def _resolve(name, split, data_dir, channels=None, image_size=None, strict=False):
+    if not isinstance(name, str) or not name:
+        raise DataError(f"name must be a data set name such as 'fashion_mnist_10k'; got {name!r}.")
+    if channels is not None and channels not in (1, 3):
+        raise DataError(f"channels must be 1 (grey), 3 (RGB) or None; got {channels!r}.")
+    if name == "digits":
+        images, labels = _digits()
+        return _array_source(images, labels, 10, split, ("train",))
+    if name == "fashion_mnist_10k":
+        images = _read_idx(_DATASETS_DIR / "t10k-images-idx3-ubyte.gz")[..., None]
+        labels = _read_idx(_DATASETS_DIR / "t10k-labels-idx1-ubyte.gz").astype(np.int32)
+        return _array_source(images, labels, 10, split, ("train",))
+    if name.startswith("npz:"):
+        return _npz_source(name[4:], split)
+    if name.startswith("idx:"):
+        return _idx_source(name[4:], split)
+    if name.startswith("folder:"):
+        return _folder_source(name[7:], split, channels, image_size, strict)
+    return _tfds_source(name, split, data_dir)
+
+
+def _array_source(images, labels, num_classes, split, splits, split_arrays=None):
+    base, sl = _parse_split(split)
+    if split_arrays is not None:
+        if base not in split_arrays:
+            raise DataError(
+                f"split {split!r} does not exist here; available splits: {sorted(split_arrays)}."
+            )
+        images, labels = split_arrays[base]
+    elif base != "train":
+        raise DataError(
+            f"split {split!r} does not exist; this source has one split, 'train'. Hold data out "
+            "with a slice, e.g. split='train[:90%]' and split='train[90%:]'."
+        )
+    start, stop = _slice_bounds(sl, len(images), split)
+    images = images[start:stop]
+    labels = None if labels is None else labels[start:stop]
+    return _ArraySource(images, labels, num_classes, splits)
+
+
+_SPLIT_RE = re.compile(r"^(\w+)(?:\[(-?\d*%?)?:(-?\d*%?)?\])?$")
+
+
+def _parse_split(split):
+    m = _SPLIT_RE.match(str(split).replace(" ", ""))
+    if not m:
+        raise DataError(
+            f"split must look like 'train', 'test' or 'train[:90%]'; got {split!r}."
+        )
+    return m.group(1), (m.group(2), m.group(3)) if "[" in str(split) else None
+
+
+def _slice_bounds(sl, n, split):
+    if sl is None:
+        return 0, n
+
+    def bound(text, default):
+        if text in (None, ""):
+            return default
+        if text.endswith("%"):
+            return int(round(int(text[:-1]) * n / 100))
+        return int(text)
+
+    start, stop = bound(sl[0], 0), bound(sl[1], n)
+    start, stop = slice(start, stop).indices(n)[:2]
+    if stop <= start:
+        raise DataError(f"split {split!r} selects no examples out of {n}.")
+    return start, stop
+
+
+def _digits():
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise DataError(
+            "the 'digits' data set comes from scikit-learn, which is not installed: "
+            "pip install scikit-learn"
+        ) from e
+    d = load_digits()
+    levels = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    return levels, d.target.astype(np.int32)
+
+
+# -- IDX (MNIST format)
+
+
+def _read_idx(path):
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes (MNIST format).")
+    ndim = data[3]
+    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
+    arr = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(dims)):
+        raise DataError(f"{path} is truncated: expected {int(np.prod(dims))} values.")
+    return arr.reshape(dims)
+
+
+def _idx_source(folder, split):
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(
+            f"idx: folder {str(folder)!r} does not exist. On Debian, `apt-get install "
+            "dataset-fashion-mnist` puts Fashion-MNIST in /usr/share/datasets/fashion-mnist."
+        )
+    found = {}
+    for base, prefix in (("train", "train"), ("test", "t10k")):
+        img = _first_existing(folder, f"{prefix}-images-idx3-ubyte")
+        lab = _first_existing(folder, f"{prefix}-labels-idx1-ubyte")
+        if img is not None:
+            found[base] = (img, lab)
+    if not found:
+        raise DataError(
+            f"no IDX files in {str(folder)!r}: expected train-images-idx3-ubyte[.gz] and/or "
+            "t10k-images-idx3-ubyte[.gz] (MNIST format)."
+        )
+    base, _ = _parse_split(split)
+    if base not in found:
+        raise DataError(f"split {split!r} does not exist in {folder}; available: {sorted(found)}.")
+    img, lab = found[base]
+    images = _read_idx(img)[..., None]
+    labels = _read_idx(lab).astype(np.int32) if lab is not None else None
+    num_classes = int(labels.max()) + 1 if labels is not None else None
+    return _array_source(
+        images, labels, num_classes, split, tuple(found), split_arrays={base: (images, labels)}
+    )
+
+
+def _first_existing(folder, stem):
+    for candidate in (folder / stem, folder / (stem + ".gz")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+# -- npz
+
+
+def _npz_source(path, split):
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"npz: file {str(path)!r} does not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = list(f.keys())
+            if "x" not in keys:
+                raise DataError(
+                    f"{path} has arrays {keys}; keras-gen needs an array 'x' of images "
+                    "(N, H, W) or (N, H, W, C) and optionally 'y' of integer labels (N,)."
+                )
+            x = f["x"]
+            y = f["y"] if "y" in keys else None
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"cannot read {path} as a NumPy .npz file: {e}") from e
+    x = _levels_from_array(x, path)
+    labels, num_classes = None, None
+    if y is not None:
+        y = np.asarray(y)
+        if not np.issubdtype(y.dtype, np.integer) or y.shape != (len(x),):
+            raise DataError(
+                f"{path}: 'y' must be integer labels of shape ({len(x)},); got dtype {y.dtype} "
+                f"and shape {y.shape}."
+            )
+        if len(y) and y.min() < 0:
+            raise DataError(f"{path}: labels must be >= 0; found {int(y.min())}.")
+        labels = y.astype(np.int32)
+        num_classes = int(labels.max()) + 1 if len(labels) else 0
+    return _array_source(x, labels, num_classes, split, ("train",))
+
+
+def _levels_from_array(x, where):
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
+        raise DataError(
+            f"{where}: images must have shape (N, H, W) or (N, H, W, C) with C in 1, 3, 4; "
+            f"got {x.shape}."
+        )
+    if x.dtype == np.uint8:
+        return x
+    if np.issubdtype(x.dtype, np.floating):
+        lo, hi = float(np.min(x)), float(np.max(x))
+        if lo >= 0.0 and hi <= 1.0:
+            return np.round(x * 255.0).astype(np.uint8)
+        if lo >= 0.0 and hi <= 255.0:
+            return np.round(x).astype(np.uint8)
+        raise DataError(
+            f"{where}: float images must be in [0, 1] or [0, 255]; found values in [{lo}, {hi}]."
+        )
+    if np.issubdtype(x.dtype, np.integer):
+        if x.min() < 0 or x.max() > 255:
+            raise DataError(f"{where}: integer images must be in 0..255.")
+        return x.astype(np.uint8)
+    raise DataError(f"{where}: images must be uint8 or float; got dtype {x.dtype}.")
+
+
+# -- folders
+
+
+def _folder_source(folder, split, channels, image_size, strict):
+    from PIL import Image
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"folder: {str(root)!r} is not a folder.")
+    base, sl = _parse_split(split)
+    splits = ("train",)
+    # tfds.ImageFolder layout: root/<split>/<label>/<image>.
+    split_dirs = [d for d in sorted(root.iterdir()) if d.is_dir()]
+    is_image_folder_layout = bool(split_dirs) and all(
+        d.name in ("train", "test", "validation", "val") for d in split_dirs
+    )
+    if is_image_folder_layout:
+        splits = tuple(d.name for d in split_dirs)
+        if base not in splits:
+            raise DataError(f"split {split!r} is not a sub-folder of {root}; found {list(splits)}.")
+        root = root / base
+    elif base != "train":
+        raise DataError(
+            f"split {split!r} does not exist in {root}; a plain folder is one 'train' split "
+            "(use 'train[:90%]' to hold data out, or the layout root/train/<label>, root/test/<label>)."
+        )
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir())
+    entries = []  # (path, label)
+    if class_dirs:
+        class_names = [d.name for d in class_dirs]
+        for label, d in enumerate(class_dirs):
+            entries += [(p, label) for p in sorted(d.iterdir()) if p.is_file()]
+        num_classes = len(class_names)
+    else:
+        entries = [(p, -1) for p in sorted(root.iterdir()) if p.is_file()]
+        num_classes = None
+    images = [(p, y) for p, y in entries if p.suffix.lower() in IMAGE_EXTENSIONS]
+    others = [str(p) for p, _ in entries if p.suffix.lower() not in IMAGE_EXTENSIONS]
+    if others:
+        if strict:
+            raise DataError(
+                f"{len(others)} files in {root} are not images (strict=True): {others[:10]}"
+            )
+        warnings.warn(
+            f"skipping {len(others)} files in {root} that are not images: {others[:10]}"
+            + (" ..." if len(others) > 10 else ""),
+            stacklevel=3,
+        )
+    if not images:
+        raise DataError(
+            f"no images found in {root} (looked for {', '.join(IMAGE_EXTENSIONS)}, in the folder "
+            "or in one sub-folder per class)."
+        )
+    start, stop = _slice_bounds(sl, len(images), split)
+    images = images[start:stop]
+    # Read headers only (PIL opens lazily): sizes and modes, and fail on unreadable files by name.
+    sizes, modes = {}, set()
+    for p, _ in images:
+        try:
+            with Image.open(p) as im:
+                sizes.setdefault(im.size, []).append(str(p))
+                modes.add(im.mode)
+        except Exception as e:
+            raise DataError(f"cannot read image {p}: {e}. Remove or replace the file.") from e
+    if len(sizes) > 1 and image_size is None:
+        summary = {f"{w}x{h}": (len(v), v[0]) for (w, h), v in sizes.items()}
+        raise DataError(
+            f"images in {root} have different sizes (WxH: count, example): {summary}. Pass "
+            "image_size=(height, width) to resize them all, or make them one size."
+        )
+    if image_size is not None:
+        h, w = _check_image_size(image_size)
+    else:
+        w, h = next(iter(sizes))
+    if channels is None:
+        channels = 1 if modes <= {"L", "1", "I", "I;16", "F", "LA"} else 3
+    labels = [y for _, y in images] if num_classes else None
+    return _FolderSource(
+        [str(p) for p, _ in images], labels, num_classes, splits, (h, w, channels),
+        resize=image_size is not None,
+    )
+
+
+def _check_image_size(image_size):
+    try:
+        h, w = (int(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise DataError(f"image_size must be (height, width); got {image_size!r}.") from None
+    if h <= 0 or w <= 0:
+        raise DataError(f"image_size must be positive; got {image_size!r}.")
+    return h, w
+
+
+def _read_image(path, channels, size):
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB")
+            if size is not None and im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except Exception as e:
+        raise DataError(f"cannot read image {path}: {e}. Remove or replace the file.") from e
+    return arr.reshape(arr.shape[0], arr.shape[1], channels)
+
+
+# -- TFDS
+
+
+def _tfds_source(name, split, data_dir):
+    import tensorflow_datasets as tfds
+
+    base_name = name.split(":")[0].split("/")[0]
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        known = list(BUNDLED) + list(tfds.list_builders())
+        close = difflib.get_close_matches(base_name, known, n=3, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise DataError(
+            f"unknown data set {name!r}.{hint} keras-gen takes a TFDS name, "
+            f"{', '.join(BUNDLED)}, or one of {', '.join(p + 'PATH' for p in PREFIXES)}."
+        ) from None
+    if not _tfds_prepared(builder):
+        raise DataError(
+            f"the TFDS data set {name!r} is not prepared in {builder.data_dir_root} and keras-gen "
+            "does not download at load time. With internet, prepare it once: python -c \"import "
+            f"tensorflow_datasets as tfds; tfds.builder('{name}'"
+            + (f", data_dir='{data_dir}'" if data_dir else "")
+            + ").download_and_prepare()\". Offline, use 'fashion_mnist_10k' (bundled), "
+            "'idx:/usr/share/datasets/fashion-mnist' (apt-get install dataset-fashion-mnist), "
+            "or your own folder:/npz: data."
+        )
+    base, _ = _parse_split(split)
+    if base not in builder.info.splits:
+        raise DataError(
+            f"split {split!r} does not exist in {name!r}; available: {list(builder.info.splits)}."
+        )
+    source = _TFDSSource(name, split, data_dir, builder.info)
+    try:
+        source.num_examples = builder.info.splits[split].num_examples
+    except Exception:
+        pass
+    return source
+
+
+def _tfds_prepared(builder):
+    # tfds.testing.mock_data replaces as_dataset and needs no files; it marks itself through
+    # the environment by patching, so accept any builder whose info has split sizes and whose
+    # data directory exists, or when running under the mock.
+    if _under_tfds_mock():
+        return True
+    return tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json"))
+
+
+def _under_tfds_mock():
+    import tensorflow_datasets as tfds
+
+    as_dataset = tfds.core.DatasetBuilder.as_dataset
+    return "mock" in type(as_dataset).__name__.lower() or "mock" in getattr(
+        as_dataset, "__module__", ""
+    )
+
+
+def _tfds_image_key(name, features):
+    if "image" in features:
+        return "image"
+    keys = [k for k, v in features.items() if type(v).__name__ == "Image"]
+    if not keys:
+        raise DataError(f"the TFDS data set {name!r} has no image feature.")
+    return keys[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checks shared by the library
+
+
+def _check_choice(arg, value, choices):
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{arg} must be one of {', '.join(map(repr, choices))}; got {value!r}.{hint}")
+    return value
+
+
+def _check_positive_int(arg, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{arg} must be a positive integer; got {value!r}.")
+    return int(value)

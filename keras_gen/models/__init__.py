@@ -1,0 +1,6 @@
+"""The model families. Each is a `keras.Model` trained with `fit` and sampled with `generate`."""
+
+from keras_gen.models.base import GenerativeModel
+from keras_gen.models.gan import DCGAN, GAN
+
+__all__ = ["GenerativeModel", "GAN", "DCGAN"]

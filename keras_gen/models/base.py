@@ -1,0 +1,172 @@
+"""What every keras-gen model shares: the seed it owns, replica-exact noise, the `generate`
+contract, and early checks of what `fit` is given."""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+from keras_gen import data as kg_data
+
+
+def resolve_seed(seed):
+    """A model's seed: the user's, or a fresh one drawn once so the model still owns it."""
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}.")
+    return int(seed)
+
+
+def check_labels(labels, n, num_classes):
+    """Validates `labels` for `generate(n, labels=...)`; returns int32 array (n,) or None."""
+    if num_classes is None:
+        if labels is not None:
+            raise ValueError(
+                "labels were given, but this model is unconditional (num_classes=None). Call "
+                "generate without labels, or build the model with num_classes."
+            )
+        return None
+    if labels is None:
+        raise ValueError(
+            f"this model is conditional on {num_classes} classes: pass labels, e.g. "
+            f"generate({n}, labels=[0] * {n}) or labels=range({n}) % {num_classes}."
+        )
+    labels = np.asarray(labels)
+    if labels.ndim == 0:
+        labels = np.full((n,), int(labels))
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"labels must be {n} integers (one per image), or one integer for all; got "
+            f"{labels.dtype} array of shape {labels.shape}."
+        )
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"labels must be in 0..{num_classes - 1}; got values in "
+            f"{int(labels.min())}..{int(labels.max())}."
+        )
+    return labels.astype(np.int32)
+
+
+def check_count(n):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer (the number of images); got {n!r}.")
+    return int(n)
+
+
+class GenerativeModel(keras.Model):
+    """Base class of the families.
+
+    Noise inside a training step comes from a stateless generator keyed by
+    (model seed, step, purpose). It is drawn for the *global* batch and each replica takes its
+    own slice, so replicas get different noise and 1, 2 or 4 replicas given the same global batch
+    compute the same update.
+    """
+
+    def __init__(self, image_shape, num_classes=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        if num_classes is not None:
+            num_classes = kg_data._check_positive_int("num_classes", num_classes)
+        self.num_classes = num_classes
+        self.seed = resolve_seed(seed)
+
+    # -- noise --------------------------------------------------------------------------------
+
+    def step_noise(self, step, purpose, local_batch, event_shape, distribution="normal"):
+        """Noise of shape (local_batch, *event_shape) for this replica's slice of the global
+        batch. `step` is an int64 scalar tensor that counts training steps; `purpose` an int
+        that separates the draws of one step (discriminator steps, generator step, ...)."""
+        ctx = tf.distribute.get_replica_context()
+        num_replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        replica_id = ctx.replica_id_in_sync_group if ctx is not None else 0
+        seed = tf.stack(
+            [tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64) * 64 + purpose]
+        )
+        global_shape = tf.concat(
+            [[local_batch * num_replicas], tf.constant(event_shape, tf.int32)], axis=0
+        )
+        if distribution == "normal":
+            noise = tf.random.stateless_normal(global_shape, seed=seed)
+        else:
+            noise = tf.random.stateless_uniform(global_shape, seed=seed)
+        start = tf.cast(replica_id, tf.int32) * local_batch
+        return noise[start : start + local_batch]
+
+    @staticmethod
+    def global_batch_size(local_batch):
+        ctx = tf.distribute.get_replica_context()
+        num_replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        return tf.cast(local_batch * num_replicas, tf.float32)
+
+    # -- data checks --------------------------------------------------------------------------
+
+    def _unpack(self, data):
+        """Splits a batch into (images, labels); labels are None for unconditional models."""
+        if isinstance(data, (tuple, list)):
+            images = data[0]
+            labels = data[1] if len(data) > 1 else None
+        else:
+            images, labels = data, None
+        if self.num_classes is None:
+            labels = None
+        return images, labels
+
+    def check_data(self, x):
+        """Fails early, with a readable message, on data this model cannot train on."""
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+        elif isinstance(x, np.ndarray):
+            spec = tf.TensorSpec(x.shape, tf.as_dtype(x.dtype))
+        else:
+            return
+        if isinstance(spec, (tuple, list)):
+            images, labels = spec[0], spec[1] if len(spec) > 1 else None
+        else:
+            images, labels = spec, None
+        shape = tuple(images.shape[1:])
+        if len(shape) != 3 or any(
+            d is not None and d != e for d, e in zip(shape, self.image_shape)
+        ):
+            raise ValueError(
+                f"{type(self).__name__} expects images of shape (batch, "
+                f"{', '.join(map(str, self.image_shape))}); the data gives (batch, "
+                f"{', '.join(map(str, shape))}). Build the model for this data "
+                f"(image_shape={tuple(d for d in shape)}) or load data of the model's size."
+            )
+        if self.num_classes is not None and labels is None:
+            raise ValueError(
+                f"{type(self).__name__} is conditional (num_classes={self.num_classes}) and "
+                "needs (images, labels) batches: load the data with with_labels=True."
+            )
+
+    def fit(self, x=None, *args, **kwargs):
+        self.check_data(x)
+        if isinstance(x, tf.data.Dataset):
+            # keras_gen.data.load shuffles already; Keras would warn that it ignores shuffle.
+            kwargs.setdefault("shuffle", False)
+        return super().fit(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        self.check_data(x)
+        return super().evaluate(x, *args, **kwargs)
+
+    # -- generate -----------------------------------------------------------------------------
+
+    def generate(self, n, seed=None, labels=None, batch_size=256):
+        """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images."""
+        raise NotImplementedError
+
+    def _generate_seed(self, seed):
+        if seed is None:
+            return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
+        return resolve_seed(seed)
+
+    def get_config(self):
+        return {
+            "image_shape": list(self.image_shape),
+            "num_classes": self.num_classes,
+            "seed": self.seed,
+            "name": self.name,
+        }

@@ -1,0 +1,37 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version = {}
+exec(Path("keras_gen/version.py").read_text(), version)
+
+setup(
+    name="keras-gen",
+    version=version["__version__"],
+    description="Generative image models (GAN, VAE, PixelCNN) for Keras 3 with TFLite export",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keras_gen", "keras_gen.*", "export", "export.*"]),
+    package_data={"keras_gen": ["datasets/*.gz", "datasets/*.txt", "weights/*"]},
+    install_requires=[
+        "tensorflow>=2.16",  # tested with 2.21
+        "keras>=3.13",
+        "tensorflow-datasets",
+        "tensorboard",
+        "numpy",
+        "pillow",
+    ],
+    extras_require={
+        "dev": [
+            "pytest",
+            "scikit-learn",  # the bundled 8x8 digits
+            "scipy",  # independent reference computations in tests
+            "ai-edge-litert",  # the TFLite (LiteRT) interpreter for export validation
+            "nbclient",
+            "nbformat",
+            "ipykernel",
+        ],
+    },
+    entry_points={"console_scripts": ["keras-gen = keras_gen.cli:main"]},
+)
