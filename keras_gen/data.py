@@ -73,6 +73,7 @@ def load(
     channels=None,
     image_size=None,
     strict=False,
+    download=True,
 ):
     """Returns a batched, prefetched `tf.data.Dataset` of NHWC images (or `(images, labels)`).
 
@@ -92,10 +93,14 @@ def load(
       image_size: for `folder:` sources, `(height, width)` to resize every image to; without it,
         images of different sizes are an error.
       strict: for `folder:` sources, fail on files that are not images instead of skipping them.
+      download: for TFDS names, download and prepare the data set if it is not there yet.
     """
     _check_choice("image_range", image_range, IMAGE_RANGES)
     batch_size = _check_positive_int("batch_size", batch_size)
-    source = _resolve(name, split, data_dir, channels=channels, image_size=image_size, strict=strict)
+    source = _resolve(
+        name, split, data_dir, channels=channels, image_size=image_size, strict=strict,
+        download=download,
+    )
     if with_labels and source.labels is None and source.num_classes is None:
         raise DataError(
             f"with_labels=True, but the data set {name!r} has no labels. Load it with "
@@ -124,10 +129,10 @@ def load(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def info(name, split="train", data_dir=None):
+def info(name, split="train", data_dir=None, download=True):
     """Returns `DataInfo(name, image_shape, num_classes, num_examples, splits)` without reading
     the pixel data."""
-    source = _resolve(name, split, data_dir)
+    source = _resolve(name, split, data_dir, download=download)
     return DataInfo(name, source.image_shape, source.num_classes, source.num_examples, source.splits)
 
 
@@ -288,7 +293,7 @@ class _TFDSSource(_Source):
 # Name resolution
 
 
-def _resolve(name, split, data_dir, channels=None, image_size=None, strict=False):
+def _resolve(name, split, data_dir, channels=None, image_size=None, strict=False, download=True):
     if not isinstance(name, str) or not name:
         raise DataError(f"name must be a data set name such as 'fashion_mnist_10k'; got {name!r}.")
     if channels is not None and channels not in (1, 3):
@@ -306,7 +311,7 @@ def _resolve(name, split, data_dir, channels=None, image_size=None, strict=False
         return _idx_source(name[4:], split)
     if name.startswith("folder:"):
         return _folder_source(name[7:], split, channels, image_size, strict)
-    return _tfds_source(name, split, data_dir)
+    return _tfds_source(name, split, data_dir, download)
 
 
 def _array_source(images, labels, num_classes, split, splits, split_arrays=None):
@@ -600,7 +605,14 @@ def _read_image(path, channels, size):
 # -- TFDS
 
 
-def _tfds_source(name, split, data_dir):
+_OFFLINE_HINT = (
+    "Offline, use 'fashion_mnist_10k' (bundled), 'digits' (scikit-learn), "
+    "'idx:/usr/share/datasets/fashion-mnist' (apt-get install dataset-fashion-mnist), or your "
+    "own folder:/npz: data."
+)
+
+
+def _tfds_source(name, split, data_dir, download=True):
     import tensorflow_datasets as tfds
 
     base_name = name.split(":")[0].split("/")[0]
@@ -615,17 +627,23 @@ def _tfds_source(name, split, data_dir):
             f"{', '.join(BUNDLED)}, or one of {', '.join(p + 'PATH' for p in PREFIXES)}."
         ) from None
     if not _tfds_prepared(builder):
-        raise DataError(
-            f"the TFDS data set {name!r} is not prepared in {builder.data_dir_root} and keras-gen "
-            "does not download at load time. With internet, prepare it once: python -c \"import "
-            f"tensorflow_datasets as tfds; tfds.builder('{name}'"
-            + (f", data_dir='{data_dir}'" if data_dir else "")
-            + ").download_and_prepare()\". Offline, use 'fashion_mnist_10k' (bundled), "
-            "'idx:/usr/share/datasets/fashion-mnist' (apt-get install dataset-fashion-mnist), "
-            "or your own folder:/npz: data."
-        )
+        if not download:
+            raise DataError(
+                f"the TFDS data set {name!r} is not prepared in {builder.data_dir_root} and "
+                f"download=False. {_OFFLINE_HINT}"
+            )
+        try:
+            builder.download_and_prepare()
+        except Exception as e:
+            raise DataError(
+                f"the TFDS data set {name!r} is not in {builder.data_dir_root} and downloading it "
+                f"failed ({type(e).__name__}: {str(e)[:200]}). With internet, run "
+                f"tfds.builder('{name}').download_and_prepare() once. {_OFFLINE_HINT}"
+            ) from e
     base, _ = _parse_split(split)
-    if base not in builder.info.splits:
+    # Split sizes are known once the data set is prepared (under tfds.testing.mock_data they
+    # may not be).
+    if builder.info.splits and base not in builder.info.splits:
         raise DataError(
             f"split {split!r} does not exist in {name!r}; available: {list(builder.info.splits)}."
         )

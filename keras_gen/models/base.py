@@ -110,7 +110,15 @@ class GenerativeModel(keras.Model):
         else:
             images, labels = data, None
         if self.num_classes is None:
-            labels = None
+            return images, None
+        labels = tf.cast(labels, tf.int32)
+        if not self.jit_compile:  # XLA has no Assert op; the check is for eager/graph runs
+            tf.debugging.assert_less(
+                labels, self.num_classes,
+                message=f"a label in the data is >= num_classes={self.num_classes}: build the model "
+                "with the data's number of classes (keras_gen.data.info(name).num_classes)",
+            )
+            tf.debugging.assert_non_negative(labels, message="a label in the data is negative")
         return images, labels
 
     def check_data(self, x):

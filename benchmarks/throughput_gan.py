@@ -1,0 +1,92 @@
+"""DCGAN training step: keras-gen's GAN against the keras-io DCGAN example's train_step.
+
+The reference is written the way the keras-io example writes it: one GradientTape step per
+batch, concatenated real/fake batch for the discriminator, noise from keras.random with a
+SeedGenerator, BinaryCrossentropy(from_logits=True), `compile()` without jit or
+steps_per_execution. Both use the very same network architecture (built twice).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_gen.models import DCGAN
+from keras_gen.models.gan import dcgan_discriminator, dcgan_generator
+
+IMAGE_SHAPE = (28, 28, 1)
+LATENT_DIM = 100
+
+
+class ReferenceGAN(keras.Model):
+    def __init__(self, discriminator, generator, latent_dim):
+        super().__init__()
+        self.discriminator = discriminator
+        self.generator = generator
+        self.latent_dim = latent_dim
+        self.seed_generator = keras.random.SeedGenerator(1337)
+        self.d_loss_metric = keras.metrics.Mean(name="d_loss")
+        self.g_loss_metric = keras.metrics.Mean(name="g_loss")
+
+    def compile(self, d_optimizer, g_optimizer, loss_fn):
+        super().compile()
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.loss_fn = loss_fn
+
+    @property
+    def metrics(self):
+        return [self.d_loss_metric, self.g_loss_metric]
+
+    def train_step(self, real_images):
+        batch_size = ops.shape(real_images)[0]
+        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        generated = self.generator(z)
+        combined = ops.concatenate([generated, real_images], axis=0)
+        labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((batch_size, 1))], axis=0)
+        labels += 0.05 * keras.random.uniform(ops.shape(labels), seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            d_loss = self.loss_fn(labels, self.discriminator(combined))
+        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            g_loss = self.loss_fn(ops.zeros((batch_size, 1)), self.discriminator(self.generator(z)))
+        grads = tape.gradient(g_loss, self.generator.trainable_weights)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
+        self.d_loss_metric.update_state(d_loss)
+        self.g_loss_metric.update_state(g_loss)
+        return {"d_loss": self.d_loss_metric.result(), "g_loss": self.g_loss_metric.result()}
+
+
+def train_call(model, batch_size):
+    """One call of the model's compiled train function on a fixed in-memory batch."""
+    images = np.random.default_rng(0).uniform(-1, 1, (batch_size,) + IMAGE_SHAPE).astype("float32")
+    iterator = iter(tf.data.Dataset.from_tensors(images).repeat())
+    model.make_train_function()
+    return lambda: model.train_function(iterator)
+
+
+def cases(batch_size=64):
+    reference = ReferenceGAN(
+        dcgan_discriminator(IMAGE_SHAPE, dropout=0.3), dcgan_generator(IMAGE_SHAPE, LATENT_DIM),
+        LATENT_DIM,
+    )
+    reference.compile(
+        keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5),
+        keras.losses.BinaryCrossentropy(from_logits=True),
+    )
+    reference_call = train_call(reference, batch_size)
+    out = []
+    for name, jit, spe in (("DCGAN", False, 1), ("DCGAN, XLA", True, 1), ("DCGAN, XLA, 8 steps/exec", True, 8)):
+        model = DCGAN(IMAGE_SHAPE, latent_dim=LATENT_DIM, seed=0)
+        model.compile(jit_compile=jit, steps_per_execution=spe)
+        out.append({
+            "name": f"{name} 28x28x1",
+            "images_per_call": batch_size * spe,
+            "reference_images_per_call": batch_size,
+            "ours": train_call(model, batch_size),
+            "reference": reference_call,
+            "reference_name": "keras-io DCGAN train_step",
+        })
+    return out
