@@ -137,7 +137,8 @@ def cmd_train(args):
         }
         config_path.write_text(json.dumps(config, indent=2, default=str))
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        # Kept after the run ends too, so --resume can also extend a finished run.
+        keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=False),
         keras.callbacks.TensorBoard(str(out / "logs")),
         kg_callbacks.SampleGrid(
             log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=args.samples, seed=args.seed
@@ -150,7 +151,11 @@ def cmd_train(args):
     model.save(out / "model.keras")
     elapsed = time.time() - start
     summary = {k: float(v[-1]) for k, v in history.history.items()}
-    (out / "history.json").write_text(json.dumps(history.history, indent=1))
+    history_path = out / "history.json"
+    full = json.loads(history_path.read_text()) if history_path.exists() else {}
+    for key, values in history.history.items():
+        full.setdefault(key, []).extend(float(v) for v in values)
+    history_path.write_text(json.dumps(full, indent=1))
     print(f"trained {args.model} on {args.dataset} for {args.epochs} epochs in {elapsed:.0f} s: "
           + ", ".join(f"{k}={v:.4f}" for k, v in summary.items()))
     print(f"model: {out / 'model.keras'}  samples: {out / 'samples'}  "
