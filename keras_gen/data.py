@@ -126,7 +126,11 @@ def load(
             lambda *batch: _apply_to_images(batch, lambda x: _to_range(x, image_range)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # Shard by element: the sources here are index ranges and generators, not files, so
+    # multi-worker training splits the batches, not the files.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def info(name, split="train", data_dir=None, download=True):

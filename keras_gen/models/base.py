@@ -94,6 +94,25 @@ class GenerativeModel(keras.Model):
         start = tf.cast(replica_id, tf.int32) * local_batch
         return noise[start : start + local_batch]
 
+    def loss_scaled(self, optimizer):
+        """Wraps `optimizer` in a LossScaleOptimizer under the mixed_float16 policy (float16
+        gradients underflow without it), as Keras does for a model's own `optimizer`."""
+        if self.dtype_policy.name == "mixed_float16" and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):
+            return keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    @staticmethod
+    def apply_gradients(optimizer, grads, variables):
+        """`optimizer.apply_gradients` with embedding gradients made dense: sparse
+        (IndexedSlices) gradients of different sizes on different replicas break the
+        cross-replica all-gather under MirroredStrategy, and the tables here are small."""
+        grads = [
+            tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads
+        ]
+        optimizer.apply_gradients(zip(grads, variables))
+
     @staticmethod
     def global_batch_size(local_batch):
         ctx = tf.distribute.get_replica_context()
@@ -148,6 +167,34 @@ class GenerativeModel(keras.Model):
                 f"{type(self).__name__} is conditional (num_classes={self.num_classes}) and "
                 "needs (images, labels) batches: load the data with with_labels=True."
             )
+
+    def compile(self, optimizer=None, **kwargs):
+        """Keras' compile, then the optimiser is built at once under the model's strategy (so
+        `fit` needs no symbolic build; see `_maybe_symbolic_build`). Families pass their own
+        default optimiser."""
+        super().compile(optimizer=optimizer, **kwargs)
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+
+    def metrics_logs(self):
+        """What a train_step / test_step returns: every tracker's result.
+
+        Under MultiWorkerMirroredStrategy, Keras reduces step outputs with a mean over axis 0,
+        which fails on scalars (keras-team/keras#20585), so there each value gets a leading
+        axis of 1. Epoch logs are read from the trackers themselves either way."""
+        logs = {m.name: m.result() for m in self.metrics}
+        if isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' version reduces a distributed batch with strategy.reduce, which fails under
+        # MultiWorkerMirroredStrategy (keras-team/keras#20585). keras-gen models are built in
+        # __init__ and their optimisers in compile, so there is nothing left to build.
+        if self.built and getattr(self, "optimizer", None) is not None and self.optimizer.built:
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def fit(self, x=None, *args, **kwargs):
         self.check_data(x)

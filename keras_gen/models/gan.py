@@ -127,7 +127,9 @@ class GAN(GenerativeModel):
         # The generator's optimiser is Keras's own `optimizer`, so `iterations` counts training
         # steps for callbacks; the discriminator's is extra state.
         super().compile(optimizer=g_optimizer, **kwargs)
-        self.d_optimizer = d_optimizer
+        # Keras wraps its own `optimizer` in a LossScaleOptimizer under mixed_float16; the
+        # discriminator's needs the same.
+        self.d_optimizer = self.loss_scaled(d_optimizer)
         with self.distribute_strategy.scope():
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.optimizer.build(self.generator.trainable_variables)
@@ -195,9 +197,10 @@ class GAN(GenerativeModel):
                 per_example = per_example + self.gradient_penalty_weight * penalty
                 self.gp_tracker.update_state(penalty)
             loss = tf.reduce_sum(per_example) / global_batch
+            scaled_loss = self.d_optimizer.scale_loss(loss) if train else loss
         if train:
-            grads = tape.gradient(loss, self.discriminator.trainable_variables)
-            self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+            variables = self.discriminator.trainable_variables
+            self.apply_gradients(self.d_optimizer, tape.gradient(scaled_loss, variables), variables)
         self.d_loss_tracker.update_state(per_example)
         self.real_score_tracker.update_state(tf.reshape(real_logits, [-1]))
         self.fake_score_tracker.update_state(tf.reshape(fake_logits, [-1]))
@@ -210,9 +213,10 @@ class GAN(GenerativeModel):
             fake_logits = self.discriminator(self._disc_inputs(fake, labels), training=train)
             per_example = kg_losses.generator_loss(self.loss_kind, fake_logits)
             loss = tf.reduce_sum(per_example) / global_batch
+            scaled_loss = self.optimizer.scale_loss(loss) if train else loss
         if train:
-            grads = tape.gradient(loss, self.generator.trainable_variables)
-            self.optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+            variables = self.generator.trainable_variables
+            self.apply_gradients(self.optimizer, tape.gradient(scaled_loss, variables), variables)
             self._update_ema()
         self.g_loss_tracker.update_state(per_example)
 
@@ -223,7 +227,7 @@ class GAN(GenerativeModel):
         for d_step in range(self.discriminator_steps):
             self._discriminator_phase(real, labels, step, d_step, train=True)
         self._generator_phase(labels, tf.shape(real)[0], step, train=True)
-        return {m.name: m.result() for m in self.metrics}
+        return self.metrics_logs()
 
     def test_step(self, data):
         real, labels = self._unpack(data)
@@ -232,7 +236,7 @@ class GAN(GenerativeModel):
         step = tf.constant(-1, tf.int64)
         self._discriminator_phase(real, labels, step, 0, train=False)
         self._generator_phase(labels, tf.shape(real)[0], step, train=False)
-        return {m.name: m.result() for m in self.metrics}
+        return self.metrics_logs()
 
     def _update_ema(self):
         if self.ema_generator is None:

@@ -1,0 +1,27 @@
+"""Tiny models of every family, and matching data, for the cross-family tests (distribution,
+mixed precision). A family is listed once its module exists."""
+
+import importlib.util
+
+from keras_gen import data
+
+FAMILIES = ["dcgan"]
+
+
+def build(family, **kwargs):
+    from keras_gen.models import DCGAN
+
+    if family == "dcgan":
+        # dropout=0: Keras' Dropout draws its mask per replica, so it alone would make 1 and
+        # 2 replicas differ.
+        return DCGAN((8, 8, 1), latent_dim=8, filters=4, num_classes=10, dropout=0.0, seed=0, **kwargs)
+    raise ValueError(family)
+
+
+def image_range(family):
+    return {"dcgan": "tanh"}[family]
+
+
+def dataset(family, batch_size=16, n=64):
+    return data.load("digits", split=f"train[:{n}]", batch_size=batch_size, image_range=image_range(family),
+                     with_labels=True, shuffle=False, seed=0)

@@ -1,0 +1,134 @@
+"""Replica-exact training under tf.distribute: 1 replica and 2 (logical CPU devices) give the
+same weights and logs for the same global batch and seed; noise differs between replicas;
+MultiWorkerMirroredStrategy across two real processes equals one process; mixed precision."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import families
+from keras_gen import distribute
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def train(family, strategy, **kwargs):
+    with strategy.scope():
+        model = families.build(family, **kwargs)
+        model.compile()
+    history = model.fit(families.dataset(family), epochs=1, verbose=0)
+    return model, {k: v[-1] for k, v in history.history.items()}
+
+
+def test_get_strategy():
+    assert distribute.get_strategy("mirrored").num_replicas_in_sync == 2
+    assert distribute.get_strategy("one_device").num_replicas_in_sync == 1
+    assert distribute.get_strategy("auto") is tf.distribute.get_strategy()  # no GPUs, no TF_CONFIG
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        distribute.get_strategy("mirror")
+
+
+def test_multi_worker_needs_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        distribute.get_strategy("multi_worker")
+
+
+@pytest.mark.parametrize("family", families.FAMILIES)
+def test_two_replicas_equal_one(family):
+    one, logs_one = train(family, tf.distribute.get_strategy())
+    two, logs_two = train(family, distribute.get_strategy("mirrored"))
+    for a, b in zip(one.get_weights(), two.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert logs_one.keys() == logs_two.keys()
+    for key in logs_one:
+        np.testing.assert_allclose(logs_one[key], logs_two[key], rtol=1e-5, atol=1e-6)
+
+
+def test_wgan_gp_under_mirrored_strategy_equals_one_replica():
+    one, logs_one = train("dcgan", tf.distribute.get_strategy(), loss="wasserstein_gp")
+    two, logs_two = train("dcgan", distribute.get_strategy("mirrored"), loss="wasserstein_gp")
+    for a, b in zip(one.get_weights(), two.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(logs_one["gradient_penalty"], logs_two["gradient_penalty"], rtol=1e-5)
+
+
+def test_noise_differs_between_replicas_and_tiles_the_global_draw():
+    strategy = distribute.get_strategy("mirrored")
+    with strategy.scope():
+        model = families.build("dcgan")
+
+    @tf.function
+    def draw():
+        return strategy.run(lambda: model.step_noise(tf.constant(3, tf.int64), 0, 4, (8,)))
+
+    per_replica = strategy.experimental_local_results(draw())
+    a, b = (t.numpy() for t in per_replica)
+    assert not np.allclose(a, b)
+    whole = model.step_noise(tf.constant(3, tf.int64), 0, 8, (8,)).numpy()  # one replica, global batch
+    np.testing.assert_array_equal(np.concatenate([a, b]), whole)
+
+
+@pytest.mark.parametrize("family", families.FAMILIES)
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_finite_losses(family, policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model, logs = train(family, tf.distribute.get_strategy())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert all(np.isfinite(v) for v in logs.values())
+    optimizers = [model.optimizer] + ([model.d_optimizer] if hasattr(model, "d_optimizer") else [])
+    for optimizer in optimizers:
+        assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer) == (policy == "mixed_float16")
+    images = model.generate(2, seed=0, labels=[0, 1] if model.num_classes else None)
+    assert images.dtype == np.float32 and np.all(np.isfinite(images))
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", families.FAMILIES)
+def test_multi_worker_equals_single_process(family, tmp_path):
+    script = os.path.join(HERE, "_multi_worker.py")
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    processes = []
+    try:
+        for index in range(2):
+            tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+            processes.append(subprocess.Popen(
+                [sys.executable, script, family, str(tmp_path / f"w{index}.npz"), "multi"],
+                env={**env, "TF_CONFIG": json.dumps(tf_config)},
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            ))
+        single = subprocess.run([sys.executable, script, family, str(tmp_path / "single.npz"), "single"],
+                                env=env, capture_output=True, text=True, timeout=300)
+        assert single.returncode == 0, single.stdout + single.stderr
+        for p in processes:
+            output, _ = p.communicate(timeout=300)
+            assert p.returncode == 0, output.decode()[-3000:]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    w0, w1, ws = (np.load(tmp_path / f) for f in ("w0.npz", "w1.npz", "single.npz"))
+    for key in ws.files:
+        np.testing.assert_array_equal(w0[key], w1[key])
+        np.testing.assert_allclose(w0[key], ws[key], atol=1e-5)
