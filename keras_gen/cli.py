@@ -85,7 +85,7 @@ def _prepare_out_dir(out, resume, force):
 TRAIN_SETTINGS = (
     "model", "dataset", "epochs", "batch_size", "lr", "d_lr", "g_lr", "loss", "latent_dim",
     "filters", "seed", "conditional", "ema_decay", "samples", "jit_compile",
-    "steps_per_execution", "data_dir", "split",
+    "steps_per_execution", "data_dir", "split", "strategy",
 )
 
 
@@ -123,8 +123,12 @@ def cmd_train(args):
         image_range=family["image_range"](args), with_labels=bool(args.conditional),
         seed=args.seed, data_dir=args.data_dir,
     )
-    model = family["build"](args, info)
-    family["compile"](model, args)
+    from keras_gen import distribute
+
+    strategy = distribute.get_strategy(args.strategy)
+    with strategy.scope():
+        model = family["build"](args, info)
+        family["compile"](model, args)
     if not args.resume:
         config = {
             "args": {k: getattr(args, k) for k in TRAIN_SETTINGS},
@@ -289,6 +293,9 @@ def build_parser():
     train.add_argument("--jit-compile", type=_jit, default="auto", choices=["auto", True, False],
                        metavar="{auto,on,off}", help="XLA compilation of the train step")
     train.add_argument("--steps-per-execution", type=int, default=1)
+    train.add_argument("--strategy", default="auto",
+                       choices=["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"],
+                       help="tf.distribute strategy; --batch-size is the global batch")
     train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--force", action="store_true", help="delete an existing --out first")

@@ -84,3 +84,10 @@ def test_console_script_info():
     result = subprocess.run([sys.executable, "-m", "keras_gen.cli", "info"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "fashion_mnist_10k" in result.stdout and "dcgan" in result.stdout
+
+
+def test_train_under_mirrored_strategy(tmp_path):
+    out = tmp_path / "m"
+    assert cli.main(["train", *TINY, "--epochs", "1", "--out", str(out), "--strategy", "mirrored"]) == 0
+    assert json.loads((out / "config.json").read_text())["args"]["strategy"] == "mirrored"
+    assert (out / "model.keras").is_file()
