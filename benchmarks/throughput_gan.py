@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_gen.distribute import get_strategy
 from keras_gen.models import DCGAN
 from keras_gen.models.gan import dcgan_discriminator, dcgan_generator
 
@@ -62,7 +63,10 @@ class ReferenceGAN(keras.Model):
 def train_call(model, batch_size):
     """One call of the model's compiled train function on a fixed in-memory batch."""
     images = np.random.default_rng(0).uniform(-1, 1, (batch_size,) + IMAGE_SHAPE).astype("float32")
-    iterator = iter(tf.data.Dataset.from_tensors(images).repeat())
+    dataset = tf.data.Dataset.from_tensors(images).repeat()
+    if model.distribute_strategy is not tf.distribute.get_strategy():
+        dataset = model.distribute_strategy.experimental_distribute_dataset(dataset)
+    iterator = iter(dataset)
     model.make_train_function()
     return lambda: model.train_function(iterator)
 
@@ -78,9 +82,21 @@ def cases(batch_size=64):
     )
     reference_call = train_call(reference, batch_size)
     out = []
-    for name, jit, spe in (("DCGAN", False, 1), ("DCGAN, XLA", True, 1), ("DCGAN, XLA, 8 steps/exec", True, 8)):
-        model = DCGAN(IMAGE_SHAPE, latent_dim=LATENT_DIM, seed=0)
-        model.compile(jit_compile=jit, steps_per_execution=spe)
+    variants = (
+        # name, jit_compile, steps_per_execution, strategy, dtype policy
+        ("DCGAN", False, 1, None, "float32"),
+        ("DCGAN, XLA", True, 1, None, "float32"),
+        ("DCGAN, XLA, 8 steps/exec", True, 8, None, "float32"),
+        ("DCGAN, 2 replicas (2 logical CPUs)", False, 1, "mirrored", "float32"),
+        ("DCGAN, mixed_bfloat16", False, 1, None, "mixed_bfloat16"),
+    )
+    for name, jit, spe, strategy_name, policy in variants:
+        strategy = get_strategy(strategy_name) if strategy_name else tf.distribute.get_strategy()
+        keras.mixed_precision.set_global_policy(policy)
+        with strategy.scope():
+            model = DCGAN(IMAGE_SHAPE, latent_dim=LATENT_DIM, seed=0)
+            model.compile(jit_compile=jit, steps_per_execution=spe)
+        keras.mixed_precision.set_global_policy("float32")
         out.append({
             "name": f"{name} 28x28x1",
             "images_per_call": batch_size * spe,
