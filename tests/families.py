@@ -1,25 +1,27 @@
 """Tiny models of every family, and matching data, for the cross-family tests (distribution,
-mixed precision). A family is listed once its module exists."""
-
-import importlib.util
+mixed precision)."""
 
 from keras_gen import data
 
-FAMILIES = ["dcgan"]
+FAMILIES = ["dcgan", "pixelcnn"]
 
 
 def build(family, **kwargs):
-    from keras_gen.models import DCGAN
+    from keras_gen import models
 
     if family == "dcgan":
         # dropout=0: Keras' Dropout draws its mask per replica, so it alone would make 1 and
         # 2 replicas differ.
-        return DCGAN((8, 8, 1), latent_dim=8, filters=4, num_classes=10, dropout=0.0, seed=0, **kwargs)
+        return models.DCGAN((8, 8, 1), latent_dim=8, filters=4, num_classes=10, dropout=0.0, seed=0, **kwargs)
+    if family == "pixelcnn":
+        return models.PixelCNN((8, 8, 1), levels=256, filters=8, num_layers=2, num_classes=10, seed=0, **kwargs)
+    if family == "vae":
+        return models.ConvVAE((8, 8, 1), latent_dim=4, num_classes=10, seed=0, **kwargs)
     raise ValueError(family)
 
 
 def image_range(family):
-    return {"dcgan": "tanh"}[family]
+    return {"dcgan": "tanh", "pixelcnn": "levels", "vae": "unit"}[family]
 
 
 def dataset(family, batch_size=16, n=64):

@@ -2,5 +2,6 @@
 
 from keras_gen.models.base import GenerativeModel
 from keras_gen.models.gan import DCGAN, GAN
+from keras_gen.models.pixelcnn import PixelCNN
 
-__all__ = ["GenerativeModel", "GAN", "DCGAN"]
+__all__ = ["GenerativeModel", "GAN", "DCGAN", "PixelCNN"]

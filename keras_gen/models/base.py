@@ -140,7 +140,7 @@ class GenerativeModel(keras.Model):
             tf.debugging.assert_non_negative(labels, message="a label in the data is negative")
         return images, labels
 
-    def check_data(self, x):
+    def check_data(self, x, y=None):
         """Fails early, with a readable message, on data this model cannot train on."""
         if isinstance(x, tf.data.Dataset):
             spec = x.element_spec
@@ -151,7 +151,7 @@ class GenerativeModel(keras.Model):
         if isinstance(spec, (tuple, list)):
             images, labels = spec[0], spec[1] if len(spec) > 1 else None
         else:
-            images, labels = spec, None
+            images, labels = spec, y
         shape = tuple(images.shape[1:])
         if len(shape) != 3 or any(
             d is not None and d != e for d, e in zip(shape, self.image_shape)
@@ -196,16 +196,16 @@ class GenerativeModel(keras.Model):
             return None
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def fit(self, x=None, *args, **kwargs):
-        self.check_data(x)
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self.check_data(x, y)
         if isinstance(x, tf.data.Dataset):
             # keras_gen.data.load shuffles already; Keras would warn that it ignores shuffle.
             kwargs.setdefault("shuffle", False)
-        return super().fit(x, *args, **kwargs)
+        return super().fit(x, y, *args, **kwargs)
 
-    def evaluate(self, x=None, *args, **kwargs):
-        self.check_data(x)
-        return super().evaluate(x, *args, **kwargs)
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self.check_data(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
 
     # -- generate -----------------------------------------------------------------------------
 

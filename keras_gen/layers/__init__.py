@@ -1,0 +1,5 @@
+"""Layers of the families: causal (masked) convolutions and gated blocks for PixelCNN."""
+
+from keras_gen.layers.masked import GatedPixelCNNBlock, MaskedConv2D, MaskedResidualBlock, causal_mask
+
+__all__ = ["MaskedConv2D", "GatedPixelCNNBlock", "MaskedResidualBlock", "causal_mask"]
