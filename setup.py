@@ -33,5 +33,9 @@ setup(
             "ipykernel",
         ],
     },
-    entry_points={"console_scripts": ["keras-gen = keras_gen.cli:main"]},
+    entry_points={
+        "console_scripts": ["keras-gen = keras_gen.cli:main"],
+        # Sub-commands from packages the library must not import (export/ imports the library).
+        "keras_gen.cli": ["export = export.cli:add_parser"],
+    },
 )

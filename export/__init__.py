@@ -1,4 +1,42 @@
-"""Export trained keras-gen generators to SavedModel and TFLite (filled by the export work).
+"""Export trained keras-gen generators to SavedModel and TFLite (LiteRT), and check that the
+exported files compute what the Keras model computes.
+
+    import export
+    export.saved_model(gan, "exported/saved_model")
+    export.tflite("exported/saved_model", "exported/tflite", quantize="float16")
+    export.tflite(gan, "exported/tflite", quantize="int8",
+                  representative_data=export.prior_samples(gan, n=512))
+    print(export.validate(gan, "exported").table())
+
+Command line: `python -m export --model runs/x/model.keras --out exported/` (also
+`keras-gen export ...`).
 
 This package imports the library; the library never imports it.
 """
+
+import importlib
+
+# Imported on first use, so `keras-gen --help` (which loads export.cli through its entry point)
+# does not pay for TensorFlow.
+_PUBLIC = {
+    "ExportError": "export.signatures",
+    "QUANTIZE_MODES": "export.to_tflite",
+    "ValidationError": "export.validation",
+    "ValidationReport": "export.validation",
+    "prior_samples": "export.to_tflite",
+    "read_metadata": "export.to_saved_model",
+    "saved_model": "export.to_saved_model",
+    "tflite": "export.to_tflite",
+    "validate": "export.validation",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'export' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_PUBLIC))

@@ -50,6 +50,9 @@ def test_train_step_changes_both_networks_and_counts_steps():
     assert all(changed(g0, model.generator.trainable_variables))
     assert all(changed(d0, model.discriminator.trainable_variables))
     assert int(model.optimizer.iterations) == 2  # generator updates: one per batch
+    # each optimiser holds state for its own network only (Adam: 2 slots per variable)
+    assert len(model.optimizer.variables) == 2 + 2 * len(model.generator.trainable_variables)
+    assert len(model.d_optimizer.variables) == 2 + 2 * len(model.discriminator.trainable_variables)
     assert int(model.d_optimizer.iterations) == 4  # discriminator_steps per batch
 
 

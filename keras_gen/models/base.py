@@ -175,7 +175,11 @@ class GenerativeModel(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
-                self.optimizer.build(self.trainable_variables)
+                self.optimizer.build(self.optimized_variables())
+
+    def optimized_variables(self):
+        """The variables Keras' own `optimizer` updates (a GAN's: the generator's only)."""
+        return self.trainable_variables
 
     def metrics_logs(self):
         """What a train_step / test_step returns: every tracker's result.

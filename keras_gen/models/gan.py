@@ -132,7 +132,9 @@ class GAN(GenerativeModel):
         self.d_optimizer = self.loss_scaled(d_optimizer)
         with self.distribute_strategy.scope():
             self.d_optimizer.build(self.discriminator.trainable_variables)
-            self.optimizer.build(self.generator.trainable_variables)
+
+    def optimized_variables(self):
+        return self.generator.trainable_variables
 
     def _default_optimizer(self):
         if self.loss_kind == "wasserstein_gp":

@@ -1,0 +1,191 @@
+"""The `export` command: `keras-gen export ...` and `python -m export ...` share this code.
+
+    python -m export --model runs/x/model.keras --out exported/ \
+        --formats saved_model,tflite --quantize float16
+
+exports, validates every file against the Keras model and prints a table (format, file size,
+max error, PSNR, latency). Exit status 0 when every file is within tolerance, 1 when one is
+not, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FORMATS = ("saved_model", "tflite")
+QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
+
+
+def add_parser(subparsers):
+    """Adds the `export` sub-command to an argparse sub-parsers object."""
+    parser = subparsers.add_parser(
+        "export",
+        help="export a trained model to SavedModel / TFLite and validate it against Keras",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    configure(parser)
+    return parser
+
+
+def configure(parser):
+    parser.add_argument("--model", required=True, help="a saved keras-gen model (.keras file)")
+    parser.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
+    parser.add_argument(
+        "--formats", default="saved_model,tflite",
+        help="comma-separated subset of saved_model,tflite (default: both)",
+    )
+    parser.add_argument(
+        "--quantize", default="none",
+        help="comma-separated TFLite variants among none (float32), float16, dynamic, int8; "
+        "e.g. none,float16,dynamic,int8 (default: none)",
+    )
+    parser.add_argument(
+        "--representative-data", default=None, metavar="DATASET",
+        help="int8 calibration images for signatures that take images (VAE encode, PixelCNN "
+        "distribution): a keras_gen.data name such as fashion_mnist_10k. Latent vectors and "
+        "noise are drawn from the model's prior.",
+    )
+    parser.add_argument("--representative-samples", type=int, default=256, help="int8 calibration examples (default 256)")
+    parser.add_argument("--validate-n", type=int, default=64, help="larger validation batch (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the validation inputs")
+    parser.add_argument(
+        "--tolerance", action="append", default=[], metavar="MODE=VALUE",
+        help="override a validation limit, e.g. dynamic=0.05 (max abs error) or int8=35 (PSNR "
+        "floor, dB); defaults: float32 1e-4, float16 and dynamic 1e-2, int8 30 dB",
+    )
+    parser.add_argument("--no-validate", action="store_true", help="export only")
+    parser.add_argument("--force", action="store_true", help="replace existing exported files in --out")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _split(value, choices, flag):
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in choices]
+    if not items or bad:
+        raise ValueError(f"{flag} takes a comma-separated subset of {','.join(choices)}; got {value!r}.")
+    return list(dict.fromkeys(items))
+
+
+def _representative_data(model, args, spec):
+    import export
+
+    data = export.prior_samples(model, n=args.representative_samples, seed=args.seed + 1)
+    needs_images = [s for s in spec.signatures if not s.prior_inputs]
+    if needs_images and args.representative_data is None:
+        raise ValueError(
+            f"--quantize int8 needs calibration images for {[s.name for s in needs_images]}: "
+            "pass --representative-data DATASET (e.g. the data set the model was trained on)."
+        )
+    if needs_images:
+        import keras_gen
+
+        for sig in needs_images:
+            image_spec = sig.inputs[next(iter(sig.inputs))]
+            image_range = "levels" if image_spec.dtype.is_integer else "unit"
+            conditional = "label" in sig.inputs
+            ds = keras_gen.data.load(
+                args.representative_data, batch_size=args.representative_samples,
+                image_range=image_range, with_labels=conditional, seed=args.seed,
+            )
+            batch = next(iter(ds))
+            if conditional:
+                data[sig.name] = {"images": batch[0].numpy(), "label": batch[1].numpy()}
+            else:
+                data[sig.name] = {"images": batch.numpy()}
+    return data
+
+
+def _error(message):
+    print(f"export: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args):
+    """Runs the export command; returns the exit status."""
+    try:
+        formats = _split(args.formats, FORMATS, "--formats")
+        quantize = _split(args.quantize, QUANTIZE_CHOICES, "--quantize")
+    except ValueError as e:
+        return _error(e)
+    tolerances = {}
+    for item in args.tolerance:
+        mode, _, value = item.partition("=")
+        try:
+            if mode not in ("float32",) + QUANTIZE_CHOICES:
+                raise ValueError
+            tolerances[mode] = float(value)
+        except ValueError:
+            return _error(f"--tolerance takes MODE=VALUE with MODE in float32,float16,dynamic,int8; got {item!r}.")
+    model_path = Path(args.model)
+    if not model_path.is_file():
+        return _error(f"--model {str(model_path)!r} is not a file; pass a model saved with model.save('x.keras').")
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        return _error(
+            f"--out {str(out)!r} exists and is not empty; choose a new folder or pass --force to "
+            "replace the exported files in it."
+        )
+
+    import keras
+
+    import export
+    import keras_gen  # noqa: F401  (registers the model classes for loading)
+    from export.signatures import ExportError, spec_for
+
+    try:
+        model = keras.models.load_model(str(model_path))
+    except Exception as e:  # unknown classes, a corrupt file, ...: say which file and why
+        return _error(f"could not load --model {str(model_path)!r}: {e}")
+    try:
+        spec = spec_for(model)
+        calibration = (
+            _representative_data(model, args, spec)
+            if "tflite" in formats and "int8" in quantize else None
+        )
+        written = []
+        saved = None
+        if "saved_model" in formats:
+            saved = export.saved_model(model, out / "saved_model", overwrite=args.force)
+            written.append(saved)
+        if "tflite" in formats:
+            for q in quantize:
+                q = None if q == "none" else q
+                data = calibration if q == "int8" else None
+                paths = export.tflite(
+                    saved if saved is not None else model, out, quantize=q,
+                    representative_data=data, overwrite=args.force,
+                )
+                written.extend(paths.values())
+    except (ExportError, ValueError, FileExistsError, OSError) as e:
+        return _error(e)
+
+    print(f"exported {spec.family} ({type(model).__name__}) to {out}:")
+    for p in written:
+        print(f"  {p}")
+    if args.no_validate:
+        return 0
+    report = export.validate(
+        model, written, n=args.validate_n, seed=args.seed, tolerances=tolerances,
+        raise_on_failure=False,
+    )
+    print()
+    print(report.summary())
+    if not report.passed:
+        print("\nFAILED: some exported files differ from the Keras model beyond tolerance.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None):
+    """`python -m export ...`: the same arguments and code as `keras-gen export ...`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m export", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    configure(parser)
+    args = parser.parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,410 @@
+"""What to export for each keras-gen family: the named signatures (inputs, outputs, the graph
+function and its Keras reference) and the metadata an app needs.
+
+Every signature is deterministic: noise, labels and images are inputs, never drawn inside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from typing import Callable
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+import keras_gen
+from keras_gen.models import GAN
+
+METADATA_VERSION = 1
+
+
+class ExportError(ValueError):
+    """Raised when a model cannot be exported; the message says what to do."""
+
+
+@dataclasses.dataclass
+class Signature:
+    """One exported entry point.
+
+    fn: keyword inputs (tensors) -> dict of output tensors; traced into the graph.
+    reference: keyword inputs (NumPy) -> dict of NumPy outputs, computed by the Keras model the
+      way its users call it; exported outputs are validated against it.
+    example_inputs: (n, seed) -> dict of NumPy inputs a user would feed (for validation and, for
+      inputs drawn from a known prior, int8 calibration).
+    compare: output name -> (transform applied to both sides before comparing, peak value for
+      PSNR or None to use the reference's range).
+    prior_inputs: True when example_inputs come from the model's own prior (latent vectors,
+      labels, uniform noise), so they are valid int8 calibration data; False when the inputs are
+      images, which must come from real data.
+    exact: the outputs are discrete draws (PixelCNN `sample`): float32 exports must match
+      exactly; in quantised exports a tiny change of a probability may flip one draw, and later
+      sub-pixels follow it, so their samples are reported but not held to a tolerance (their
+      `distribution` signature is).
+    """
+
+    name: str
+    inputs: dict
+    fn: Callable
+    reference: Callable
+    example_inputs: Callable
+    outputs: tuple
+    compare: dict
+    prior_inputs: bool = True
+    exact: bool = False  # discrete outputs (sampled levels): see validation.py
+
+    def tf_function(self):
+        names = list(self.inputs)
+
+        def traced(*args):
+            return self.fn(**dict(zip(names, args)))
+
+        traced.__name__ = self.name
+        return tf.function(traced, input_signature=list(self.inputs.values()), autograph=False)
+
+    def describe(self):
+        def spec(s):
+            return {"shape": [None if d is None else int(d) for d in s.shape], "dtype": s.dtype.name}
+
+        return {
+            "inputs": {k: spec(v) for k, v in self.inputs.items()},
+            "outputs": list(self.outputs),
+        }
+
+
+@dataclasses.dataclass
+class ExportSpec:
+    family: str
+    model: keras.Model
+    signatures: list
+    metadata: dict
+
+    def signature(self, name):
+        for s in self.signatures:
+            if s.name == name:
+                return s
+        raise ExportError(
+            f"signature must be one of {[s.name for s in self.signatures]}; got {name!r}."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Family detection
+
+
+def _family_class(module, cls):
+    """The class `keras_gen.models.<module>.<cls>` if that module exists, else None."""
+    name = f"keras_gen.models.{module}"
+    if importlib.util.find_spec(name) is None:
+        return None
+    return getattr(importlib.import_module(name), cls, None)
+
+
+def family_of(model):
+    if isinstance(model, GAN):
+        return "gan"
+    vae = _family_class("vae", "VAE")
+    if vae is not None and isinstance(model, vae):
+        return "vae"
+    pixelcnn = _family_class("pixelcnn", "PixelCNN")
+    if pixelcnn is not None and isinstance(model, pixelcnn):
+        return "pixelcnn"
+    raise ExportError(
+        "model must be a trained keras-gen model (keras_gen.models.GAN/DCGAN, VAE or PixelCNN); "
+        f"got {type(model).__module__}.{type(model).__name__}. Load it with "
+        "keras.models.load_model('model.keras') after `import keras_gen`, or build one with "
+        "keras_gen.models."
+    )
+
+
+def spec_for(model):
+    """The ExportSpec of a keras-gen model (raises ExportError for anything else)."""
+    family = family_of(model)
+    builder = {"gan": _gan_spec, "vae": _vae_spec, "pixelcnn": _pixelcnn_spec}[family]
+    signatures, extra = builder(model)
+    metadata = {
+        "format_version": METADATA_VERSION,
+        "family": family,
+        "model_class": type(model).__name__,
+        "keras_gen_version": keras_gen.__version__,
+        "image_shape": [int(d) for d in model.image_shape],
+        "num_classes": model.num_classes,
+        **extra,
+        "signatures": {s.name: s.describe() for s in signatures},
+    }
+    return ExportSpec(family, model, signatures, metadata)
+
+
+def check_finite(variables):
+    """Refuses to export weights that hold NaN or infinity (a diverged run)."""
+    bad = []
+    for v in variables:
+        value = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            bad.append(v.name)
+    if bad:
+        raise ExportError(
+            f"the model has non-finite weights (NaN or inf) in {', '.join(bad[:5])}"
+            + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            + ": training diverged. Export a checkpoint from before the divergence, or retrain "
+            "with a lower learning rate."
+        )
+
+
+def _labels(n, num_classes):
+    return (np.arange(n) % num_classes).astype(np.int32)
+
+
+def _normal(n, dim, seed):
+    return np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+
+
+_IMAGE = (None, 1.0)  # images in [0, 1]: compared as they are, PSNR peak 1
+
+
+def _softmax(logits):
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# --------------------------------------------------------------------------------------------
+# GAN: generate(z[, label]) -> images in [0, 1]
+
+
+def _gan_spec(model):
+    network = model.sampling_generator
+    conditional = model.num_classes is not None
+    tanh = model.image_range == "tanh"
+    inputs = {"z": tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")}
+    if conditional:
+        inputs["label"] = tf.TensorSpec([None], tf.int32, name="label")
+
+    def fn(z, label=None):
+        images = tf.cast(network(z if label is None else [z, label], training=False), tf.float32)
+        if tanh:  # the same mapping as GAN.to_unit_range
+            images = (images + 1.0) / 2.0
+        return {"images": tf.clip_by_value(images, 0.0, 1.0)}
+
+    def reference(z, label=None):
+        return {"images": model.generate(len(z), labels=label, z=z)}
+
+    def example_inputs(n, seed):
+        out = {"z": model.latent_vectors(n, seed)}
+        if conditional:
+            out["label"] = _labels(n, model.num_classes)
+        return out
+
+    generate = Signature(
+        "generate", inputs, fn, reference, example_inputs, ("images",), {"images": _IMAGE}
+    )
+    extra = {
+        "latent_dim": int(model.latent_dim),
+        "latent_distribution": "standard_normal",
+        "value_range": [0.0, 1.0],
+        "training_image_range": model.image_range,
+    }
+    return [generate], extra
+
+
+# --------------------------------------------------------------------------------------------
+# VAE: decode(z[, label]) -> images in [0, 1]; encode(images[, label]) -> mean, logvar
+
+
+def _vae_spec(model):
+    conditional = model.num_classes is not None
+    z_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
+    image_spec = tf.TensorSpec([None, *model.image_shape], tf.float32, name="images")
+    label_spec = tf.TensorSpec([None], tf.int32, name="label")
+
+    def decode_fn(z, label=None):
+        return {"images": tf.cast(model.decode(z, labels=label), tf.float32)}
+
+    def encode_fn(images, label=None):
+        mean, logvar = model.encode(images, labels=label)
+        return {"mean": tf.cast(mean, tf.float32), "logvar": tf.cast(logvar, tf.float32)}
+
+    def numpy_dict(d):
+        return {k: keras.ops.convert_to_numpy(v) for k, v in d.items()}
+
+    def decode_ref(z, label=None):
+        return numpy_dict(decode_fn(tf.constant(z), None if label is None else tf.constant(label)))
+
+    def encode_ref(images, label=None):
+        return numpy_dict(
+            encode_fn(tf.constant(images), None if label is None else tf.constant(label))
+        )
+
+    def decode_inputs(n, seed):
+        out = {"z": _normal(n, model.latent_dim, seed)}
+        if conditional:
+            out["label"] = _labels(n, model.num_classes)
+        return out
+
+    def encode_inputs(n, seed):
+        # Images the model itself decodes: in range and shaped like the data it was trained on.
+        z = decode_inputs(n, seed)
+        out = {"images": decode_ref(**z)["images"]}
+        if conditional:
+            out["label"] = z["label"]
+        return out
+
+    decode_inputs_spec = {"z": z_spec, **({"label": label_spec} if conditional else {})}
+    encode_inputs_spec = {"images": image_spec, **({"label": label_spec} if conditional else {})}
+    signatures = [
+        Signature(
+            "decode", decode_inputs_spec, decode_fn, decode_ref, decode_inputs, ("images",),
+            {"images": _IMAGE},
+        ),
+        Signature(
+            "encode", encode_inputs_spec, encode_fn, encode_ref, encode_inputs,
+            ("mean", "logvar"), {"mean": (None, None), "logvar": (None, None)},
+            prior_inputs=False,
+        ),
+    ]
+    extra = {
+        "latent_dim": int(model.latent_dim),
+        "latent_distribution": "standard_normal",
+        "value_range": [0.0, 1.0],
+        "likelihood": getattr(model, "likelihood", None),
+    }
+    return signatures, extra
+
+
+# --------------------------------------------------------------------------------------------
+# PixelCNN: distribution(images[, label]) -> per-sub-pixel parameters; sample(uniform[, label])
+
+
+def _pixelcnn_spec(model):
+    from keras_gen.models import pixelcnn_likelihoods as lik
+
+    conditional = model.num_classes is not None
+    h, w, c = model.image_shape
+    levels = int(model.levels)
+    likelihood = model.likelihood
+    params_name = "logits" if likelihood == "categorical" else "mixture_params"
+    label = {"label": tf.TensorSpec([None], tf.int32, name="label")} if conditional else {}
+
+    def distribution_fn(images, label=None):
+        return {params_name: tf.cast(model.distribution_params(images, labels=label), tf.float32)}
+
+    def sample_fn(uniform, label=None):
+        return {"images": _pixelcnn_sample_loop(model, uniform, label, lik)}
+
+    def distribution_ref(images, label=None):
+        params = model.distribution_params(
+            tf.constant(images), labels=None if label is None else tf.constant(label)
+        )
+        return {params_name: keras.ops.convert_to_numpy(params).astype(np.float32)}
+
+    def sample_ref(uniform, label=None):
+        return {"images": _pixelcnn_sample_reference(model, uniform, label, lik)}
+
+    def level_probabilities(params):
+        # Logits are defined up to a constant and mixture parameters are not unique: compare
+        # the probabilities of the levels, which is what sampling uses.
+        return np.exp(lik.level_log_probs(tf.constant(params), likelihood, levels).numpy())
+
+    def distribution_inputs(n, seed):
+        rng = np.random.default_rng(seed)
+        out = {"images": rng.integers(0, levels, (n, h, w, c)).astype(np.int32)}
+        if conditional:
+            out["label"] = _labels(n, model.num_classes)
+        return out
+
+    def sample_inputs(n, seed):
+        out = {"uniform": uniform_noise(model, seed, n)}
+        if conditional:
+            out["label"] = _labels(n, model.num_classes)
+        return out
+
+    signatures = [
+        Signature(
+            "distribution",
+            {"images": tf.TensorSpec([None, h, w, c], tf.int32, name="images"), **label},
+            distribution_fn, distribution_ref, distribution_inputs, (params_name,),
+            {params_name: (level_probabilities, 1.0)},
+            prior_inputs=False,
+        ),
+        Signature(
+            "sample",
+            {"uniform": tf.TensorSpec([None, h, w, c, levels], tf.float32, name="uniform"), **label},
+            sample_fn, sample_ref, sample_inputs, ("images",),
+            {"images": (lambda x: x.astype(np.float32) / (levels - 1), 1.0)},
+            exact=True,
+        ),
+    ]
+    extra = {
+        "levels": levels,
+        "value_range": [0, levels - 1],
+        "likelihood": likelihood,
+        "variant": getattr(model, "variant", None),
+        "sampling": (
+            "sample(uniform): uniform noise in (0, 1), shape (batch, H, W, C, levels); each "
+            "sub-pixel, in raster order (row, column, then channel), takes the level maximising "
+            "log p(level) - log(-log(uniform)) (Gumbel-max), as PixelCNN.sample does."
+        ),
+    }
+    return signatures, extra
+
+
+def uniform_noise(model, seed, n):
+    """The uniform noise behind `PixelCNN.sample(n, seed)`: `sample(uniform)` then returns the
+    same images as the Keras model."""
+    shape = tuple(model.image_shape) + (int(model.levels),)
+    tiny = np.finfo(np.float32).tiny
+    return np.stack([
+        tf.random.stateless_uniform(shape, seed=[seed, k], minval=tiny, maxval=1.0).numpy()
+        for k in range(n)
+    ])
+
+
+def _pixelcnn_sample_loop(model, uniform, label, lik):
+    """A whole image from uniform noise in one graph: one network pass per sub-pixel inside a
+    tf.while_loop (TFLite WHILE). The current sub-pixel's parameters and noise are picked, and
+    its level written, with one-hot masks, so every tensor stays rank <= 4 (TFLite's limit for
+    several kernels) and no gather/scatter is needed."""
+    h, w, c = model.image_shape
+    steps = h * w * c
+    levels = int(model.levels)
+    batch = tf.shape(uniform)[0]
+    gumbel = tf.reshape(-tf.math.log(-tf.math.log(uniform)), (batch, steps, levels))
+
+    def body(t, images):
+        params = model.distribution_params(images, labels=label)  # (B, H, W, C, P)
+        params = tf.reshape(tf.cast(params, tf.float32), (batch, steps, params.shape[-1]))
+        pick = tf.reshape(tf.one_hot(t, steps, dtype=tf.float32), (1, steps, 1))
+        logp = lik.level_log_probs(
+            tf.reduce_sum(params * pick, axis=1), model.likelihood, levels
+        )  # (B, levels)
+        noise = tf.reduce_sum(gumbel * pick, axis=1)
+        drawn = tf.argmax(logp + noise, axis=-1, output_type=tf.int32)  # (B,)
+        mask = tf.reshape(tf.one_hot(t, steps, dtype=tf.int32), (1, h, w, c))
+        images = images * (1 - mask) + drawn[:, None, None, None] * mask
+        return t + 1, tf.ensure_shape(images, [None, h, w, c])
+
+    # Static H, W, C (only the batch is dynamic), so the convolutions in the loop body lower
+    # to TFLite builtins.
+    images = tf.zeros(tf.stack([batch, h, w, c]), tf.int32)
+    _, images = tf.while_loop(
+        lambda t, _: t < steps, body, (tf.constant(0), images), maximum_iterations=steps,
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, h, w, c])),
+    )
+    return images
+
+
+def _pixelcnn_sample_reference(model, uniform, label, lik):
+    """The same Gumbel-max draw, run eagerly sub-pixel by sub-pixel on the Keras model."""
+    h, w, c = model.image_shape
+    gumbel = -np.log(-np.log(uniform.astype(np.float32)))
+    images = np.zeros(uniform.shape[:-1], np.int32)
+    label_t = None if label is None else tf.constant(label)
+    for i in range(h):
+        for j in range(w):
+            for k in range(c):
+                params = model.distribution_params(tf.constant(images), labels=label_t)
+                logp = lik.level_log_probs(params[:, i, j, k], model.likelihood, model.levels)
+                images[:, i, j, k] = np.argmax(logp.numpy() + gumbel[:, i, j, k], axis=-1)
+    return images
