@@ -68,3 +68,99 @@ def gradient_penalty(critic, real, fake, alpha, labels=None):
     grads = tf.reshape(tf.cast(grads, tf.float32), [tf.shape(grads)[0], -1])
     norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=1) + 1e-12)
     return tf.square(norm - 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# VAE terms: the KL of a diagonal Gaussian posterior and image log-likelihoods.
+#
+# Each log-probability takes images `x` in [0, 1] (NHWC) and the decoder's parameters, and returns
+# log p(x | params) per pixel (`reduce=False`) or summed over the pixels of each example (the
+# default, shape (batch,)). All work in log space and stay finite on saturated pixels (0 and 1).
+
+IMAGE_LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
+
+# Clamp of the Gaussian log-variance: below -10 a density on 8-bit data grows without bound as
+# the variance collapses onto the pixel levels; above 10 it carries no information.
+GAUSSIAN_LOGVAR_RANGE = (-10.0, 10.0)
+# Smallest log-scale of the discretised logistic, in [0, 1] units (openai/pixel-cnn clamps at -7
+# in [-1, 1] units, i.e. -7 - log 2 here): a bin then already holds all the mass.
+LOGISTIC_MIN_LOG_SCALE = -7.0 - 0.6931471805599453
+# ... and the largest: beyond it the bin mass underflows float32 (a scale of e^10 spans 22,000
+# images' worth of range, so nothing useful is lost).
+LOGISTIC_MAX_LOG_SCALE = 10.0
+
+
+def _sum_per_example(values, reduce):
+    if not reduce:
+        return values
+    return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+
+def gaussian_kl(mean, logvar):
+    """KL(N(mean, exp(logvar)) || N(0, I)) per example, summed over the latent dimensions:
+    0.5 * sum(exp(logvar) + mean^2 - 1 - logvar)."""
+    mean = tf.cast(mean, tf.float32)
+    logvar = tf.cast(logvar, tf.float32)
+    return 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mean) - 1.0 - logvar, axis=-1)
+
+
+def diagonal_gaussian_log_prob(z, mean, logvar):
+    """log N(z; mean, diag(exp(logvar))) summed over the last axis."""
+    z, mean, logvar = (tf.cast(t, tf.float32) for t in (z, mean, logvar))
+    return -0.5 * tf.reduce_sum(
+        _LOG_2PI + logvar + tf.square(z - mean) * tf.exp(-logvar), axis=-1
+    )
+
+
+_LOG_2PI = 1.8378770664093453
+
+
+def bernoulli_log_prob(x, logits, reduce=True):
+    """log Bernoulli(x; sigmoid(logits)) = -(x softplus(-l) + (1 - x) softplus(l)), for x in
+    {0, 1} (binarised images). Finite for any logits."""
+    x = tf.cast(x, tf.float32)
+    logits = tf.cast(logits, tf.float32)
+    values = -tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits)
+    return _sum_per_example(values, reduce)
+
+
+def gaussian_log_prob(x, mean, logvar, reduce=True):
+    """log N(x; mean, exp(logvar)) per pixel, a density. `logvar` (learned, same shape as `mean`,
+    or a fixed scalar) is clamped to GAUSSIAN_LOGVAR_RANGE."""
+    x = tf.cast(x, tf.float32)
+    mean = tf.cast(mean, tf.float32)
+    logvar = tf.clip_by_value(tf.cast(logvar, tf.float32), *GAUSSIAN_LOGVAR_RANGE)
+    values = -0.5 * (_LOG_2PI + logvar + tf.square(x - mean) * tf.exp(-logvar))
+    values = values + tf.zeros_like(x)  # a scalar (fixed) log-variance broadcasts to every pixel
+    return _sum_per_example(values, reduce)
+
+
+def discretized_logistic_log_prob(x, mean, log_scale, num_levels=256, reduce=True):
+    """log P(x) for 8-bit images x = k / (num_levels - 1) in [0, 1] under a logistic
+    (mean, exp(log_scale)) discretised into num_levels bins (Salimans et al. 2017, PixelCNN++):
+    the bin [x - h, x + h] with h = 0.5 / (num_levels - 1), the lowest bin reaching to -inf and
+    the highest to +inf, so the probabilities of the levels sum to 1.
+
+    For a middle bin, with a = (x + h - mean) / s and b = (x - h - mean) / s,
+    log(sigmoid(a) - sigmoid(b)) = -softplus(-a) - softplus(b) + log(-expm1(b - a)),
+    which is finite and exact for any mean and scale (no branch on tiny bins).
+    """
+    x = tf.cast(x, tf.float32)
+    mean = tf.cast(mean, tf.float32)
+    log_scale = tf.clip_by_value(
+        tf.cast(log_scale, tf.float32), LOGISTIC_MIN_LOG_SCALE, LOGISTIC_MAX_LOG_SCALE
+    )
+    half_bin = 0.5 / (num_levels - 1)
+    inv_scale = tf.exp(-log_scale)
+    centered = x - mean
+    a = (centered + half_bin) * inv_scale
+    b = (centered - half_bin) * inv_scale
+    log_cdf_upper = -tf.nn.softplus(-a)  # log sigmoid(a): the lowest level's bin
+    log_survival_lower = -tf.nn.softplus(b)  # log(1 - sigmoid(b)): the highest level's bin
+    log_mass = log_cdf_upper + log_survival_lower + tf.math.log(
+        -tf.math.expm1(-2.0 * half_bin * inv_scale)
+    )
+    values = tf.where(
+        x < half_bin, log_cdf_upper, tf.where(x > 1.0 - half_bin, log_survival_lower, log_mass)
+    )
+    return _sum_per_example(values, reduce)

@@ -3,7 +3,7 @@ mixed precision)."""
 
 from keras_gen import data
 
-FAMILIES = ["dcgan", "pixelcnn"]
+FAMILIES = ["dcgan", "vae", "pixelcnn"]
 
 
 def build(family, **kwargs):

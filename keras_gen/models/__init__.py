@@ -3,5 +3,6 @@
 from keras_gen.models.base import GenerativeModel
 from keras_gen.models.gan import DCGAN, GAN
 from keras_gen.models.pixelcnn import PixelCNN
+from keras_gen.models.vae import VAE, ConvVAE, KLWarmup
 
-__all__ = ["GenerativeModel", "GAN", "DCGAN", "PixelCNN"]
+__all__ = ["GenerativeModel", "GAN", "DCGAN", "VAE", "ConvVAE", "KLWarmup", "PixelCNN"]

@@ -1,0 +1,808 @@
+"""The VAE family: `VAE` trains any encoder and decoder by maximising the evidence lower bound
+(ELBO); `ConvVAE` builds a convolutional pair for the image sizes DCGAN takes; `KLWarmup` anneals
+the KL weight beta from 0.
+
+Data contract: images in [0, 1] (`keras_gen.data.load(..., image_range="unit")`), binarised
+{0, 1} (`image_range="binary"`) for likelihood="bernoulli" when its nats are to be compared with
+papers, and 8-bit levels k / 255 (`image_range="unit"`) for likelihood="discretized_logistic".
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+from keras_gen import data as kg_data
+from keras_gen import losses as kg_losses
+from keras_gen.layers.reparameterize import reparameterize
+from keras_gen.models.base import GenerativeModel, check_count, check_labels, resolve_seed
+from keras_gen.models.gan import _upsampling_plan, check_dcgan_shape
+
+# Purpose of the posterior noise drawn in a step (see GenerativeModel.step_noise).
+_POSTERIOR_PURPOSE = 0
+# The encoder's log-variance is clamped so exp() can neither overflow nor make z exactly `mean`.
+POSTERIOR_LOGVAR_RANGE = (-20.0, 10.0)
+# Decoded images of size batch x samples per call of the IWAE estimator (bounds its memory).
+_IWAE_IMAGES_PER_CALL = 4096
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class VAE(GenerativeModel):
+    """A variational autoencoder trained with `model.fit`.
+
+    Each step minimises, per image, -E_q[log p(x | z)] + beta * KL(q(z | x) || N(0, I)) with a
+    diagonal Gaussian q, one reparameterised sample, the KL in closed form and the reconstruction
+    term summed over pixels (with beta = 1, the negative ELBO in nats).
+
+    Args:
+      encoder: images `(batch, H, W, C)` in [0, 1] (as `[images, labels]` when conditional) to
+        two tensors `[mean, logvar]`, each `(batch, latent_dim)`.
+      decoder: latent vectors `(batch, latent_dim)` (`[z, labels]` when conditional) to the
+        likelihood's raw parameters `(batch, H, W, P * C)`: P = 1 for "bernoulli" (logits) and
+        for "gaussian" with a fixed `observation_variance` (means), P = 2 for "gaussian" with a
+        learned variance (means, then log-variances) and "discretized_logistic" (means, then
+        log-scales), each block of C channels.
+      latent_dim: size of the latent vectors.
+      likelihood: "bernoulli", "gaussian" or "discretized_logistic" (see the module docstring
+        for the data each expects).
+      beta: weight of the KL term (beta-VAE); a `KLWarmup` callback can anneal it from 0.
+      observation_variance: for "gaussian", a fixed variance of every pixel (e.g. 0.01), or None
+        to let the decoder predict it.
+      num_classes: number of classes for a conditional VAE (both networks take the label).
+      seed: seed of the training noise; two runs with the same seed and data end alike.
+    """
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        latent_dim,
+        likelihood="bernoulli",
+        beta=1.0,
+        observation_variance=None,
+        num_classes=None,
+        seed=None,
+        **kwargs,
+    ):
+        kg_data._check_choice("likelihood", likelihood, kg_losses.IMAGE_LIKELIHOODS)
+        latent_dim = kg_data._check_positive_int("latent_dim", latent_dim)
+        beta = _check_beta(beta)
+        if observation_variance is not None:
+            if likelihood != "gaussian":
+                raise ValueError(
+                    "observation_variance is a setting of likelihood='gaussian'; got "
+                    f"likelihood={likelihood!r}. Leave observation_variance=None."
+                )
+            if not isinstance(observation_variance, (int, float)) or not observation_variance > 0:
+                raise ValueError(
+                    "observation_variance must be a positive number (e.g. 0.01) or None for a "
+                    f"learned variance; got {observation_variance!r}."
+                )
+            observation_variance = float(observation_variance)
+        if num_classes is not None:
+            num_classes = kg_data._check_positive_int("num_classes", num_classes)
+        params_per_channel = _params_per_channel(likelihood, observation_variance)
+        image_shape = _decoder_image_shape(
+            decoder, latent_dim, num_classes, params_per_channel, likelihood
+        )
+        super().__init__(image_shape, num_classes=num_classes, seed=seed, **kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.latent_dim = latent_dim
+        self.likelihood = likelihood
+        self.observation_variance = observation_variance
+        self.params_per_channel = params_per_channel
+        # The target beta (the config) and the beta in use, a variable so that a callback can
+        # change it while the compiled step runs.
+        self.target_beta = beta
+        self.beta_variable = keras.Variable(beta, trainable=False, dtype="float32", name="beta")
+        self._check_encoder()
+
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self._warned_bernoulli = False
+        self.built = True
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    @property
+    def beta(self):
+        """The KL weight in use now (a float); assign to change it, also during training."""
+        return float(keras.ops.convert_to_numpy(self.beta_variable))
+
+    @beta.setter
+    def beta(self, value):
+        self.beta_variable.assign(_check_beta(value))
+
+    @property
+    def num_dimensions(self):
+        """Pixel values per image, H * W * C: the denominator of bits per dimension."""
+        return int(np.prod(self.image_shape))
+
+    def _check_encoder(self):
+        x = tf.zeros((2,) + self.image_shape, tf.float32)
+        y = tf.zeros((2,), tf.int32)
+        try:
+            outputs = self.encoder(x if self.num_classes is None else [x, y], training=False)
+        except Exception as e:
+            raise ValueError(
+                f"the encoder cannot take images of shape {self.image_shape} (the decoder's "
+                "output shape)" + (" with labels [images, labels]" if self.num_classes else "")
+                + f": {str(e)[:500]}"
+            ) from e
+        shapes = (
+            [tuple(t.shape) for t in outputs] if isinstance(outputs, (list, tuple)) else None
+        )
+        if shapes != [(2, self.latent_dim)] * 2:
+            got = shapes if shapes is not None else f"one tensor of shape {tuple(outputs.shape)}"
+            raise ValueError(
+                "the encoder must return two tensors [mean, logvar], each (batch, latent_dim="
+                f"{self.latent_dim}); for a batch of 2 it returned {got}."
+            )
+
+    def compile(self, optimizer=None, **kwargs):
+        """Default: Adam(1e-3). The loss is the model's own (the negative ELBO): choose it with
+        the constructor's likelihood= and beta=, not compile(loss=...)."""
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                "a VAE trains on its own loss, the negative ELBO: choose the likelihood and beta "
+                "in the constructor (VAE(..., likelihood='bernoulli', beta=1.0)) and call "
+                "compile() without loss=."
+            )
+        kwargs.pop("loss", None)
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(1e-3)
+        super().compile(optimizer=self.loss_scaled(keras.optimizers.get(optimizer)), **kwargs)
+
+    def get_compile_config(self):
+        if not getattr(self, "compiled", False):
+            return None
+        return {"optimizer": keras.saving.serialize_keras_object(self.optimizer)}
+
+    def compile_from_config(self, config):
+        self.compile(optimizer=keras.saving.deserialize_keras_object(config["optimizer"]))
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    # -- the networks -------------------------------------------------------------------------
+
+    def _inputs(self, tensor, labels):
+        return tensor if labels is None else [tensor, labels]
+
+    def _labels(self, labels):
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError(
+                    "labels were given, but this VAE is unconditional (num_classes=None)."
+                )
+            return None
+        if labels is None:
+            raise ValueError(
+                f"this VAE is conditional on {self.num_classes} classes: pass labels, one int "
+                "per image."
+            )
+        return tf.cast(labels, tf.int32)
+
+    def _posterior(self, images, labels, training=False):
+        mean, logvar = self.encoder(self._inputs(images, labels), training=training)
+        mean = tf.cast(mean, tf.float32)
+        logvar = tf.clip_by_value(tf.cast(logvar, tf.float32), *POSTERIOR_LOGVAR_RANGE)
+        return mean, logvar
+
+    def _split_params(self, raw):
+        raw = tf.cast(raw, tf.float32)
+        if self.likelihood == "bernoulli":
+            return {"logits": raw}
+        if self.params_per_channel == 1:  # gaussian, fixed variance
+            return {"mean": raw}
+        loc, second = tf.split(raw, 2, axis=-1)
+        if self.likelihood == "gaussian":
+            return {"mean": loc, "logvar": second}
+        return {"mean": loc, "log_scale": second}
+
+    def _log_prob(self, images, params):
+        """log p(x | params) per example, summed over pixels."""
+        if self.likelihood == "bernoulli":
+            return kg_losses.bernoulli_log_prob(images, params["logits"])
+        if self.likelihood == "gaussian":
+            logvar = params.get("logvar")
+            if logvar is None:
+                logvar = math.log(self.observation_variance)
+            return kg_losses.gaussian_log_prob(images, params["mean"], logvar)
+        return kg_losses.discretized_logistic_log_prob(
+            images, params["mean"], params["log_scale"]
+        )
+
+    def _likelihood_mean(self, params):
+        if self.likelihood == "bernoulli":
+            return tf.sigmoid(params["logits"])
+        # The location, clipped to the data's range (the discretised logistic puts the mass
+        # beyond 0 and 1 on the end levels).
+        return tf.clip_by_value(params["mean"], 0.0, 1.0)
+
+    def encode(self, x, labels=None):
+        """The posterior q(z | x): `(mean, logvar)`, each `(batch, latent_dim)` float32 tensors.
+        Works on tensors inside `tf.function` (no NumPy, no random ops)."""
+        x = tf.cast(x, tf.float32)
+        return self._posterior(x, self._labels(labels))
+
+    def decoder_params(self, z, labels=None):
+        """The likelihood's raw parameters for latent vectors `z`, as a dict of float32 tensors
+        `(batch, H, W, C)`: {"logits"} (bernoulli), {"mean", "logvar"} (gaussian; only "mean"
+        with a fixed observation_variance) or {"mean", "log_scale"} (discretized_logistic)."""
+        z = tf.cast(z, tf.float32)
+        raw = self.decoder(self._inputs(z, self._labels(labels)), training=False)
+        return self._split_params(raw)
+
+    def decode(self, z, labels=None):
+        """Images in [0, 1] for latent vectors `z`: the likelihood's mean (bernoulli) or its
+        location clipped to [0, 1] (gaussian, discretized_logistic). A float32 tensor; works
+        inside `tf.function`."""
+        return self._likelihood_mean(self.decoder_params(z, labels))
+
+    def call(self, inputs, training=False):
+        """Reconstructs images through the posterior mean: `model(x)` or `model([x, labels])`."""
+        images, labels = self._unpack(inputs) if isinstance(inputs, (list, tuple)) else (inputs, None)
+        images = tf.cast(images, tf.float32)
+        labels = self._labels(labels)
+        mean, _ = self._posterior(images, labels, training=training)
+        raw = self.decoder(self._inputs(mean, labels), training=training)
+        return self._likelihood_mean(self._split_params(raw))
+
+    # -- the ELBO -----------------------------------------------------------------------------
+
+    def elbo_terms(self, images, labels, noise, training=False):
+        """(reconstruction, kl) per example, in nats, for posterior noise `noise`
+        `(batch, latent_dim)`: reconstruction = -log p(x | z) at z = mean + exp(logvar / 2) *
+        noise, kl = KL(q(z | x) || N(0, I)) in closed form. The ELBO is -(reconstruction + kl)."""
+        images = tf.cast(images, tf.float32)
+        mean, logvar = self._posterior(images, labels, training=training)
+        z = reparameterize(mean, logvar, tf.cast(noise, tf.float32))
+        raw = self.decoder(self._inputs(z, labels), training=training)
+        reconstruction = -self._log_prob(images, self._split_params(raw))
+        return reconstruction, kg_losses.gaussian_kl(mean, logvar)
+
+    def train_step(self, data):
+        images, labels = self._unpack(data)
+        images = tf.cast(images, tf.float32)
+        batch = tf.shape(images)[0]
+        noise = self.step_noise(
+            self.optimizer.iterations, _POSTERIOR_PURPOSE, batch, (self.latent_dim,)
+        )
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            reconstruction, kl = self.elbo_terms(images, labels, noise, training=True)
+            per_example = reconstruction + self.beta_variable * kl
+            loss = tf.reduce_sum(per_example) / self.global_batch_size(batch)
+            if self.losses:  # weight regularisers of the user's networks
+                loss = loss + tf.add_n(self.losses) / _num_replicas()
+            scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        self.apply_gradients(self.optimizer, grads, variables)
+        return self._update_trackers(per_example, reconstruction, kl)
+
+    def test_step(self, data):
+        images, labels = self._unpack(data)
+        images = tf.cast(images, tf.float32)
+        # A fixed step key: validation noise is the same at every evaluation.
+        noise = self.step_noise(
+            tf.constant(-1, tf.int64), _POSTERIOR_PURPOSE, tf.shape(images)[0], (self.latent_dim,)
+        )
+        reconstruction, kl = self.elbo_terms(images, labels, noise, training=False)
+        return self._update_trackers(reconstruction + self.beta_variable * kl, reconstruction, kl)
+
+    def _update_trackers(self, per_example, reconstruction, kl):
+        self.loss_tracker.update_state(per_example)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        return self.metrics_logs()
+
+    # -- data checks --------------------------------------------------------------------------
+
+    def check_data(self, x, y=None):
+        """Also checks the values of the first batch: the range the likelihood models, and the
+        labels of a conditional model."""
+        super().check_data(x, y)
+        images, labels = None, y
+        if isinstance(x, tf.data.Dataset):
+            batch = next(iter(x.take(1)), None)
+            if isinstance(batch, (tuple, list)):
+                images = batch[0]
+                labels = batch[1] if len(batch) > 1 and self.num_classes else None
+            elif batch is not None:
+                images = batch
+        elif isinstance(x, np.ndarray):
+            images = x
+        if images is not None:
+            self._check_values(keras.ops.convert_to_numpy(images))
+        if labels is not None:
+            labels = keras.ops.convert_to_numpy(labels)
+            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise ValueError(
+                    f"this VAE has num_classes={self.num_classes}, so labels must be in 0.."
+                    f"{self.num_classes - 1}; the data holds labels {int(labels.min())}.."
+                    f"{int(labels.max())}. Build the model with the data's number of classes."
+                )
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tf.data.Dataset, np.ndarray)):
+            self.check_data(validation)
+        elif isinstance(validation, (tuple, list)) and len(validation) and isinstance(
+            validation[0], np.ndarray
+        ):
+            self.check_data(validation[0])
+        return super().fit(x, y, *args, **kwargs)
+
+    def _check_values(self, images):
+        """Fails on data outside the range this likelihood models; a readable message."""
+        if not np.issubdtype(images.dtype, np.floating):
+            raise ValueError(
+                f"a VAE takes float images in [0, 1]; got dtype {images.dtype}. Load the data "
+                f"with keras_gen.data.load(..., image_range={self._suggested_range()!r})."
+            )
+        if images.size == 0:
+            return
+        lo, hi = float(images.min()), float(images.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"a VAE takes images in [0, 1]; the data holds values in [{lo:.3g}, {hi:.3g}]. "
+                f"Load it with keras_gen.data.load(..., image_range={self._suggested_range()!r})."
+            )
+        if self.likelihood == "discretized_logistic":
+            levels = images * 255.0
+            if np.max(np.abs(levels - np.round(levels))) > 1e-3:
+                raise ValueError(
+                    "likelihood='discretized_logistic' models 8-bit images, values k / 255; the "
+                    "data holds other values. Load it with image_range='unit' (not dequantised "
+                    "or resized), or use likelihood='gaussian'."
+                )
+        if self.likelihood == "bernoulli" and not self._warned_bernoulli:
+            if np.any((images != 0.0) & (images != 1.0)):
+                self._warned_bernoulli = True
+                warnings.warn(
+                    "likelihood='bernoulli' on images that are not binary: training works (a "
+                    "cross-entropy), but its nats are not a log-likelihood. For numbers that "
+                    "compare with papers load the data with image_range='binary'.",
+                    stacklevel=3,
+                )
+
+    def _suggested_range(self):
+        return "binary" if self.likelihood == "bernoulli" else "unit"
+
+    # -- sampling and reconstruction ----------------------------------------------------------
+
+    def latent_vectors(self, n, seed):
+        """The latent vectors `generate(n, seed)` uses (NumPy, so they are the same everywhere)."""
+        return np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
+
+    def generate(self, n, seed=None, labels=None, batch_size=256, z=None):
+        """`n` images decoded from z ~ N(0, I): float32 NumPy (n, H, W, C) in [0, 1], the
+        likelihood's mean (see `decode`). Same seed, same images."""
+        n = check_count(n)
+        labels = check_labels(labels, n, self.num_classes)
+        if z is None:
+            z = self.latent_vectors(n, self._generate_seed(seed))
+        else:
+            z = np.asarray(z, np.float32)
+            if z.shape != (n, self.latent_dim):
+                raise ValueError(f"z must have shape ({n}, {self.latent_dim}); got {z.shape}.")
+        return self._batched(
+            lambda zb, yb: self.decode(zb, yb), z, labels, n, batch_size
+        )
+
+    def reconstruct(self, x, labels=None, batch_size=256):
+        """Images decoded from the posterior mean of `x` (n, H, W, C): float32 NumPy in [0, 1]."""
+        x = self._check_images_arg("x", x)
+        labels = check_labels(labels, len(x), self.num_classes)
+
+        def run(xb, yb):
+            mean, _ = self.encode(xb, yb)
+            return self.decode(mean, yb)
+
+        return self._batched(run, x, labels, len(x), batch_size)
+
+    def interpolate(self, x_a, x_b, steps=8, labels=None):
+        """Decodes `steps` points on the line between the posterior means of `x_a` and `x_b`.
+
+        One image each (H, W, C) gives (steps, H, W, C); batches of n give (n, steps, H, W, C).
+        For a conditional VAE, `labels` (one int, or one per pair) conditions both ends.
+        """
+        steps = kg_data._check_positive_int("steps", steps)
+        single = np.ndim(x_a) == 3
+        x_a = self._check_images_arg("x_a", x_a[None] if single else x_a)
+        x_b = self._check_images_arg("x_b", x_b[None] if single else x_b)
+        if x_a.shape != x_b.shape:
+            raise ValueError(
+                f"x_a and x_b must have the same shape; got {x_a.shape} and {x_b.shape}."
+            )
+        n = len(x_a)
+        labels = check_labels(labels, n, self.num_classes)
+        y = None if labels is None else tf.constant(labels)
+        mean_a = keras.ops.convert_to_numpy(self.encode(x_a, y)[0])
+        mean_b = keras.ops.convert_to_numpy(self.encode(x_b, y)[0])
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
+        z = ((1.0 - t) * mean_a[:, None] + t * mean_b[:, None]).reshape(n * steps, -1)
+        y_all = None if labels is None else np.repeat(labels, steps)
+        out = self._batched(lambda zb, yb: self.decode(zb, yb), z, y_all, n * steps, 256)
+        out = out.reshape((n, steps) + self.image_shape)
+        return out[0] if single else out
+
+    def _check_images_arg(self, name, x):
+        x = np.asarray(x, np.float32)
+        if x.ndim != 4 or x.shape[1:] != self.image_shape:
+            raise ValueError(
+                f"{name} must be images (n, {', '.join(map(str, self.image_shape))}) in [0, 1]; "
+                f"got shape {x.shape}."
+            )
+        return x
+
+    def _batched(self, fn, inputs, labels, n, batch_size):
+        out = np.zeros((n,) + self.image_shape, np.float32)
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            yb = None if labels is None else tf.constant(labels[start:stop])
+            out[start:stop] = keras.ops.convert_to_numpy(fn(tf.constant(inputs[start:stop]), yb))
+        return np.clip(out, 0.0, 1.0)
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def evaluate_elbo(self, data, labels=None, batch_size=256, seed=0):
+        """The ELBO on `data` (a dataset of images or (images, labels), or a NumPy array with
+        `labels`), one posterior sample per image with the KL in closed form (beta is ignored:
+        this is the true bound). Returns a dict: `nats_per_image` (-ELBO, an upper bound on the
+        negative log-likelihood), `bits_per_dim`, `reconstruction` and `kl` (nats per image),
+        `num_examples`. The noise of batch i is the first sample `log_likelihood` uses for it
+        with the same seed and batching."""
+        reconstruction, kl = [], []
+        for i, (images, y) in enumerate(self._eval_batches(data, labels, batch_size)):
+            noise = self._eval_noise(seed, i, 1, tf.shape(images)[0])[0]
+            rec, k = self._elbo_batch(images, y, noise)
+            reconstruction.append(rec.numpy())
+            kl.append(k.numpy())
+        reconstruction = np.concatenate(reconstruction).astype(np.float64)
+        kl = np.concatenate(kl).astype(np.float64)
+        nats = float(np.mean(reconstruction + kl))
+        return {
+            "nats_per_image": nats,
+            "bits_per_dim": self._bits_per_dim(nats),
+            "reconstruction": float(np.mean(reconstruction)),
+            "kl": float(np.mean(kl)),
+            "num_examples": int(len(kl)),
+        }
+
+    def log_likelihood(self, data, labels=None, num_samples=100, batch_size=256, seed=0):
+        """The importance-weighted bound (IWAE, Burda et al. 2016) with `num_samples` posterior
+        samples per image: log p(x) >= E[log (1/k) sum_j p(x, z_j) / q(z_j | x)]. It is at least
+        the ELBO in expectation and tightens as k grows; k = 1 is the ELBO with a Monte Carlo
+        KL. Returns a dict: `nats_per_image` (the negative bound), `bits_per_dim`,
+        `num_samples`, `num_examples`."""
+        num_samples = kg_data._check_positive_int("num_samples", num_samples)
+        bounds = []
+        for i, (images, y) in enumerate(self._eval_batches(data, labels, batch_size)):
+            batch = int(images.shape[0])
+            noise = self._eval_noise(seed, i, num_samples, batch)
+            mean, logvar = self._posterior_batch(images, y)
+            chunk = max(1, _IWAE_IMAGES_PER_CALL // batch)
+            log_weights = [
+                self._log_weights_batch(images, y, mean, logvar, noise[j : j + chunk])
+                for j in range(0, num_samples, chunk)
+            ]
+            log_weights = tf.concat(log_weights, axis=0)  # (num_samples, batch)
+            bound = tf.reduce_logsumexp(log_weights, axis=0) - math.log(num_samples)
+            bounds.append(bound.numpy())
+        nats = float(-np.mean(np.concatenate(bounds).astype(np.float64)))
+        return {
+            "nats_per_image": nats,
+            "bits_per_dim": self._bits_per_dim(nats),
+            "num_samples": num_samples,
+            "num_examples": int(sum(len(b) for b in bounds)),
+        }
+
+    def _bits_per_dim(self, nats):
+        """Nats per image to bits per pixel value. For "gaussian" (a density on [0, 1]) the
+        density is first rescaled to pixel units [0, 255]; it is comparable with discrete
+        likelihoods only on dequantised data."""
+        if self.likelihood == "gaussian":
+            nats = nats + self.num_dimensions * math.log(255.0)
+        return nats / (self.num_dimensions * math.log(2.0))
+
+    def _eval_noise(self, seed, batch_index, num_samples, batch):
+        seed = tf.constant([resolve_seed(seed), batch_index], tf.int64)
+        return tf.random.stateless_normal((num_samples, batch, self.latent_dim), seed=seed)
+
+    @tf.function(reduce_retracing=True)
+    def _elbo_batch(self, images, labels, noise):
+        return self.elbo_terms(images, labels, noise, training=False)
+
+    @tf.function(reduce_retracing=True)
+    def _posterior_batch(self, images, labels):
+        return self._posterior(images, labels)
+
+    @tf.function(reduce_retracing=True)
+    def _log_weights_batch(self, images, labels, mean, logvar, noise):
+        """log p(x, z_j) - log q(z_j | x) for noise (samples, batch, latent_dim)."""
+        samples, batch = tf.shape(noise)[0], tf.shape(noise)[1]
+        z = reparameterize(mean[None], logvar[None], noise)
+        flat_z = tf.reshape(z, (-1, self.latent_dim))
+        repeated = tf.reshape(
+            tf.tile(images[None], [samples] + [1] * len(images.shape)),
+            (-1,) + self.image_shape,
+        )
+        flat_labels = None if labels is None else tf.reshape(tf.tile(labels[None], [samples, 1]), [-1])
+        raw = self.decoder(self._inputs(flat_z, flat_labels), training=False)
+        log_px = tf.reshape(self._log_prob(repeated, self._split_params(raw)), (samples, batch))
+        zeros = tf.zeros_like(z)
+        log_pz = kg_losses.diagonal_gaussian_log_prob(z, zeros, zeros)
+        log_qz = kg_losses.diagonal_gaussian_log_prob(z, mean[None], logvar[None])
+        return log_px + log_pz - log_qz
+
+    def _eval_batches(self, data, labels, batch_size):
+        """(images, labels or None) float32/int32 tensors per batch, with the data checked."""
+        if isinstance(data, tf.data.Dataset):
+            self.check_data(data)
+            for batch in data:
+                images, y = self._unpack(batch)
+                self._check_values(images.numpy())
+                yield tf.cast(images, tf.float32), None if y is None else tf.cast(y, tf.int32)
+            return
+        x = np.asarray(data)
+        self.check_data(x)
+        self._check_values(x)
+        x = x.astype(np.float32)
+        labels = check_labels(labels, len(x), self.num_classes)
+        for start in range(0, len(x), batch_size):
+            yb = None if labels is None else tf.constant(labels[start : start + batch_size])
+            yield tf.constant(x[start : start + batch_size]), yb
+
+    # -- serialisation ------------------------------------------------------------------------
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("image_shape")
+        config.update(
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            decoder=keras.saving.serialize_keras_object(self.decoder),
+            latent_dim=self.latent_dim,
+            likelihood=self.likelihood,
+            beta=self.target_beta,
+            observation_variance=self.observation_variance,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class ConvVAE(VAE):
+    """A VAE with convolutional networks for square images whose side is a multiple of 4 from 8
+    to 128, with 1 or 3 channels (the sizes DCGAN takes).
+
+    Encoder: inputs rescaled to [-1, 1], a 3x3 convolution, then strided 4x4 convolutions (SiLU)
+    halving the side down to 7, 4 or 3 pixels, and two dense heads, mean and log-variance.
+    Decoder: the mirror image with transposed convolutions, ending in a 3x3 convolution to the
+    likelihood's parameters. No batch normalisation, so the ELBO of an image does not depend on
+    the rest of its batch. Conditional models add a label embedding to the encoder's features
+    and to the decoder's input. The model's seed also fixes the initial weights.
+    """
+
+    def __init__(
+        self,
+        image_shape,
+        latent_dim=32,
+        num_classes=None,
+        likelihood="bernoulli",
+        filters=32,
+        observation_variance=None,
+        **kwargs,
+    ):
+        image_shape = check_dcgan_shape(image_shape)
+        latent_dim = kg_data._check_positive_int("latent_dim", latent_dim)
+        kg_data._check_choice("likelihood", likelihood, kg_losses.IMAGE_LIKELIHOODS)
+        self.filters = kg_data._check_positive_int("filters", filters)
+        if num_classes is not None:
+            num_classes = kg_data._check_positive_int("num_classes", num_classes)
+        kwargs["seed"] = seed = resolve_seed(kwargs.get("seed"))
+        params = _params_per_channel(likelihood, observation_variance)
+        encoder = conv_encoder(image_shape, latent_dim, num_classes, filters, seed=seed)
+        decoder = conv_decoder(image_shape, latent_dim, num_classes, filters, params, seed=seed)
+        super().__init__(
+            encoder,
+            decoder,
+            latent_dim,
+            likelihood=likelihood,
+            observation_variance=observation_variance,
+            num_classes=num_classes,
+            **kwargs,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        del config["encoder"], config["decoder"]
+        config.update(image_shape=list(self.image_shape), filters=self.filters)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class KLWarmup(keras.callbacks.Callback):
+    """Anneals a VAE's beta linearly from 0 to `target` (default: the model's constructor beta)
+    over the first `epochs` epochs or `steps` training steps, then holds it; a common remedy for
+    posterior collapse (Bowman et al. 2016; Sønderby et al. 2016).
+
+    Counting uses `model.optimizer.iterations` (for `steps`) and the epoch index, so a resumed
+    run continues the schedule where it stopped. With `epochs`, beta also grows within an epoch
+    when the number of steps per epoch is known.
+    """
+
+    def __init__(self, epochs=None, steps=None, target=None):
+        super().__init__()
+        if (epochs is None) == (steps is None):
+            raise ValueError(
+                f"KLWarmup takes exactly one of epochs= or steps=; got epochs={epochs!r}, "
+                f"steps={steps!r}."
+            )
+        self.epochs = None if epochs is None else kg_data._check_positive_int("epochs", epochs)
+        self.steps = None if steps is None else kg_data._check_positive_int("steps", steps)
+        self.target = None if target is None else _check_beta(target)
+        self._epoch = 0
+
+    def _set(self, progress):
+        if not hasattr(self.model, "beta_variable"):
+            raise ValueError(
+                f"KLWarmup works on a keras_gen VAE; got {type(self.model).__name__}."
+            )
+        target = self.target if self.target is not None else self.model.target_beta
+        self.model.beta_variable.assign(target * min(1.0, max(0.0, progress)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        if self.epochs is not None:
+            self._set(epoch / self.epochs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.steps is not None:
+            self._set(int(self.model.optimizer.iterations.numpy()) / self.steps)
+        elif self.params and self.params.get("steps"):
+            self._set((self._epoch + batch / self.params["steps"]) / self.epochs)
+
+
+# --------------------------------------------------------------------------------------------
+# Networks
+
+
+class _Initializers:
+    """Seeded Glorot-uniform initialisers, a new seed per layer, so equal seeds give equal runs.
+    `stream` separates the networks of one model (encoder 0, decoder 1); the spacing keeps the
+    seeds of different model seeds and streams apart (fewer than 500 layers per network)."""
+
+    def __init__(self, seed, stream=0):
+        self.seed = None if seed is None else int(seed) * 1013 + 500 * stream
+
+    def __call__(self):
+        if self.seed is None:
+            return keras.initializers.GlorotUniform()
+        self.seed += 1
+        return keras.initializers.GlorotUniform(seed=self.seed)
+
+
+def _widths(filters, count):
+    return [min(filters * 2 ** (i + 1), 256) for i in range(count)]
+
+
+def conv_encoder(image_shape, latent_dim, num_classes=None, filters=32, seed=None):
+    init = _Initializers(seed)
+    h, _, _ = image_shape
+    _, downs = _upsampling_plan(h)
+    images = keras.Input(tuple(image_shape), name="images")
+    inputs = [images]
+    x = keras.layers.Rescaling(2.0, offset=-1.0)(images)
+    x = keras.layers.Conv2D(
+        filters, 3, padding="same", activation="silu", kernel_initializer=init()
+    )(x)
+    for width in _widths(filters, downs):
+        x = keras.layers.Conv2D(
+            width, 4, strides=2, padding="same", activation="silu", kernel_initializer=init()
+        )(x)
+    x = keras.layers.Flatten()(x)
+    if num_classes is not None:
+        label = keras.Input((), dtype="int32", name="label")
+        inputs.append(label)
+        embedded = keras.layers.Embedding(
+            num_classes, 16, embeddings_initializer=init(), name="label_embedding"
+        )(label)
+        x = keras.layers.Concatenate()([x, embedded])
+    mean = keras.layers.Dense(latent_dim, kernel_initializer=init(), dtype="float32", name="mean")(x)
+    logvar = keras.layers.Dense(
+        latent_dim, kernel_initializer=init(), dtype="float32", name="logvar"
+    )(x)
+    return keras.Model(inputs if len(inputs) > 1 else images, [mean, logvar], name="encoder")
+
+
+def conv_decoder(image_shape, latent_dim, num_classes=None, filters=32, params_per_channel=1, seed=None):
+    init = _Initializers(seed, stream=1)
+    h, _, c = image_shape
+    start, ups = _upsampling_plan(h)
+    widths = _widths(filters, ups)[::-1]
+    z = keras.Input((latent_dim,), name="z")
+    inputs = [z]
+    x = z
+    if num_classes is not None:
+        label = keras.Input((), dtype="int32", name="label")
+        inputs.append(label)
+        embedded = keras.layers.Embedding(
+            num_classes, 16, embeddings_initializer=init(), name="label_embedding"
+        )(label)
+        x = keras.layers.Concatenate()([z, embedded])
+    first = widths[0] if widths else filters
+    x = keras.layers.Dense(start * start * first, activation="silu", kernel_initializer=init())(x)
+    x = keras.layers.Reshape((start, start, first))(x)
+    for width in widths[1:] + [filters]:
+        x = keras.layers.Conv2DTranspose(
+            width, 4, strides=2, padding="same", activation="silu", kernel_initializer=init()
+        )(x)
+    params = keras.layers.Conv2D(
+        c * params_per_channel, 3, padding="same", kernel_initializer=init(), dtype="float32",
+        name="likelihood_params",
+    )(x)
+    return keras.Model(inputs if len(inputs) > 1 else z, params, name="decoder")
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _check_beta(beta):
+    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.floating, np.integer)) or not (
+        beta >= 0 and math.isfinite(beta)
+    ):
+        raise ValueError(f"beta must be a finite number >= 0 (1.0 is the ELBO); got {beta!r}.")
+    return float(beta)
+
+
+def _params_per_channel(likelihood, observation_variance):
+    if likelihood == "bernoulli":
+        return 1
+    if likelihood == "gaussian" and observation_variance is not None:
+        return 1
+    return 2
+
+
+def _num_replicas():
+    ctx = tf.distribute.get_replica_context()
+    return ctx.num_replicas_in_sync if ctx is not None else 1
+
+
+def _decoder_image_shape(decoder, latent_dim, num_classes, params_per_channel, likelihood):
+    """The image shape, from the decoder's output on two latent vectors."""
+    z = tf.zeros((2, latent_dim), tf.float32)
+    y = tf.zeros((2,), tf.int32)
+    try:
+        raw = decoder(z if num_classes is None else [z, y], training=False)
+    except Exception as e:
+        raise ValueError(
+            f"the decoder cannot take latent vectors of size latent_dim={latent_dim}"
+            + (" with labels [z, labels]" if num_classes else "")
+            + f": {str(e)[:500]}"
+        ) from e
+    shape = tuple(getattr(raw, "shape", ()))
+    if len(shape) != 4 or shape[-1] % params_per_channel:
+        raise ValueError(
+            f"the decoder must return likelihood parameters (batch, H, W, {params_per_channel} * "
+            f"channels) for likelihood={likelihood!r}; got shape {shape}."
+        )
+    return (shape[1], shape[2], shape[3] // params_per_channel)
