@@ -12,7 +12,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from keras_gen import callbacks, data, distribute, layers, losses, metrics, models  # noqa: E402
+from keras_gen import callbacks, data, distribute, layers, losses, metrics, models, training  # noqa: E402
 from keras_gen.version import __version__  # noqa: E402
 
-__all__ = ["callbacks", "data", "distribute", "layers", "losses", "metrics", "models", "__version__"]
+__all__ = ["callbacks", "data", "distribute", "layers", "losses", "metrics", "models", "training", "__version__"]

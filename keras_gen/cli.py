@@ -21,6 +21,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the command's output 
 class CommandError(Exception):
     """A user error: printed as one line, exit code 2."""
 
+    exit_code = 2
+
+
+class DivergedError(CommandError):
+    """Training stopped at a NaN/Inf loss: exit code 3, the last good checkpoint is kept."""
+
+    exit_code = 3
+
 
 # --------------------------------------------------------------------------------------------
 # Families: how the command builds, compiles and feeds each model.
@@ -56,8 +64,56 @@ def _compile_dcgan(model, args):
     model.compile(jit_compile=args.jit_compile, steps_per_execution=args.steps_per_execution, **kwargs)
 
 
+def _compile_adam(model, args, default_lr):
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.lr or default_lr), jit_compile=args.jit_compile,
+        steps_per_execution=args.steps_per_execution,
+    )
+
+
+def _build_vae(args, info):
+    from keras_gen.models import ConvVAE
+
+    return ConvVAE(
+        info.image_shape,
+        latent_dim=args.latent_dim or 32,
+        num_classes=info.num_classes if args.conditional else None,
+        likelihood=args.likelihood or "discretized_logistic",
+        filters=args.filters or 32,
+        beta=1.0 if args.beta is None else args.beta,
+        seed=args.seed,
+    )
+
+
+def _build_pixelcnn(args, info):
+    from keras_gen.models import PixelCNN
+
+    return PixelCNN(
+        info.image_shape,
+        levels=args.levels or 256,
+        filters=args.filters or 64,
+        num_layers=args.num_layers or 7,
+        variant=args.variant or "gated",
+        likelihood=args.likelihood or "categorical",
+        num_classes=info.num_classes if args.conditional else None,
+        seed=args.seed,
+    )
+
+
 FAMILIES = {
     "dcgan": {"build": _build_dcgan, "compile": _compile_dcgan, "image_range": lambda args: "tanh"},
+    "vae": {
+        "build": _build_vae,
+        "compile": lambda model, args: _compile_adam(model, args, 1e-3),
+        "image_range": lambda args: "binary" if args.likelihood == "bernoulli" else "unit",
+    },
+    "pixelcnn": {
+        "build": _build_pixelcnn,
+        "compile": lambda model, args: _compile_adam(model, args, 1e-3),
+        "image_range": lambda args: "binary" if (args.levels or 256) == 2 else "levels",
+    },
 }
 
 
@@ -85,7 +141,8 @@ def _prepare_out_dir(out, resume, force):
 TRAIN_SETTINGS = (
     "model", "dataset", "epochs", "batch_size", "lr", "d_lr", "g_lr", "loss", "latent_dim",
     "filters", "seed", "conditional", "ema_decay", "samples", "jit_compile",
-    "steps_per_execution", "data_dir", "split", "strategy",
+    "steps_per_execution", "data_dir", "split", "strategy", "checkpoint_every",
+    "likelihood", "beta", "kl_warmup_epochs", "levels", "num_layers", "variant",
 )
 
 
@@ -96,10 +153,16 @@ def cmd_train(args):
         if not config_path.exists():
             raise CommandError(f"--resume: {config_path} is missing, so {out} is not a keras-gen run.")
         saved = json.loads(config_path.read_text())
+        if not (out / "checkpoints" / "checkpoint.json").exists() and (out / "model.keras").exists():
+            raise CommandError(
+                f"--resume: {out} has a model but no checkpoints/checkpoint.json (it was written "
+                "by an older keras-gen, or its checkpoints were deleted), so it cannot be resumed "
+                "exactly. Start a new run with another --out."
+            )
         for key in TRAIN_SETTINGS:  # the run's own settings win; --epochs may extend it
             if key != "epochs" and key in saved["args"]:
                 setattr(args, key, saved["args"][key])
-    if args.model not in FAMILIES:
+    if getattr(args, "model", None) not in FAMILIES:
         raise CommandError(
             f"--model must be one of {', '.join(sorted(FAMILIES))}; got {args.model!r}."
         )
@@ -113,16 +176,12 @@ def cmd_train(args):
     import keras_gen
     from keras_gen import callbacks as kg_callbacks
     from keras_gen import data as kg_data
+    from keras_gen import training
 
     family = FAMILIES[args.model]
     info = kg_data.info(args.dataset, split=args.split, data_dir=args.data_dir)
     if args.conditional and not info.num_classes:
         raise CommandError(f"--conditional: the data set {args.dataset!r} has no labels.")
-    dataset = kg_data.load(
-        args.dataset, split=args.split, batch_size=args.batch_size,
-        image_range=family["image_range"](args), with_labels=bool(args.conditional),
-        seed=args.seed, data_dir=args.data_dir,
-    )
     from keras_gen import distribute
 
     strategy = distribute.get_strategy(args.strategy)
@@ -139,28 +198,68 @@ def cmd_train(args):
                          "tensorflow": _version("tensorflow")},
             "command": " ".join(sys.argv),
         }
-        config_path.write_text(json.dumps(config, indent=2, default=str))
+        training.write_atomic(
+            config_path, lambda p: Path(p).write_text(json.dumps(config, indent=2, default=str))
+        )
     callbacks = [
-        # Kept after the run ends too, so --resume can also extend a finished run.
-        keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=False),
         keras.callbacks.TensorBoard(str(out / "logs")),
         kg_callbacks.SampleGrid(
             log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=args.samples, seed=args.seed
         ),
-        keras.callbacks.ModelCheckpoint(str(out / "model.keras")),
-        keras.callbacks.TerminateOnNaN(),
     ]
-    start = time.time()
-    history = model.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose)
-    model.save(out / "model.keras")
-    elapsed = time.time() - start
-    summary = {k: float(v[-1]) for k, v in history.history.items()}
+    if args.model == "vae":
+        callbacks.append(kg_callbacks.Reconstructions(
+            kg_data.load(args.dataset, split=args.split, batch_size=16,
+                         image_range=family["image_range"](args),
+                         with_labels=bool(args.conditional), shuffle=False, seed=args.seed),
+            log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=16,
+        ))
+        if args.kl_warmup_epochs:
+            from keras_gen.models import KLWarmup
+
+            callbacks.append(KLWarmup(epochs=args.kl_warmup_epochs))
     history_path = out / "history.json"
-    full = json.loads(history_path.read_text()) if history_path.exists() else {}
-    for key, values in history.history.items():
-        full.setdefault(key, []).extend(float(v) for v in values)
-    history_path.write_text(json.dumps(full, indent=1))
-    print(f"trained {args.model} on {args.dataset} for {args.epochs} epochs in {elapsed:.0f} s: "
+
+    def on_epoch_end(epoch, logs):
+        # The model file and the history are replaced atomically, so a kill leaves them whole.
+        if not distribute.is_chief():  # every worker saves (it may read synchronised state)
+            scratch = out / f".worker-{os.getpid()}"
+            scratch.mkdir(exist_ok=True)
+            model.save(scratch / "model.keras")
+            shutil.rmtree(scratch, ignore_errors=True)
+            return
+        training.write_atomic(out / "model.keras", model.save)
+        full = json.loads(history_path.read_text()) if history_path.exists() else {}
+        for key, value in logs.items():
+            full.setdefault(key, []).append(float(value))
+        training.write_atomic(history_path, lambda p: Path(p).write_text(json.dumps(full, indent=1)))
+
+    start = time.time()
+    try:
+        history = training.fit(
+            model,
+            lambda epoch: kg_data.load(
+                args.dataset, split=args.split, batch_size=args.batch_size,
+                image_range=family["image_range"](args), with_labels=bool(args.conditional),
+                seed=training.epoch_seed(args.seed, epoch), data_dir=args.data_dir,
+            ),
+            epochs=args.epochs,
+            checkpoint_dir=out / "checkpoints",
+            checkpoint_every=args.checkpoint_every or None,
+            callbacks=callbacks,
+            verbose=args.verbose,
+            resume=args.resume,
+            on_epoch_end=on_epoch_end,
+        )
+    except training.TrainingDiverged as e:
+        raise DivergedError(str(e)) from e
+    elapsed = time.time() - start
+    if not history:
+        print(f"the run in {out} has already trained {args.epochs} epochs; pass a larger --epochs "
+              "to continue it.")
+        return 0
+    summary = {k: v[-1] for k, v in history.items()}
+    print(f"trained {args.model} on {args.dataset} to epoch {args.epochs} in {elapsed:.0f} s: "
           + ", ".join(f"{k}={v:.4f}" for k, v in summary.items()))
     print(f"model: {out / 'model.keras'}  samples: {out / 'samples'}  "
           f"TensorBoard: tensorboard --logdir {out / 'logs'}")
@@ -171,8 +270,63 @@ def cmd_train(args):
 # sample
 
 
+def _check_keras_file(path):
+    """Reads the `.keras` archive's own description (JSON, never a pickle) and fails clearly if
+    it is not a keras-gen model this version can load."""
+    import zipfile
+
+    import keras
+
+    import keras_gen
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "config.json" not in names:
+                raise CommandError(
+                    f"--model: cannot load {path}: it is a zip archive but not a Keras .keras file (no "
+                    "config.json). Pass a model saved by keras-gen train or model.save()."
+                )
+            config = json.loads(archive.read("config.json"))
+            metadata_json = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
+    except zipfile.BadZipFile:
+        raise CommandError(
+            f"--model: cannot load {path}: it is not a Keras .keras file (not a zip archive). Pass a model saved "
+            "by keras-gen train or model.save()."
+        ) from None
+    except (ValueError, KeyError) as e:
+        raise CommandError(f"--model: cannot load {path}: it is a damaged .keras file ({e}).") from None
+    saved_keras = str(metadata_json.get("keras_version", ""))
+    if saved_keras and saved_keras.split(".")[0] != keras.__version__.split(".")[0]:
+        raise CommandError(
+            f"--model: {path} was saved by Keras {saved_keras}; this keras-gen runs on Keras "
+            f"{keras.__version__}. Load it with a matching Keras version and re-save it."
+        )
+    registered = str(config.get("registered_name") or "")
+    module = str(config.get("module") or "")
+    class_name = config.get("class_name")
+    if not registered.startswith("keras_gen>") and not module.startswith("keras_gen"):
+        raise CommandError(
+            f"--model: {path} holds a {module + '.' if module else ''}{class_name} model, not a "
+            "keras-gen generative model. Pass a model saved by keras-gen train or a keras-gen "
+            "model's save()."
+        )
+    if keras.saving.get_registered_object(registered) is None:
+        raise CommandError(
+            f"--model: {path} holds a keras-gen {class_name}, which this keras-gen "
+            f"{keras_gen.__version__} does not have. Use the keras-gen version that saved it."
+        )
+    saved_version = (config.get("config") or {}).get("keras_gen_version")
+    if saved_version and str(saved_version).split(".")[:2] != keras_gen.__version__.split(".")[:2]:
+        raise CommandError(
+            f"--model: {path} was saved by keras-gen {saved_version}; this is keras-gen "
+            f"{keras_gen.__version__}, which may not read it. Use keras-gen {saved_version}."
+        )
+
+
 def load_model(path):
-    """Loads a keras-gen `.keras` file (safe_mode stays on), with a clear error otherwise."""
+    """Loads a keras-gen `.keras` file with safe_mode=True (nothing is ever unpickled), with a
+    clear error for anything else."""
     import keras
 
     import keras_gen  # noqa: F401  (registers the model classes)
@@ -180,10 +334,11 @@ def load_model(path):
     path = Path(path)
     if not path.exists():
         raise CommandError(f"--model: {path} does not exist.")
-    if path.suffix != ".keras":
+    if path.is_dir() or path.suffix != ".keras":
         raise CommandError(f"--model must be a .keras file saved by keras-gen; got {path}.")
+    _check_keras_file(path)
     try:
-        model = keras.models.load_model(path)
+        model = keras.models.load_model(path, safe_mode=True)
     except Exception as e:
         raise CommandError(f"cannot load {path} as a keras-gen model: {e}") from e
     if not hasattr(model, "generate"):
@@ -229,6 +384,66 @@ def cmd_sample(args):
         save_grid(out, images)
     print(f"wrote {args.n} images to {out}")
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate
+
+SAMPLE_METRICS = ("fid", "kid", "precision", "recall")
+LIKELIHOOD_METRICS = ("bpd", "elbo", "iwae", "bits_per_dim", "neg_elbo", "neg_iwae")
+
+
+def cmd_evaluate(args):
+    from keras_gen import data as kg_data
+    from keras_gen import metrics as kg_metrics
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not args.force:
+        raise CommandError(f"{out} exists; pass --force to overwrite it.")
+    model = load_model(args.model)
+    names = (args.metrics.split(",") if args.metrics else list(kg_metrics.default_metrics(model)))
+    unknown = [m for m in names if m not in SAMPLE_METRICS + LIKELIHOOD_METRICS]
+    if unknown:
+        raise CommandError(
+            f"--metrics: unknown {unknown}; choose from {', '.join(SAMPLE_METRICS + LIKELIHOOD_METRICS)}."
+        )
+    results = {}
+    sample_metrics = [m for m in names if m in SAMPLE_METRICS]
+    if sample_metrics:
+        reference = kg_data.load(args.dataset, split=args.split, batch_size=250, image_range="unit",
+                                 shuffle=False, data_dir=args.data_dir)
+        extractor = args.extractor or kg_metrics.default_extractor(model.image_shape)
+        results.update(kg_metrics.quality_metrics(
+            model, reference, sample_metrics, extractor, num_samples=args.num_samples, seed=args.seed,
+        ))
+    likelihood_metrics = [m for m in names if m in LIKELIHOOD_METRICS]
+    if likelihood_metrics:
+        image_range = _model_image_range(model)
+        dataset = kg_data.load(args.dataset, split=args.split, batch_size=250, image_range=image_range,
+                               with_labels=bool(getattr(model, "num_classes", None)), shuffle=False,
+                               seed=args.seed, data_dir=args.data_dir)
+        results.update(kg_metrics.evaluate_model(
+            model, dataset, likelihood_metrics, num_importance_samples=args.importance_samples,
+        ))
+    results = {k: (float(v) if not isinstance(v, (list, tuple, dict)) else v) for k, v in results.items()}
+    width = max(len(k) for k in results) if results else 0
+    for key, value in results.items():
+        print(f"{key:{width}s}  {value:.6g}" if isinstance(value, float) else f"{key:{width}s}  {value}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"model": str(args.model), "dataset": args.dataset,
+                                   "split": args.split, "results": results}, indent=2))
+        print(f"wrote {out}")
+    return 0
+
+
+def _model_image_range(model):
+    """The data range a likelihood model was trained on."""
+    if hasattr(model, "levels"):  # PixelCNN
+        return "binary" if model.levels == 2 else "levels"
+    if getattr(model, "likelihood", None) == "bernoulli":
+        return "binary"
+    return "unit"
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,6 +505,14 @@ def build_parser():
     train.add_argument("--conditional", action="store_true", help="condition on the class labels")
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--samples", type=int, default=64, help="images in each sample grid")
+    train.add_argument("--likelihood", default=None,
+                       help="VAE: bernoulli, gaussian, discretized_logistic (default); "
+                            "PixelCNN: categorical (default), logistic_mixture")
+    train.add_argument("--beta", type=float, default=None, help="VAE: weight of the KL term")
+    train.add_argument("--kl-warmup-epochs", type=int, default=None, help="VAE: anneal beta from 0")
+    train.add_argument("--levels", type=int, default=None, help="PixelCNN: pixel levels (256, or 2)")
+    train.add_argument("--num-layers", type=int, default=None, help="PixelCNN: blocks")
+    train.add_argument("--variant", default=None, choices=["gated", "original"], help="PixelCNN variant")
     train.add_argument("--jit-compile", type=_jit, default="auto", choices=["auto", True, False],
                        metavar="{auto,on,off}", help="XLA compilation of the train step")
     train.add_argument("--steps-per-execution", type=int, default=1)
@@ -297,7 +520,12 @@ def build_parser():
                        choices=["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"],
                        help="tf.distribute strategy; --batch-size is the global batch")
     train.add_argument("--out", required=True, help="run folder")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS",
+                       help="also checkpoint every STEPS steps, for exact resume after a kill "
+                       "(0: at each epoch's end only)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its last checkpoint (exactly, even "
+                       "after a kill in the middle of an epoch)")
     train.add_argument("--force", action="store_true", help="delete an existing --out first")
     train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
     train.set_defaults(func=cmd_train)
@@ -310,6 +538,23 @@ def build_parser():
     sample.add_argument("--out", required=True, help=".png (a grid) or .npy (float32 [0, 1])")
     sample.add_argument("--force", action="store_true", help="overwrite --out")
     sample.set_defaults(func=cmd_sample)
+
+    evaluate = sub.add_parser("evaluate", help="quality metrics of a saved model")
+    evaluate.add_argument("--model", required=True, help="a .keras file written by keras-gen")
+    evaluate.add_argument("--dataset", required=True, help="reference / test data (see keras-gen info)")
+    evaluate.add_argument("--split", default="train")
+    evaluate.add_argument("--data-dir", default=None)
+    evaluate.add_argument("--metrics", default=None,
+                          help="comma-separated: fid,kid,precision,recall (samples) and bpd,elbo,iwae "
+                               "(likelihoods); default: the family's own")
+    evaluate.add_argument("--num-samples", type=int, default=10000, help="generated images for fid/kid")
+    evaluate.add_argument("--importance-samples", type=int, default=100, help="k of the IWAE bound")
+    evaluate.add_argument("--extractor", default=None,
+                          help="feature extractor: fashion_mnist, inception_v3 or a .keras file")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--out", default=None, help="write the results as JSON")
+    evaluate.add_argument("--force", action="store_true", help="overwrite --out")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     info = sub.add_parser("info", help="list data sets and models")
     info.set_defaults(func=cmd_info)
@@ -329,7 +574,7 @@ def main(argv=None):
         return args.func(args) or 0
     except CommandError as e:
         print(f"keras-gen {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     except ValueError as e:  # the library's own input errors: say them plainly
         print(f"keras-gen {args.command}: error: {e}", file=sys.stderr)
         return 2

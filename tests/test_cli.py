@@ -91,3 +91,37 @@ def test_train_under_mirrored_strategy(tmp_path):
     assert cli.main(["train", *TINY, "--epochs", "1", "--out", str(out), "--strategy", "mirrored"]) == 0
     assert json.loads((out / "config.json").read_text())["args"]["strategy"] == "mirrored"
     assert (out / "model.keras").is_file()
+
+
+def test_evaluate_writes_json(run, tmp_path):
+    # An 8x8 model needs an extractor of its own: a tiny feature model saved as .keras.
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    features = keras.layers.Flatten()(inputs)
+    keras.Model(inputs, features).save(tmp_path / "features.keras")
+    out = tmp_path / "results.json"
+    assert cli.main(["evaluate", "--model", str(run / "model.keras"), "--dataset", "digits",
+                     "--split", "train[:200]", "--metrics", "fid,kid", "--num-samples", "200",
+                     "--extractor", str(tmp_path / "features.keras"), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert results["fid"] > 0 and "kid" in results
+    assert cli.main(["evaluate", "--model", str(run / "model.keras"), "--dataset", "digits",
+                     "--metrics", "fid", "--out", str(out)]) == 2  # exists, no --force
+
+
+@pytest.mark.parametrize("family, extra", [
+    ("vae", ["--likelihood", "bernoulli"]),
+    ("pixelcnn", ["--levels", "2", "--num-layers", "2"]),
+])
+def test_train_and_evaluate_other_families(family, extra, tmp_path):
+    out = tmp_path / family
+    args = ["train", "--model", family, "--dataset", "digits", "--split", "train[:64]", "--batch-size", "32",
+            "--filters", "8", "--epochs", "1", "--seed", "0", "--verbose", "0", "--out", str(out), *extra]
+    assert cli.main(args) == 0
+    assert (out / "model.keras").is_file() and (out / "samples" / "epoch_001.png").is_file()
+    assert cli.main(["evaluate", "--model", str(out / "model.keras"), "--dataset", "digits",
+                     "--split", "train[:64]", "--out", str(tmp_path / "r.json")]) == 0
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    key = "bits_per_dim" if family == "pixelcnn" else "neg_elbo"
+    assert np.isfinite(results[key]) and results[key] > 0

@@ -303,3 +303,20 @@ def test_bad_sampling_arguments():
         model.complete(np.zeros((1, 6, 6, 1), np.int32), known_rows=7)
     with pytest.raises(ValueError, match="unconditional"):
         model.sample(1, labels=[0])
+
+
+def test_loaded_model_keeps_its_optimizer_state(tmp_path):
+    import keras
+
+    from keras_gen import data
+    from keras_gen.models import PixelCNN
+
+    model = PixelCNN((8, 8, 1), levels=2, filters=8, num_layers=2, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-4))
+    model.fit(data.load("digits", split="train[:32]", batch_size=16, image_range="binary", seed=0), epochs=1, verbose=0)
+    model.save(tmp_path / "p.keras")
+    loaded = keras.models.load_model(tmp_path / "p.keras")
+    assert int(loaded.optimizer.iterations) == 2
+    assert abs(float(loaded.optimizer.learning_rate) - 3e-4) < 1e-9
+    for a, b in zip(loaded.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

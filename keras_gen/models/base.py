@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from keras_gen import data as kg_data
+from keras_gen.version import __version__
 
 
 def resolve_seed(seed):
@@ -65,6 +66,8 @@ class GenerativeModel(keras.Model):
     """
 
     def __init__(self, image_shape, num_classes=None, seed=None, **kwargs):
+        # Written by get_config so a loader can tell which version saved a model; not an option.
+        kwargs.pop("keras_gen_version", None)
         super().__init__(**kwargs)
         self.image_shape = tuple(int(d) for d in image_shape)
         if num_classes is not None:
@@ -132,12 +135,16 @@ class GenerativeModel(keras.Model):
             return images, None
         labels = tf.cast(labels, tf.int32)
         if not self.jit_compile:  # XLA has no Assert op; the check is for eager/graph runs
-            tf.debugging.assert_less(
-                labels, self.num_classes,
-                message=f"a label in the data is >= num_classes={self.num_classes}: build the model "
-                "with the data's number of classes (keras_gen.data.info(name).num_classes)",
-            )
-            tf.debugging.assert_non_negative(labels, message="a label in the data is negative")
+            checks = [
+                tf.debugging.assert_less(
+                    labels, self.num_classes,
+                    message=f"a label in the data is >= num_classes={self.num_classes}: build the "
+                    "model with the data's number of classes (keras_gen.data.info(name).num_classes)",
+                ),
+                tf.debugging.assert_non_negative(labels, message="a label in the data is negative"),
+            ]
+            with tf.control_dependencies(checks):  # before any embedding lookup uses them
+                labels = tf.identity(labels)
         return images, labels
 
     def check_data(self, x, y=None):
@@ -176,6 +183,16 @@ class GenerativeModel(keras.Model):
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.optimized_variables())
+
+    def get_compile_config(self):
+        # The families' compile() takes optimisers only, so that is all a saved file needs to
+        # restore (with their state) on load.
+        if not getattr(self, "compiled", False):
+            return None
+        return {"optimizer": keras.saving.serialize_keras_object(self.optimizer)}
+
+    def compile_from_config(self, config):
+        self.compile(optimizer=keras.saving.deserialize_keras_object(config["optimizer"]))
 
     def optimized_variables(self):
         """The variables Keras' own `optimizer` updates (a GAN's: the generator's only)."""
@@ -228,4 +245,5 @@ class GenerativeModel(keras.Model):
             "num_classes": self.num_classes,
             "seed": self.seed,
             "name": self.name,
+            "keras_gen_version": __version__,
         }

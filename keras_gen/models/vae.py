@@ -159,14 +159,6 @@ class VAE(GenerativeModel):
             optimizer = keras.optimizers.Adam(1e-3)
         super().compile(optimizer=self.loss_scaled(keras.optimizers.get(optimizer)), **kwargs)
 
-    def get_compile_config(self):
-        if not getattr(self, "compiled", False):
-            return None
-        return {"optimizer": keras.saving.serialize_keras_object(self.optimizer)}
-
-    def compile_from_config(self, config):
-        self.compile(optimizer=keras.saving.deserialize_keras_object(config["optimizer"]))
-
     @property
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
