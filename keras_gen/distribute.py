@@ -13,6 +13,7 @@ import os
 import tensorflow as tf
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+_MIRRORED = {}
 
 
 def _tpu_strategy():
@@ -48,14 +49,20 @@ def get_strategy(name="auto", devices=None):
         if _tf_config_workers() > 1:
             return tf.distribute.MultiWorkerMirroredStrategy()
         if len(tf.config.list_logical_devices("GPU")) > 1:
-            return tf.distribute.MirroredStrategy(devices)
+            return get_strategy("mirrored", devices)
         return tf.distribute.get_strategy()
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy((devices or _local_devices())[0])
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy(devices or _local_devices())
+        # One strategy per device set and process: two MirroredStrategy objects over the same
+        # devices reuse collective instance keys, and the second then fails with "Shape mismatch
+        # in the collective instance" (re-running a notebook cell is enough to hit it).
+        key = tuple(devices or _local_devices())
+        if key not in _MIRRORED:
+            _MIRRORED[key] = tf.distribute.MirroredStrategy(list(key))
+        return _MIRRORED[key]
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
             raise ValueError(

@@ -132,3 +132,9 @@ def test_multi_worker_equals_single_process(family, tmp_path):
     for key in ws.files:
         np.testing.assert_array_equal(w0[key], w1[key])
         np.testing.assert_allclose(w0[key], ws[key], atol=1e-5)
+
+
+def test_mirrored_strategy_is_reused_so_repeated_runs_work():
+    assert distribute.get_strategy("mirrored") is distribute.get_strategy("mirrored")
+    for _ in range(2):  # a second model on the same devices (a re-run notebook cell)
+        train("dcgan", distribute.get_strategy("mirrored"))
