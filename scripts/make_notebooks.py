@@ -63,11 +63,409 @@ print("save/load: same images for the same seed")"""),
 ]
 
 
+NOTEBOOKS["02_vae.ipynb"] = [
+    ("md", """# Variational autoencoders: reconstructions, latent interpolation, the likelihood bound
+
+A `ConvVAE` is trained with `model.fit` by maximising the evidence lower bound (ELBO). It
+reconstructs images through a low-dimensional latent code, decodes walks through that code, and
+bounds the data's log-likelihood from below: `evaluate_elbo` (one posterior sample) and
+`log_likelihood` (the tighter importance-weighted IWAE bound). A conditional VAE then draws
+images of a chosen class. `QUICK = True` uses the 8x8 digits and runs in a minute or two on a
+CPU; `QUICK = False` trains on the bundled 28x28 Fashion-MNIST 10k."""),
+    ("code", """QUICK = True  # False: the real run (28x28 Fashion-MNIST, latent 32, 30 epochs)"""),
+    ("code", """import os
+
+import keras
+import numpy as np
+from IPython.display import Image
+
+import keras_gen as kg
+
+if QUICK:
+    DATASET, TRAIN, HELD_OUT = "digits", "train[:1500]", "train[1500:]"
+    LATENT, FILTERS, EPOCHS, IWAE_SAMPLES = 8, 16, 8, 16
+else:
+    DATASET, TRAIN, HELD_OUT = "fashion_mnist_10k", "train[:9000]", "train[9000:]"
+    LATENT, FILTERS, EPOCHS, IWAE_SAMPLES = 32, 32, 30, 1000
+OUT = "runs/nb_vae"
+os.makedirs(OUT, exist_ok=True)
+info = kg.data.info(DATASET)
+print(info)"""),
+    ("md", """## Train a ConvVAE with `model.fit`
+
+Images in [0, 1] (`image_range="unit"`); the pixels are 8-bit levels k / 255, which the
+`"discretized_logistic"` likelihood models exactly, so its bound is in the same units as a
+PixelCNN's bits/dim. The loss is the negative ELBO in nats per image (reconstruction + KL).
+The `Reconstructions` callback writes held-out images beside their reconstructions every epoch."""),
+    ("code", """train = kg.data.load(DATASET, split=TRAIN, batch_size=64, image_range="unit", seed=0)
+held_out = kg.data.load(DATASET, split=HELD_OUT, batch_size=256, image_range="unit", shuffle=False)
+vae = kg.models.ConvVAE(info.image_shape, latent_dim=LATENT, filters=FILTERS,
+                        likelihood="discretized_logistic", seed=0)
+vae.compile()  # Adam(1e-3)
+history = vae.fit(
+    train,
+    epochs=EPOCHS,
+    validation_data=held_out,
+    callbacks=[kg.callbacks.Reconstructions(held_out, png_dir=f"{OUT}/reconstructions", n=16)],
+    verbose=2,
+)
+print({k: round(v[-1], 2) for k, v in history.history.items()})"""),
+    ("md", """## Reconstructions
+
+Top row: held-out images; bottom row: decoded from their posterior means (`reconstruct`)."""),
+    ("code", """images = np.concatenate([b.numpy() for b in held_out])
+originals = images[:10]
+reconstructed = vae.reconstruct(originals)  # float32 (10, H, W, C) in [0, 1]
+print("mean absolute pixel error:", float(np.abs(reconstructed - originals).mean()))
+kg.callbacks.save_grid(f"{OUT}/reconstructions.png", np.concatenate([originals, reconstructed]), columns=10)
+Image(f"{OUT}/reconstructions.png", width=400)"""),
+    ("code", """samples = vae.generate(20, seed=0)  # decoded from z ~ N(0, I)
+assert samples.shape == (20,) + info.image_shape and samples.min() >= 0 and samples.max() <= 1
+kg.callbacks.save_grid(f"{OUT}/samples.png", samples, columns=10)
+Image(f"{OUT}/samples.png", width=400)"""),
+    ("md", """## Latent interpolation
+
+`interpolate(x_a, x_b, steps)` decodes evenly spaced points on the line between the posterior
+means of two images: each row goes from one held-out image to another."""),
+    ("code", """walks = vae.interpolate(images[0:4], images[4:8], steps=8)  # (4, 8, H, W, C)
+print(walks.shape)
+kg.callbacks.save_grid(f"{OUT}/interpolation.png", walks.reshape((-1,) + info.image_shape), columns=8)
+Image(f"{OUT}/interpolation.png", width=320)"""),
+    ("md", """## The likelihood bound
+
+`evaluate_elbo` gives -ELBO, an upper bound on the negative log-likelihood, split into
+reconstruction and KL; `log_likelihood` averages `num_samples` importance weights per image
+(IWAE), a tighter bound that approaches -log p(x) as the number of samples grows. Both are in
+nats per image and bits per dimension."""),
+    ("code", """elbo = vae.evaluate_elbo(held_out)
+print(f"-ELBO: {elbo['nats_per_image']:.2f} nats/image = {elbo['reconstruction']:.2f} reconstruction + "
+      f"{elbo['kl']:.2f} KL; {elbo['bits_per_dim']:.3f} bits/dim on {elbo['num_examples']} held-out images")
+bounds = {k: vae.log_likelihood(held_out, num_samples=k) for k in (1, IWAE_SAMPLES)}
+for k, b in bounds.items():
+    print(f"IWAE, {k:4d} samples: {b['nats_per_image']:.2f} nats/image, {b['bits_per_dim']:.3f} bits/dim")
+# More importance samples give a tighter (lower) bound on -log p(x).
+assert bounds[IWAE_SAMPLES]["nats_per_image"] <= bounds[1]["nats_per_image"]
+assert bounds[IWAE_SAMPLES]["nats_per_image"] <= elbo["nats_per_image"] + 0.5"""),
+    ("md", """## Conditional VAE
+
+With `num_classes`, the encoder and the decoder both take the label: load the data
+`with_labels=True`, and pass `labels=` to `generate`, `reconstruct` and the bounds. Same latent
+vector, different labels: the class changes, the style stays."""),
+    ("code", """labelled = kg.data.load(DATASET, split=TRAIN, batch_size=64, image_range="unit", with_labels=True, seed=0)
+labelled_held_out = kg.data.load(DATASET, split=HELD_OUT, batch_size=256, image_range="unit",
+                                 with_labels=True, shuffle=False)
+cvae = kg.models.ConvVAE(info.image_shape, latent_dim=LATENT, filters=FILTERS, num_classes=10,
+                         likelihood="discretized_logistic", seed=0)
+cvae.compile()
+cvae.fit(labelled, epochs=EPOCHS, verbose=0)
+z = np.repeat(cvae.latent_vectors(2, seed=1), 10, axis=0)  # two styles, each with every class
+by_class = cvae.generate(20, labels=np.tile(np.arange(10), 2), z=z)
+kg.callbacks.save_grid(f"{OUT}/by_class.png", by_class, columns=10)
+print("conditional -ELBO:", round(cvae.evaluate_elbo(labelled_held_out)["bits_per_dim"], 3), "bits/dim")
+Image(f"{OUT}/by_class.png", width=400)"""),
+    ("code", """cvae.save(f"{OUT}/cvae.keras")
+restored = keras.models.load_model(f"{OUT}/cvae.keras")
+np.testing.assert_array_equal(restored.generate(4, seed=2, labels=[0, 1, 2, 3]), cvae.generate(4, seed=2, labels=[0, 1, 2, 3]))
+print("save/load: same images for the same seed")"""),
+]
+
+
+NOTEBOOKS["03_pixelcnn.ipynb"] = [
+    ("md", """# Gated PixelCNN: likelihood in bits/dim, fast sampling, completing half images
+
+A PixelCNN models p(x) exactly as a product of per-sub-pixel softmaxes over the 256 levels, so
+it reports a true negative log-likelihood (bits per dimension) and samples one sub-pixel at a
+time. `QUICK = True` trains a tiny model on the 8x8 digits in about a minute on a CPU;
+`QUICK = False` trains a 7-layer gated PixelCNN on the bundled Fashion-MNIST 10k (hours on a
+CPU, minutes on a GPU)."""),
+    ("code", """QUICK = True  # False: the real run (28x28 Fashion-MNIST, 7 gated layers, 64 filters)"""),
+    ("code", """import os
+import time
+
+import keras
+import numpy as np
+from IPython.display import Image
+
+import keras_gen as kg
+
+if QUICK:
+    DATASET, TRAIN, HELD_OUT = "digits", "train[:1500]", "train[1500:]"
+    FILTERS, LAYERS, EPOCHS = 16, 3, 3
+else:
+    DATASET, TRAIN, HELD_OUT = "fashion_mnist_10k", "train[:9000]", "train[9000:]"
+    FILTERS, LAYERS, EPOCHS = 64, 7, 30
+info = kg.data.info(DATASET)
+os.makedirs("runs/nb_pixelcnn", exist_ok=True)
+print(info)"""),
+    ("md", """## Train with `model.fit` on integer levels
+
+`image_range="levels"` yields int32 pixel levels 0..255; the loss is the negative
+log-likelihood per image in nats and `bits_per_dim` is the same per sub-pixel in bits."""),
+    ("code", """train = kg.data.load(DATASET, split=TRAIN, batch_size=64, image_range="levels", seed=0)
+held_out = kg.data.load(DATASET, split=HELD_OUT, batch_size=256, image_range="levels", shuffle=False)
+pixelcnn = kg.models.PixelCNN(info.image_shape, levels=256, filters=FILTERS, num_layers=LAYERS,
+                              variant="gated", seed=0)
+pixelcnn.compile()  # Adam; loss = NLL per image
+history = pixelcnn.fit(train, epochs=EPOCHS, validation_data=held_out, verbose=2)
+print({k: round(v[-1], 3) for k, v in history.history.items()})"""),
+    ("code", """bpd = pixelcnn.bits_per_dim(held_out)
+print(f"held-out bits/dim: {bpd:.3f}  (a uniform model over 256 levels: 8.000)")
+assert bpd < 8.0, "the trained model must beat the uniform distribution"
+# bits/dim is the per-image log-likelihood, rescaled: check it by hand on a few images.
+images = np.concatenate([b.numpy() for b in held_out])[:16]
+log_p = pixelcnn.log_prob(images)  # nats per image
+print("by hand:", -log_p.mean() / (pixelcnn.num_dims * np.log(2)), " bits_per_dim:", pixelcnn.bits_per_dim(images))"""),
+    ("md", """## Naive vs fast sampling
+
+`method="naive"` runs the whole network once per sub-pixel (H x W x C passes); `method="fast"`
+caches each layer's activations and computes only what the new sub-pixel changes. Both draw
+the same images for the same seed. The first call of each traces a TensorFlow graph, so time
+a second call."""),
+    ("code", """N = 16
+timings = {}
+for method in ("naive", "fast"):
+    pixelcnn.sample(N, seed=0, method=method)  # trace once
+    start = time.perf_counter()
+    samples = pixelcnn.sample(N, seed=0, method=method)
+    timings[method] = time.perf_counter() - start
+    print(f"{method:>5}: {timings[method]:.2f} s for {N} images ({N / timings[method]:.1f} images/s)")
+same = np.array_equal(pixelcnn.sample(N, seed=0, method="naive"), pixelcnn.sample(N, seed=0, method="fast"))
+print("same images from both methods:", same, "; speed-up:", round(timings["naive"] / timings["fast"], 1))"""),
+    ("code", """kg.callbacks.save_grid("runs/nb_pixelcnn/samples.png", pixelcnn.generate(N, seed=0))
+Image("runs/nb_pixelcnn/samples.png", width=240)"""),
+    ("md", """## Completing half images
+
+`complete(images, known_rows)` keeps the top rows of each image and samples the rest from
+p(bottom | top). Top row of the grid: the held-out originals; the rows below: three
+completions of each from different seeds."""),
+    ("code", """originals = images[:8]
+known = info.image_shape[0] // 2
+completions = [pixelcnn.complete(originals, known_rows=known, seed=s) for s in range(3)]
+for c in completions:
+    np.testing.assert_array_equal(c[:, :known], originals[:, :known])  # the known half is kept
+grid = np.concatenate([originals] + completions).astype(np.float32) / 255.0
+kg.callbacks.save_grid("runs/nb_pixelcnn/completions.png", grid, columns=8)
+Image("runs/nb_pixelcnn/completions.png", width=320)"""),
+    ("code", """pixelcnn.save("runs/nb_pixelcnn/pixelcnn.keras")
+restored = keras.models.load_model("runs/nb_pixelcnn/pixelcnn.keras")
+np.testing.assert_array_equal(restored.sample(4, seed=3), pixelcnn.sample(4, seed=3))
+print("save/load: same samples for the same seed")"""),
+]
+
+
+NOTEBOOKS["04_export_tflite.ipynb"] = [
+    ("md", """# Export a generator to SavedModel and TFLite, validate it, run it as an app would
+
+Train a (conditional) DCGAN briefly, export its generator with the `export` package to a
+SavedModel and to TFLite in float32, float16, dynamic-range and full int8, check every file
+against the Keras model, then load the `.tflite` with nothing but `ai_edge_litert` and NumPy.
+`QUICK = True` uses the 8x8 digits and runs in a minute or two on a CPU."""),
+    ("code", """QUICK = True  # False: 28x28 Fashion-MNIST, a full-width DCGAN trained for 20 epochs"""),
+    ("code", """import json
+import os
+import shutil
+
+import keras
+import numpy as np
+from IPython.display import Image
+
+import export
+import keras_gen as kg
+
+if QUICK:
+    DATASET, LATENT, FILTERS, EPOCHS, LR = "digits", 16, 16, 3, 2e-3
+else:
+    DATASET, LATENT, FILTERS, EPOCHS, LR = "fashion_mnist_10k", 100, 64, 20, 2e-4
+OUT = "runs/nb_export"
+shutil.rmtree(OUT, ignore_errors=True)  # export refuses to overwrite (overwrite=True would too)
+os.makedirs(OUT)
+info = kg.data.info(DATASET)"""),
+    ("code", """data = kg.data.load(DATASET, batch_size=64, image_range="tanh", with_labels=True, seed=0)
+gan = kg.models.DCGAN(info.image_shape, latent_dim=LATENT, filters=FILTERS, num_classes=10, seed=0)
+gan.compile(d_optimizer=keras.optimizers.Adam(LR, beta_1=0.5), g_optimizer=keras.optimizers.Adam(LR, beta_1=0.5))
+gan.fit(data, epochs=EPOCHS, verbose=2)
+gan.save(f"{OUT}/gan.keras")
+kg.callbacks.save_grid(f"{OUT}/keras.png", gan.generate(20, seed=0, labels=np.arange(20) % 10), columns=10)
+Image(f"{OUT}/keras.png", width=400)"""),
+    ("md", """## Export
+
+`export.saved_model` writes a SavedModel whose `generate` signature maps (`z`, `label`) to
+`images` in [0, 1]; `export.tflite` converts it, once per quantisation mode. Full int8 needs
+representative inputs to calibrate its activation ranges: `export.prior_samples` draws them
+from the generator's own prior. The same is one command: `python -m export --model
+runs/nb_export/gan.keras --out runs/nb_export/exported`."""),
+    ("code", """EXPORTED = f"{OUT}/exported"
+export.saved_model(gan, f"{EXPORTED}/saved_model")
+for quantize in (None, "float16", "dynamic", "int8"):  # None = float32
+    export.tflite(f"{EXPORTED}/saved_model", EXPORTED, quantize=quantize,
+                  representative_data=export.prior_samples(gan, n=256, seed=1))
+for name in sorted(os.listdir(EXPORTED)):
+    path = os.path.join(EXPORTED, name)
+    print(f"{name:28s}", f"{os.path.getsize(path) / 1024:8.1f} KiB" if os.path.isfile(path) else "(folder)")"""),
+    ("md", """## Validate
+
+Every file runs on the same latent vectors and labels as Keras, at batch 1 and a larger batch;
+the report gives the largest pixel error, PSNR, size and latency, and raises if a file is
+beyond tolerance (float32 1e-4; float16 and dynamic 1e-2; int8 PSNR >= 30 dB). Dynamic-range
+files quantise the weights to int8 and the activations on the fly, so a single pixel can move by
+a little more than 1e-2 while the image stays above 50 dB PSNR: we allow it 5e-2 here
+(`tolerances=` overrides any limit)."""),
+    ("code", """report = export.validate(gan, EXPORTED, n=16, seed=0, tolerances={"dynamic": 5e-2})
+print(report.table())
+assert report.passed"""),
+    ("md", """## Run the `.tflite` file as an app would
+
+An app ships `generate.tflite` and its metadata `generate.json` (input names, shapes, value
+range), and needs only the LiteRT interpreter and NumPy: no TensorFlow, no keras-gen."""),
+    ("code", """from ai_edge_litert.interpreter import Interpreter
+
+meta = json.load(open(f"{EXPORTED}/generate.json"))
+print({k: meta[k] for k in ("model_class", "latent_dim", "image_shape", "num_classes", "value_range", "inputs")})
+
+interpreter = Interpreter(model_path=f"{EXPORTED}/generate.tflite")
+generate = interpreter.get_signature_runner("generate")
+rng = np.random.default_rng(7)
+app_images = []
+for label in range(10):  # one image per request, as an app would ask
+    z = rng.standard_normal((1, meta["latent_dim"])).astype(np.float32)
+    app_images.append(generate(z=z, label=np.array([label], np.int32))["images"][0])
+app_images = np.stack(app_images)
+print(app_images.shape, app_images.dtype, float(app_images.min()), float(app_images.max()))"""),
+    ("code", """# The same latent vectors through Keras give the same pixels (float32 file: within 1e-4).
+rng = np.random.default_rng(7)
+z = np.concatenate([rng.standard_normal((1, meta["latent_dim"])).astype(np.float32) for _ in range(10)])
+np.testing.assert_allclose(app_images, gan.generate(10, labels=np.arange(10), z=z), atol=1e-4)
+
+int8 = Interpreter(model_path=f"{EXPORTED}/generate.int8.tflite").get_signature_runner("generate")
+int8_images = np.stack([int8(z=z[i : i + 1], label=np.array([i], np.int32))["images"][0] for i in range(10)])
+print("int8 vs float32 max pixel difference:", float(np.abs(int8_images - app_images).max()))
+kg.callbacks.save_grid(f"{OUT}/tflite.png", np.concatenate([app_images, int8_images]), columns=10)
+Image(f"{OUT}/tflite.png", width=400)  # top: float32 .tflite, bottom: int8 .tflite"""),
+]
+
+
+NOTEBOOKS["05_distributed.ipynb"] = [
+    ("md", """# The same training under `tf.distribute`
+
+`MirroredStrategy` keeps a copy of the model on each device and splits every global batch
+between them; on a real box the devices are GPUs. Here the CPU is split into two logical
+devices so the notebook runs anywhere. keras-gen's train steps are replica-exact: the same
+global batch and seed give the same update on 1 or 2 replicas, which this notebook checks.
+The last section shows the multi-worker (several machines) setup with `TF_CONFIG`."""),
+    ("code", """QUICK = True  # False: 28x28 Fashion-MNIST, full-width DCGAN, 20 epochs"""),
+    ("md", """Split the CPU into two logical devices. This must run before anything initialises
+TensorFlow's devices (creating a tensor, a model or a strategy), so it comes first in a fresh
+kernel. On a machine with several GPUs, skip this cell: the strategy uses every GPU."""),
+    ("code", """import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+tf.get_logger().setLevel("WARNING")  # quiet the per-step all-reduce INFO lines
+print(tf.config.list_logical_devices("CPU"))"""),
+    ("code", """import json
+import os
+
+import keras
+import numpy as np
+from IPython.display import Image
+
+import keras_gen as kg
+
+if QUICK:
+    DATASET, SPLIT, LATENT, FILTERS, EPOCHS = "digits", "train[:512]", 16, 8, 2
+else:
+    DATASET, SPLIT, LATENT, FILTERS, EPOCHS = "fashion_mnist_10k", "train", 100, 64, 20
+GLOBAL_BATCH = 64  # split across the replicas: 32 images per device here
+OUT = "runs/nb_distributed"
+os.makedirs(OUT, exist_ok=True)
+info = kg.data.info(DATASET)"""),
+    ("code", """strategy = kg.distribute.get_strategy("mirrored")  # all GPUs, else all logical CPUs
+print(type(strategy).__name__, "replicas:", strategy.num_replicas_in_sync, strategy.extended.worker_devices)"""),
+    ("md", """## Build and compile under `strategy.scope()`, then `fit` as usual
+
+Variables created inside the scope are mirrored on every device; `fit` distributes the
+dataset's global batches. `dropout=0.0`: Keras' `Dropout` draws its mask per replica, the one
+thing that would make the two runs below differ (keras-gen's own noise, the latent vectors,
+is drawn for the global batch and split, see `GenerativeModel.step_noise`)."""),
+    ("code", """def build():
+    gan = kg.models.DCGAN(info.image_shape, latent_dim=LATENT, filters=FILTERS, num_classes=10,
+                          dropout=0.0, seed=0)
+    gan.compile()
+    return gan
+
+
+def data(split=SPLIT):
+    return kg.data.load(DATASET, split=split, batch_size=GLOBAL_BATCH, image_range="tanh",
+                        with_labels=True, seed=0)
+
+
+with strategy.scope():
+    gan = build()
+history = gan.fit(data(), epochs=EPOCHS, verbose=2)
+gan.save(f"{OUT}/gan.keras")
+kg.callbacks.save_grid(f"{OUT}/by_class.png", gan.generate(20, seed=0, labels=np.arange(20) % 10), columns=10)
+Image(f"{OUT}/by_class.png", width=400)"""),
+    ("md", """## Replica-exact: two devices give the same model as one
+
+Train the same model on the same data once more with the default (single-device) strategy
+and compare every weight and the final losses."""),
+    ("code", """CHECK = "train[:256]"
+with strategy.scope():
+    two = build()
+logs_two = two.fit(data(CHECK), epochs=1, verbose=0).history
+one = build()  # default strategy: one replica
+logs_one = one.fit(data(CHECK), epochs=1, verbose=0).history
+worst = max(float(np.abs(a - b).max()) for a, b in zip(one.get_weights(), two.get_weights()))
+print(f"largest weight difference, 1 vs 2 replicas: {worst:.2e}")
+print("losses (1 replica):", {k: round(v[-1], 5) for k, v in logs_one.items()})
+print("losses (2 replicas):", {k: round(v[-1], 5) for k, v in logs_two.items()})
+assert worst < 1e-4
+for key in logs_one:
+    np.testing.assert_allclose(logs_one[key][-1], logs_two[key][-1], rtol=1e-4, atol=1e-5)"""),
+    ("code", """# A model trained under a strategy saves and loads like any other (no strategy needed to use it).
+restored = keras.models.load_model(f"{OUT}/gan.keras")
+np.testing.assert_array_equal(restored.generate(4, seed=1, labels=[0, 1, 2, 3]), gan.generate(4, seed=1, labels=[0, 1, 2, 3]))
+print("reloaded outside the strategy: same images")"""),
+    ("md", """## Several machines: `MultiWorkerMirroredStrategy` and `TF_CONFIG`
+
+Every worker runs the same program with its own `TF_CONFIG`: the same `cluster` (all worker
+addresses, worker 0 first) and its own `task.index`. Worker 0 is the chief: it writes the
+checkpoints, logs and sample grids; the others write to temporary folders.
+
+```python
+import keras_gen as kg
+
+strategy = kg.distribute.get_strategy("multi_worker")   # reads TF_CONFIG; "auto" does too
+with strategy.scope():
+    gan = kg.models.DCGAN((28, 28, 1), num_classes=10, seed=0)
+    gan.compile()
+gan.fit(kg.data.load("fashion_mnist_10k", batch_size=64, image_range="tanh", with_labels=True, seed=0),
+        epochs=20)
+if kg.distribute.is_chief():
+    gan.save("runs/mw/gan.keras")
+```
+
+or, with the command line, `keras-gen train --strategy multi_worker ...` on every worker. The
+cell below writes one launch script per worker; `tests/test_distribute.py` runs two such
+workers on one machine and checks that they train the same weights as a single process."""),
+    ("code", """WORKERS = ["host1:12345", "host2:12345"]  # on one machine: ["localhost:12345", "localhost:12346"]
+command = (f"keras-gen train --strategy multi_worker --model dcgan --dataset {DATASET} --conditional "
+           f"--epochs {EPOCHS} --batch-size {GLOBAL_BATCH} --filters {FILTERS} --latent-dim {LATENT} --out runs/mw")
+for index in range(len(WORKERS)):
+    tf_config = {"cluster": {"worker": WORKERS}, "task": {"type": "worker", "index": index}}
+    script = f"#!/bin/sh\\n# worker {index} of {len(WORKERS)}\\nTF_CONFIG='{json.dumps(tf_config)}' {command}\\n"
+    with open(f"{OUT}/worker_{index}.sh", "w") as f:
+        f.write(script)
+    print(f"--- {OUT}/worker_{index}.sh\\n{script}")"""),
+]
+
+
 def build(cells):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for kind, source in cells:
+    for i, (kind, source) in enumerate(cells):
         cell = nbformat.v4.new_markdown_cell(source) if kind == "md" else nbformat.v4.new_code_cell(source)
+        cell.id = f"cell-{i:02d}"  # stable ids: regenerating an unchanged notebook changes nothing
         nb.cells.append(cell)
     return nb
 
