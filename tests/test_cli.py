@@ -125,3 +125,14 @@ def test_train_and_evaluate_other_families(family, extra, tmp_path):
     results = json.loads((tmp_path / "r.json").read_text())["results"]
     key = "bits_per_dim" if family == "pixelcnn" else "neg_elbo"
     assert np.isfinite(results[key]) and results[key] > 0
+
+
+def test_resume_under_mirrored_strategy(tmp_path):
+    out = tmp_path / "mr"
+    args = ["train", *TINY, "--out", str(out), "--strategy", "mirrored", "--checkpoint-every", "1"]
+    assert cli.main([*args, "--epochs", "1"]) == 0
+    assert cli.main(["train", "--model", "dcgan", "--dataset", "digits", "--out", str(out), "--resume",
+                     "--epochs", "2", "--verbose", "0"]) == 0
+    import keras
+
+    assert int(keras.models.load_model(out / "model.keras").optimizer.iterations) == 4
