@@ -161,7 +161,7 @@ TRAIN_SETTINGS = (
     "model", "dataset", "epochs", "batch_size", "lr", "d_lr", "g_lr", "loss", "latent_dim",
     "filters", "seed", "conditional", "ema_decay", "samples", "jit_compile",
     "steps_per_execution", "data_dir", "split", "strategy", "checkpoint_every",
-    "likelihood", "beta", "kl_warmup_epochs", "levels", "num_layers", "variant",
+    "likelihood", "beta", "kl_warmup_epochs", "levels", "num_layers", "variant", "eval_samples",
 )
 
 
@@ -226,6 +226,9 @@ def cmd_train(args):
             log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=args.samples, seed=args.seed
         ),
     ]
+    evaluate = _default_evaluate(args, model, family, kg_data, kg_callbacks, out)
+    if evaluate is not None:  # first, so TensorBoard and the history see its val_<metric>
+        callbacks.insert(0, evaluate)
     if args.model == "vae":
         callbacks.append(kg_callbacks.Reconstructions(
             kg_data.load(args.dataset, split=args.split, batch_size=16,
@@ -405,6 +408,33 @@ def cmd_sample(args):
     return 0
 
 
+def _default_evaluate(args, model, family, kg_data, kg_callbacks, out):
+    """The family's quality metric every epoch (FID for GANs, negative ELBO for VAEs, bits/dim
+    for PixelCNN) on the first --eval-samples images of the training split, or None where
+    there is no such metric (a GAN with no feature extractor for its image size)."""
+    from keras_gen import metrics as kg_metrics
+
+    if not args.eval_samples:
+        return None
+    gan = args.model == "dcgan"
+    if gan:
+        try:
+            kg_metrics.default_extractor(model.image_shape)
+        except ValueError:
+            print(f"keras-gen train: no feature extractor for {model.image_shape} images, so no "
+                  "FID is logged; use keras-gen evaluate --extractor later.", file=sys.stderr)
+            return None
+    batch = 250
+    data = kg_data.load(
+        args.dataset, split=args.split, batch_size=batch,
+        image_range="unit" if gan else family["image_range"](args),
+        with_labels=bool(args.conditional) and not gan, shuffle=False, seed=args.seed,
+        data_dir=args.data_dir,
+    ).take(-(-args.eval_samples // batch))
+    return kg_callbacks.Evaluate(data, every=1, num_samples=args.eval_samples, log_dir=str(out / "logs"),
+                                 data_range="unit" if gan else None, seed=args.seed)
+
+
 # --------------------------------------------------------------------------------------------
 # evaluate
 
@@ -524,6 +554,8 @@ def build_parser():
     train.add_argument("--conditional", action="store_true", help="condition on the class labels")
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--samples", type=int, default=64, help="images in each sample grid")
+    train.add_argument("--eval-samples", type=int, default=1000,
+                       help="images for the family's quality metric each epoch (0: none)")
     train.add_argument("--likelihood", default=None,
                        help="VAE: bernoulli, gaussian, discretized_logistic (default); "
                             "PixelCNN: categorical (default), logistic_mixture")

@@ -136,3 +136,21 @@ def test_resume_under_mirrored_strategy(tmp_path):
     import keras
 
     assert int(keras.models.load_model(out / "model.keras").optimizer.iterations) == 4
+
+
+def test_train_logs_the_family_metric_by_default(tmp_path):
+    out = tmp_path / "v"
+    assert cli.main(["train", "--model", "vae", "--dataset", "digits", "--split", "train[:64]",
+                     "--batch-size", "32", "--filters", "8", "--epochs", "1", "--seed", "0",
+                     "--verbose", "0", "--eval-samples", "64", "--out", str(out)]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert np.isfinite(history["val_neg_elbo"][0]) and history["val_neg_elbo"][0] > 0
+
+
+def test_gan_run_logs_fid_with_the_shipped_extractor(tmp_path):
+    out = tmp_path / "g"
+    assert cli.main(["train", "--model", "dcgan", "--dataset", "fashion_mnist_10k", "--split", "train[:64]",
+                     "--batch-size", "32", "--filters", "4", "--latent-dim", "8", "--epochs", "1",
+                     "--seed", "0", "--verbose", "0", "--eval-samples", "64", "--out", str(out)]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["val_fid"][0] > 0
