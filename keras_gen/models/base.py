@@ -239,6 +239,17 @@ class GenerativeModel(keras.Model):
             return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
         return resolve_seed(seed)
 
+    # Constructor arguments that are Keras networks (the user's own), serialised in the config.
+    network_args = ()
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in cls.network_args:
+            if key in config:  # builders such as DCGAN rebuild their networks instead
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
     def get_config(self):
         return {
             "image_shape": list(self.image_shape),

@@ -37,6 +37,8 @@ class GAN(GenerativeModel):
       seed: seed of the training noise; two runs with the same seed and data end alike.
     """
 
+    network_args = ("generator", "discriminator")
+
     def __init__(
         self,
         generator,
@@ -305,12 +307,6 @@ class GAN(GenerativeModel):
         )
         return config
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
-        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
@@ -363,11 +359,6 @@ class DCGAN(GAN):
             dropout=self.dropout,
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
 
 def check_dcgan_shape(image_shape):
     try:

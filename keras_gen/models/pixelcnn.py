@@ -667,9 +667,6 @@ class PixelCNN(GenerativeModel):
         )
         return config
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _at(t, i, j, ch):

@@ -56,6 +56,8 @@ class VAE(GenerativeModel):
       seed: seed of the training noise; two runs with the same seed and data end alike.
     """
 
+    network_args = ("encoder", "decoder")
+
     def __init__(
         self,
         encoder,
@@ -569,12 +571,6 @@ class VAE(GenerativeModel):
         )
         return config
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
@@ -626,9 +622,6 @@ class ConvVAE(VAE):
         config.update(image_shape=list(self.image_shape), filters=self.filters)
         return config
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 class KLWarmup(keras.callbacks.Callback):
