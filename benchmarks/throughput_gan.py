@@ -13,7 +13,7 @@ from keras import ops
 
 from keras_gen.distribute import get_strategy
 from keras_gen.models import DCGAN
-from keras_gen.models.gan import dcgan_discriminator, dcgan_generator
+from keras_gen.networks import dcgan_discriminator, dcgan_generator
 
 IMAGE_SHAPE = (28, 28, 1)
 LATENT_DIM = 100

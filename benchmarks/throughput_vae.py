@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_gen.models.vae import ConvVAE, conv_decoder, conv_encoder
+from keras_gen.models import ConvVAE
+from keras_gen.networks import conv_decoder, conv_encoder
 
 IMAGE_SHAPE = (28, 28, 1)
 LATENT_DIM = 32

@@ -41,7 +41,8 @@ def main(argv=None):
     import keras
 
     from keras_gen import data
-    from keras_gen.models.vae import ConvVAE, KLWarmup
+    from keras_gen.callbacks import KLWarmup
+    from keras_gen.models import ConvVAE
 
     image_range = "binary" if args.likelihood == "bernoulli" else "unit"
     info = data.info(args.dataset, split=args.train_split)

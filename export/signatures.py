@@ -7,8 +7,6 @@ Every signature is deterministic: noise, labels and images are inputs, never dra
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 from typing import Callable
 
 import numpy as np
@@ -16,7 +14,7 @@ import keras
 import tensorflow as tf
 
 import keras_gen
-from keras_gen.models import GAN
+from keras_gen.models import GAN, VAE, PixelCNN
 
 METADATA_VERSION = 1
 
@@ -91,26 +89,13 @@ class ExportSpec:
 
 
 # --------------------------------------------------------------------------------------------
-# Family detection
-
-
-def _family_class(module, cls):
-    """The class `keras_gen.models.<module>.<cls>` if that module exists, else None."""
-    name = f"keras_gen.models.{module}"
-    if importlib.util.find_spec(name) is None:
-        return None
-    return getattr(importlib.import_module(name), cls, None)
+# Families: the model class and the builder of its signatures
 
 
 def family_of(model):
-    if isinstance(model, GAN):
-        return "gan"
-    vae = _family_class("vae", "VAE")
-    if vae is not None and isinstance(model, vae):
-        return "vae"
-    pixelcnn = _family_class("pixelcnn", "PixelCNN")
-    if pixelcnn is not None and isinstance(model, pixelcnn):
-        return "pixelcnn"
+    for family, (cls, _) in FAMILIES.items():
+        if isinstance(model, cls):
+            return family
     raise ExportError(
         "model must be a trained keras-gen model (keras_gen.models.GAN/DCGAN, VAE or PixelCNN); "
         f"got {type(model).__module__}.{type(model).__name__}. Load it with "
@@ -122,8 +107,7 @@ def family_of(model):
 def spec_for(model):
     """The ExportSpec of a keras-gen model (raises ExportError for anything else)."""
     family = family_of(model)
-    builder = {"gan": _gan_spec, "vae": _vae_spec, "pixelcnn": _pixelcnn_spec}[family]
-    signatures, extra = builder(model)
+    signatures, extra = FAMILIES[family][1](model)
     metadata = {
         "format_version": METADATA_VERSION,
         "family": family,
@@ -157,17 +141,7 @@ def _labels(n, num_classes):
     return (np.arange(n) % num_classes).astype(np.int32)
 
 
-def _normal(n, dim, seed):
-    return np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-
-
 _IMAGE = (None, 1.0)  # images in [0, 1]: compared as they are, PSNR peak 1
-
-
-def _softmax(logits):
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +212,7 @@ def _vae_spec(model):
         )
 
     def decode_inputs(n, seed):
-        out = {"z": _normal(n, model.latent_dim, seed)}
+        out = {"z": model.latent_vectors(n, seed)}
         if conditional:
             out["label"] = _labels(n, model.num_classes)
         return out
@@ -291,7 +265,7 @@ def _pixelcnn_spec(model):
         return {params_name: tf.cast(model.distribution_params(images, labels=label), tf.float32)}
 
     def sample_fn(uniform, label=None):
-        return {"images": _pixelcnn_sample_loop(model, uniform, label, lik)}
+        return {"images": model.sample_tensor(uniform, label)}
 
     def distribution_ref(images, label=None):
         params = model.distribution_params(
@@ -315,7 +289,7 @@ def _pixelcnn_spec(model):
         return out
 
     def sample_inputs(n, seed):
-        out = {"uniform": uniform_noise(model, seed, n)}
+        out = {"uniform": model.uniform_noise(seed, 0, n).numpy()}
         if conditional:
             out["label"] = _labels(n, model.num_classes)
         return out
@@ -350,51 +324,6 @@ def _pixelcnn_spec(model):
     return signatures, extra
 
 
-def uniform_noise(model, seed, n):
-    """The uniform noise behind `PixelCNN.sample(n, seed)`: `sample(uniform)` then returns the
-    same images as the Keras model."""
-    shape = tuple(model.image_shape) + (int(model.levels),)
-    tiny = np.finfo(np.float32).tiny
-    return np.stack([
-        tf.random.stateless_uniform(shape, seed=[seed, k], minval=tiny, maxval=1.0).numpy()
-        for k in range(n)
-    ])
-
-
-def _pixelcnn_sample_loop(model, uniform, label, lik):
-    """A whole image from uniform noise in one graph: one network pass per sub-pixel inside a
-    tf.while_loop (TFLite WHILE). The current sub-pixel's parameters and noise are picked, and
-    its level written, with one-hot masks, so every tensor stays rank <= 4 (TFLite's limit for
-    several kernels) and no gather/scatter is needed."""
-    h, w, c = model.image_shape
-    steps = h * w * c
-    levels = int(model.levels)
-    batch = tf.shape(uniform)[0]
-    gumbel = tf.reshape(-tf.math.log(-tf.math.log(uniform)), (batch, steps, levels))
-
-    def body(t, images):
-        params = model.distribution_params(images, labels=label)  # (B, H, W, C, P)
-        params = tf.reshape(tf.cast(params, tf.float32), (batch, steps, params.shape[-1]))
-        pick = tf.reshape(tf.one_hot(t, steps, dtype=tf.float32), (1, steps, 1))
-        logp = lik.level_log_probs(
-            tf.reduce_sum(params * pick, axis=1), model.likelihood, levels
-        )  # (B, levels)
-        noise = tf.reduce_sum(gumbel * pick, axis=1)
-        drawn = tf.argmax(logp + noise, axis=-1, output_type=tf.int32)  # (B,)
-        mask = tf.reshape(tf.one_hot(t, steps, dtype=tf.int32), (1, h, w, c))
-        images = images * (1 - mask) + drawn[:, None, None, None] * mask
-        return t + 1, tf.ensure_shape(images, [None, h, w, c])
-
-    # Static H, W, C (only the batch is dynamic), so the convolutions in the loop body lower
-    # to TFLite builtins.
-    images = tf.zeros(tf.stack([batch, h, w, c]), tf.int32)
-    _, images = tf.while_loop(
-        lambda t, _: t < steps, body, (tf.constant(0), images), maximum_iterations=steps,
-        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, h, w, c])),
-    )
-    return images
-
-
 def _pixelcnn_sample_reference(model, uniform, label, lik):
     """The same Gumbel-max draw, run eagerly sub-pixel by sub-pixel on the Keras model."""
     h, w, c = model.image_shape
@@ -408,3 +337,11 @@ def _pixelcnn_sample_reference(model, uniform, label, lik):
                 logp = lik.level_log_probs(params[:, i, j, k], model.likelihood, model.levels)
                 images[:, i, j, k] = np.argmax(logp.numpy() + gumbel[:, i, j, k], axis=-1)
     return images
+
+
+# Family name -> (model class, signature builder). A new family is one entry here.
+FAMILIES = {
+    "gan": (GAN, _gan_spec),
+    "vae": (VAE, _vae_spec),
+    "pixelcnn": (PixelCNN, _pixelcnn_spec),
+}

@@ -12,7 +12,12 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from keras_gen import callbacks, data, distribute, layers, losses, metrics, models, training  # noqa: E402
+from keras_gen import (  # noqa: E402
+    callbacks, checks, data, distribute, layers, losses, metrics, models, networks, training,
+)
 from keras_gen.version import __version__  # noqa: E402
 
-__all__ = ["callbacks", "data", "distribute", "layers", "losses", "metrics", "models", "training", "__version__"]
+__all__ = [
+    "callbacks", "checks", "data", "distribute", "layers", "losses", "metrics", "models", "networks",
+    "training", "__version__",
+]

@@ -1,4 +1,5 @@
-"""Callbacks that show a generative model's progress: sample grids in TensorBoard and as PNG."""
+"""Callbacks for generative models: sample grids and reconstructions in TensorBoard and as PNG,
+the family's quality metric each epoch (`Evaluate`), and a VAE's KL warm-up (`KLWarmup`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import numpy as np
 import keras
 import tensorflow as tf
+
+from keras_gen import checks
 
 
 def make_grid(images, columns=None, padding=1):
@@ -41,36 +44,46 @@ def default_labels(model, n):
     return None if num_classes is None else np.arange(n) % num_classes
 
 
-class SampleGrid(keras.callbacks.Callback):
-    """Every `every` epochs, generates `n` images from fixed noise (`seed`) and writes them to
-    TensorBoard (`log_dir`, tag "samples") and/or PNG files `png_dir/epoch_NNN.png`.
+class _SummaryCallback(keras.callbacks.Callback):
+    """A callback that writes TensorBoard summaries under `log_dir/<summary_subdir>` (opening
+    the writer on first use, closing it when training ends) and/or PNG grids to `png_dir`."""
 
-    Fixed noise makes successive grids comparable: the same latent vector becomes the same cell.
-    """
+    summary_subdir = "images"
 
-    def __init__(self, log_dir=None, png_dir=None, n=64, seed=0, labels=None, every=1, tag="samples"):
+    def __init__(self, log_dir=None, png_dir=None, every=1, tag=None, need_output=True):
         super().__init__()
-        if log_dir is None and png_dir is None:
-            raise ValueError("SampleGrid needs log_dir (TensorBoard), png_dir (PNG files) or both.")
-        self.log_dir, self.png_dir = log_dir, png_dir
-        self.n, self.seed, self.labels, self.every, self.tag = n, seed, labels, every, tag
+        if need_output and log_dir is None and png_dir is None:
+            raise ValueError(
+                f"{type(self).__name__} needs log_dir (TensorBoard), png_dir (PNG files) or both."
+            )
+        self.log_dir, self.png_dir, self.tag = log_dir, png_dir, tag
+        self.every = checks.positive_int("every", every)
         self._writer = None
 
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
+    def due(self, epoch):
+        return (epoch + 1) % self.every == 0
+
+    def write_summaries(self, write):
+        """Calls `write()` (tf.summary.* calls) under this callback's writer, then flushes."""
+        if self.log_dir is None:
             return
-        labels = self.labels if self.labels is not None else default_labels(self.model, self.n)
-        images = self.model.generate(self.n, seed=self.seed, labels=labels)
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(
+                os.path.join(self.log_dir, self.summary_subdir)
+            )
+        with self._writer.as_default():
+            write()
+        self._writer.flush()
+
+    def write_grid(self, images, epoch, png_name, columns=None):
+        """`images` (n, H, W, C) in [0, 1] as one grid: `png_dir/png_name` and TensorBoard image
+        `tag` at step epoch + 1."""
         if self.png_dir is not None:
             os.makedirs(self.png_dir, exist_ok=True)
-            save_grid(os.path.join(self.png_dir, f"epoch_{epoch + 1:03d}.png"), images)
-        if self.log_dir is not None:
-            if self._writer is None:
-                self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
-            grid = make_grid(images)
-            with self._writer.as_default():
-                tf.summary.image(self.tag, grid[None], step=epoch + 1)
-            self._writer.flush()
+            save_grid(os.path.join(self.png_dir, png_name), images, columns)
+        self.write_summaries(
+            lambda: tf.summary.image(self.tag, make_grid(images, columns)[None], step=epoch + 1)
+        )
 
     def on_train_end(self, logs=None):
         if self._writer is not None:
@@ -78,7 +91,26 @@ class SampleGrid(keras.callbacks.Callback):
             self._writer = None
 
 
-class Evaluate(keras.callbacks.Callback):
+class SampleGrid(_SummaryCallback):
+    """Every `every` epochs, generates `n` images from fixed noise (`seed`) and writes them to
+    TensorBoard (`log_dir`, tag "samples") and/or PNG files `png_dir/epoch_NNN.png`.
+
+    Fixed noise makes successive grids comparable: the same latent vector becomes the same cell.
+    """
+
+    def __init__(self, log_dir=None, png_dir=None, n=64, seed=0, labels=None, every=1, tag="samples"):
+        super().__init__(log_dir, png_dir, every, tag)
+        self.n, self.seed, self.labels = n, seed, labels
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.due(epoch):
+            return
+        labels = self.labels if self.labels is not None else default_labels(self.model, self.n)
+        images = self.model.generate(self.n, seed=self.seed, labels=labels)
+        self.write_grid(images, epoch, f"epoch_{epoch + 1:03d}.png")
+
+
+class Evaluate(_SummaryCallback):
     """Every `every` epochs, computes the family's quality metric on validation data and puts it
     into the Keras `logs` as "val_<metric>", so `EarlyStopping(monitor="val_fid")`,
     `ModelCheckpoint(monitor="val_fid", save_best_only=True)` and Keras's `TensorBoard` (as
@@ -104,17 +136,16 @@ class Evaluate(keras.callbacks.Callback):
       seed: generation seed, the same at every evaluation so values are comparable.
     """
 
+    summary_subdir = "evaluation"
+
     def __init__(self, data, every=1, metrics=None, num_samples=1000, extractor=None,
                  log_dir=None, data_range=None, num_importance_samples=None, seed=0):
-        super().__init__()
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"every must be a positive integer (epochs); got {every!r}.")
-        self.data, self.every, self.metrics = data, every, metrics
-        self.num_samples, self.extractor, self.log_dir = num_samples, extractor, log_dir
+        super().__init__(log_dir, None, every, need_output=False)
+        self.data, self.metrics = data, metrics
+        self.num_samples, self.extractor = num_samples, extractor
         self.data_range, self.num_importance_samples, self.seed = (
             data_range, num_importance_samples, seed)
         self._reference = None
-        self._writer = None
 
     def evaluate(self):
         """The metrics of the current model as a dict {"val_<metric>": value}."""
@@ -128,7 +159,7 @@ class Evaluate(keras.callbacks.Callback):
         if quality:
             extractor = self.extractor or kg_metrics.default_extractor(model.image_shape)
             data_range = self.data_range or (
-                model.image_range if getattr(model, "image_range", None) in ("tanh", "unit")
+                model.data_range if getattr(model, "data_range", None) in ("tanh", "unit")
                 else "unit")
             if self._reference is None:  # the validation data do not change: extract once
                 self._reference = kg_metrics.feature_statistics(
@@ -145,26 +176,20 @@ class Evaluate(keras.callbacks.Callback):
         return {f"val_{k}": float(v) for k, v in values.items()}
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
+        if not self.due(epoch):
             return
         values = self.evaluate()
         if logs is not None:
             logs.update(values)
-        if self.log_dir is not None:
-            if self._writer is None:
-                self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "evaluation"))
-            with self._writer.as_default():
-                for name, value in values.items():
-                    tf.summary.scalar(name, value, step=epoch)
-            self._writer.flush()
 
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        def write():
+            for name, value in values.items():
+                tf.summary.scalar(name, value, step=epoch)
+
+        self.write_summaries(write)
 
 
-class Reconstructions(keras.callbacks.Callback):
+class Reconstructions(_SummaryCallback):
     """Every `every` epochs, shows fixed validation images beside their reconstructions
     (`model.reconstruct`), in TensorBoard (`log_dir`, tag "reconstructions") and/or PNG files
     `png_dir/reconstructions_NNN.png`. Each pair is original then reconstruction, left to right.
@@ -178,13 +203,7 @@ class Reconstructions(keras.callbacks.Callback):
 
     def __init__(self, images, log_dir=None, png_dir=None, labels=None, n=16, every=1,
                  tag="reconstructions"):
-        super().__init__()
-        if log_dir is None and png_dir is None:
-            raise ValueError(
-                "Reconstructions needs log_dir (TensorBoard), png_dir (PNG files) or both."
-            )
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"every must be a positive integer (epochs); got {every!r}.")
+        super().__init__(log_dir, png_dir, every, tag)
         if isinstance(images, tf.data.Dataset):
             images, labels = _first_images(images, n, labels)
         images = np.asarray(images, np.float32)
@@ -194,8 +213,6 @@ class Reconstructions(keras.callbacks.Callback):
             )
         self.images = images
         self.labels = None if labels is None else np.asarray(labels)
-        self.log_dir, self.png_dir, self.every, self.tag = log_dir, png_dir, every, tag
-        self._writer = None
 
     def grid_images(self):
         """Originals and reconstructions interleaved: (2n, H, W, C) in [0, 1]."""
@@ -205,27 +222,54 @@ class Reconstructions(keras.callbacks.Callback):
         return pairs.reshape((-1,) + self.images.shape[1:])
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
+        if not self.due(epoch):
             return
-        images = self.grid_images()
         # An even number of columns keeps each original next to its reconstruction.
         columns = 2 * max(1, int(math.ceil(math.sqrt(len(self.images)))))
-        if self.png_dir is not None:
-            os.makedirs(self.png_dir, exist_ok=True)
-            save_grid(
-                os.path.join(self.png_dir, f"reconstructions_{epoch + 1:03d}.png"), images, columns
-            )
-        if self.log_dir is not None:
-            if self._writer is None:
-                self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
-            with self._writer.as_default():
-                tf.summary.image(self.tag, make_grid(images, columns)[None], step=epoch + 1)
-            self._writer.flush()
+        self.write_grid(self.grid_images(), epoch, f"reconstructions_{epoch + 1:03d}.png", columns)
 
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+
+class KLWarmup(keras.callbacks.Callback):
+    """Anneals a VAE's beta linearly from 0 to `target` (default: the model's constructor beta)
+    over the first `epochs` epochs or `steps` training steps, then holds it; a common remedy for
+    posterior collapse (Bowman et al. 2016; Sønderby et al. 2016).
+
+    Counting uses `model.optimizer.iterations` (for `steps`) and the epoch index, so a resumed
+    run continues the schedule where it stopped. With `epochs`, beta also grows within an epoch
+    when the number of steps per epoch is known.
+    """
+
+    def __init__(self, epochs=None, steps=None, target=None):
+        super().__init__()
+        if (epochs is None) == (steps is None):
+            raise ValueError(
+                f"KLWarmup takes exactly one of epochs= or steps=; got epochs={epochs!r}, "
+                f"steps={steps!r}."
+            )
+        self.epochs = None if epochs is None else checks.positive_int("epochs", epochs)
+        self.steps = None if steps is None else checks.positive_int("steps", steps)
+        self.target = None if target is None else checks.non_negative_number(
+            "target", target, " (1.0 is the ELBO)")
+        self._epoch = 0
+
+    def _set(self, progress):
+        if not hasattr(self.model, "beta_variable"):
+            raise ValueError(
+                f"KLWarmup works on a keras_gen VAE; got {type(self.model).__name__}."
+            )
+        target = self.target if self.target is not None else self.model.target_beta
+        self.model.beta_variable.assign(target * min(1.0, max(0.0, progress)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        if self.epochs is not None:
+            self._set(epoch / self.epochs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.steps is not None:
+            self._set(int(self.model.optimizer.iterations.numpy()) / self.steps)
+        elif self.params and self.params.get("steps"):
+            self._set((self._epoch + batch / self.params["steps"]) / self.epochs)
 
 
 def _first_images(dataset, n, labels):

@@ -7,6 +7,8 @@ through the entry-point group "keras_gen.cli", so the library never imports them
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import json
 import os
 import shutil
@@ -14,6 +16,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the command's output readable
 
@@ -31,38 +34,86 @@ class DivergedError(CommandError):
 
 
 # --------------------------------------------------------------------------------------------
-# Families: how the command builds, compiles and feeds each model.
+# Families: one table. Each entry names the model class and the constructor arguments the
+# command sets from flags of the same name; a flag left out takes the constructor's own default,
+# read from its signature (`family_defaults`), so the command never restates a default.
 
 
-def _build_dcgan(args, info):
-    from keras_gen.models import DCGAN
+@dataclasses.dataclass(frozen=True)
+class Family:
+    model: str  # class in keras_gen.models
+    options: tuple  # constructor arguments that are also flags (--latent-dim for latent_dim)
+    # compile() argument -> the flag of its own learning rate (--lr sets them all)
+    optimizers: dict = dataclasses.field(default_factory=lambda: {"optimizer": None})
+    callbacks: Callable | None = None  # (args, model, out) -> extra callbacks of the family
 
-    return DCGAN(
+    def model_class(self):
+        from keras_gen import models
+
+        return getattr(models, self.model)
+
+
+def _vae_callbacks(args, model, out):
+    from keras_gen import callbacks as kg_callbacks
+    from keras_gen import data as kg_data
+
+    extra = [kg_callbacks.Reconstructions(
+        kg_data.load(args.dataset, split=args.split, batch_size=16, image_range=model.data_range,
+                     with_labels=bool(args.conditional), shuffle=False, seed=args.seed,
+                     data_dir=args.data_dir),
+        log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=16,
+    )]
+    if args.kl_warmup_epochs:
+        extra.append(kg_callbacks.KLWarmup(epochs=args.kl_warmup_epochs))
+    return extra
+
+
+FAMILIES = {
+    "dcgan": Family(
+        "DCGAN", ("latent_dim", "filters", "loss", "ema_decay"),
+        optimizers={"d_optimizer": "d_lr", "g_optimizer": "g_lr"},
+    ),
+    "vae": Family(
+        "ConvVAE", ("latent_dim", "filters", "likelihood", "beta"), callbacks=_vae_callbacks
+    ),
+    "pixelcnn": Family("PixelCNN", ("levels", "filters", "num_layers", "variant", "likelihood")),
+}
+
+
+def family_defaults(name):
+    """{option: the constructor's default} of a family's command options."""
+    family = FAMILIES[name]
+    parameters = {}
+    for cls in family.model_class().__mro__:  # options a subclass passes on in **kwargs
+        if "__init__" in vars(cls):
+            for key, p in inspect.signature(cls.__init__).parameters.items():
+                parameters.setdefault(key, p)
+    return {key: parameters[key].default for key in family.options}
+
+
+def build_model(args, info):
+    """The family's model for this data: flags that were given, constructor defaults for the rest."""
+    family = FAMILIES[args.model]
+    options = {k: getattr(args, k) for k in family.options if getattr(args, k, None) is not None}
+    return family.model_class()(
         info.image_shape,
-        latent_dim=args.latent_dim or 100,
         num_classes=info.num_classes if args.conditional else None,
-        loss=args.loss or "non_saturating",
-        filters=args.filters or 64,
-        ema_decay=args.ema_decay,
         seed=args.seed,
+        **options,
     )
 
 
-def _compile_dcgan(model, args):
-    import keras
-
-    kwargs = {}
-    defaults = model._default_optimizer().get_config()
-    if args.d_lr or args.lr:
-        kwargs["d_optimizer"] = keras.optimizers.Adam.from_config(
-            {**defaults, "learning_rate": args.d_lr or args.lr}
-        )
-    if args.g_lr or args.lr:
-        kwargs["g_optimizer"] = keras.optimizers.Adam.from_config(
-            {**defaults, "learning_rate": args.g_lr or args.lr}
-        )
-    model.compile(jit_compile=_jit_for(args, "dcgan"), steps_per_execution=args.steps_per_execution,
-                  **kwargs)
+def compile_model(model, args):
+    """`model.compile()` with the family's default optimisers; --lr (or a network's own flag,
+    e.g. --d-lr) replaces only the learning rate of the default."""
+    optimizers = {}
+    for argument, flag in FAMILIES[args.model].optimizers.items():
+        lr = (getattr(args, flag) if flag else None) or args.lr
+        if lr:
+            default = model.default_optimizer(argument)
+            optimizers[argument] = type(default).from_config({**default.get_config(), "learning_rate": lr})
+    model.compile(jit_compile=_jit_for(args, args.model), steps_per_execution=args.steps_per_execution,
+                  **optimizers)
 
 
 # XLA where benchmarks/train_throughput.py measured it faster on this CPU (DCGAN 1.54x, VAE
@@ -81,59 +132,6 @@ def _jit_for(args, family):
     if tf.distribute.get_strategy().num_replicas_in_sync > 1:
         return "auto"
     return JIT_DEFAULTS[family]
-
-
-def _compile_adam(model, args, default_lr):
-    import keras
-
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.lr or default_lr), jit_compile=_jit_for(args, args.model),
-        steps_per_execution=args.steps_per_execution,
-    )
-
-
-def _build_vae(args, info):
-    from keras_gen.models import ConvVAE
-
-    return ConvVAE(
-        info.image_shape,
-        latent_dim=args.latent_dim or 32,
-        num_classes=info.num_classes if args.conditional else None,
-        likelihood=args.likelihood or "discretized_logistic",
-        filters=args.filters or 32,
-        beta=1.0 if args.beta is None else args.beta,
-        seed=args.seed,
-    )
-
-
-def _build_pixelcnn(args, info):
-    from keras_gen.models import PixelCNN
-
-    return PixelCNN(
-        info.image_shape,
-        levels=args.levels or 256,
-        filters=args.filters or 64,
-        num_layers=args.num_layers or 7,
-        variant=args.variant or "gated",
-        likelihood=args.likelihood or "categorical",
-        num_classes=info.num_classes if args.conditional else None,
-        seed=args.seed,
-    )
-
-
-FAMILIES = {
-    "dcgan": {"build": _build_dcgan, "compile": _compile_dcgan, "image_range": lambda args: "tanh"},
-    "vae": {
-        "build": _build_vae,
-        "compile": lambda model, args: _compile_adam(model, args, 1e-3),
-        "image_range": lambda args: "binary" if args.likelihood == "bernoulli" else "unit",
-    },
-    "pixelcnn": {
-        "build": _build_pixelcnn,
-        "compile": lambda model, args: _compile_adam(model, args, 1e-3),
-        "image_range": lambda args: "binary" if (args.levels or 256) == 2 else "levels",
-    },
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,8 +203,8 @@ def cmd_train(args):
 
     strategy = distribute.get_strategy(args.strategy)
     with strategy.scope():
-        model = family["build"](args, info)
-        family["compile"](model, args)
+        model = build_model(args, info)
+        compile_model(model, args)
     if not args.resume:
         config = {
             "args": {k: getattr(args, k) for k in TRAIN_SETTINGS},
@@ -226,20 +224,11 @@ def cmd_train(args):
             log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=args.samples, seed=args.seed
         ),
     ]
-    evaluate = _default_evaluate(args, model, family, kg_data, kg_callbacks, out)
+    evaluate = _default_evaluate(args, model, kg_data, kg_callbacks, out)
     if evaluate is not None:  # first, so TensorBoard and the history see its val_<metric>
         callbacks.insert(0, evaluate)
-    if args.model == "vae":
-        callbacks.append(kg_callbacks.Reconstructions(
-            kg_data.load(args.dataset, split=args.split, batch_size=16,
-                         image_range=family["image_range"](args),
-                         with_labels=bool(args.conditional), shuffle=False, seed=args.seed),
-            log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=16,
-        ))
-        if args.kl_warmup_epochs:
-            from keras_gen.models import KLWarmup
-
-            callbacks.append(KLWarmup(epochs=args.kl_warmup_epochs))
+    if family.callbacks is not None:
+        callbacks += family.callbacks(args, model, out)
     history_path = out / "history.json"
 
     def on_epoch_end(epoch, logs):
@@ -262,7 +251,7 @@ def cmd_train(args):
             model,
             lambda epoch: kg_data.load(
                 args.dataset, split=args.split, batch_size=args.batch_size,
-                image_range=family["image_range"](args), with_labels=bool(args.conditional),
+                image_range=model.data_range, with_labels=bool(args.conditional),
                 seed=training.epoch_seed(args.seed, epoch), data_dir=args.data_dir,
             ),
             epochs=args.epochs,
@@ -408,7 +397,7 @@ def cmd_sample(args):
     return 0
 
 
-def _default_evaluate(args, model, family, kg_data, kg_callbacks, out):
+def _default_evaluate(args, model, kg_data, kg_callbacks, out):
     """The family's quality metric every epoch (FID for GANs, negative ELBO for VAEs, bits/dim
     for PixelCNN) on the first --eval-samples images of the training split, or None where
     there is no such metric (a GAN with no feature extractor for its image size)."""
@@ -416,7 +405,7 @@ def _default_evaluate(args, model, family, kg_data, kg_callbacks, out):
 
     if not args.eval_samples:
         return None
-    gan = args.model == "dcgan"
+    gan = "fid" in kg_metrics.default_metrics(model)  # sample quality, not a likelihood
     if gan:
         try:
             kg_metrics.default_extractor(model.image_shape)
@@ -427,7 +416,7 @@ def _default_evaluate(args, model, family, kg_data, kg_callbacks, out):
     batch = 250
     data = kg_data.load(
         args.dataset, split=args.split, batch_size=batch,
-        image_range="unit" if gan else family["image_range"](args),
+        image_range="unit" if gan else model.data_range,
         with_labels=bool(args.conditional) and not gan, shuffle=False, seed=args.seed,
         data_dir=args.data_dir,
     ).take(-(-args.eval_samples // batch))
@@ -467,7 +456,7 @@ def cmd_evaluate(args):
         ))
     likelihood_metrics = [m for m in names if m in LIKELIHOOD_METRICS]
     if likelihood_metrics:
-        image_range = _model_image_range(model)
+        image_range = model.data_range
         dataset = kg_data.load(args.dataset, split=args.split, batch_size=250, image_range=image_range,
                                with_labels=bool(getattr(model, "num_classes", None)), shuffle=False,
                                seed=args.seed, data_dir=args.data_dir)
@@ -484,15 +473,6 @@ def cmd_evaluate(args):
                                    "split": args.split, "results": results}, indent=2))
         print(f"wrote {out}")
     return 0
-
-
-def _model_image_range(model):
-    """The data range a likelihood model was trained on."""
-    if hasattr(model, "levels"):  # PixelCNN
-        return "binary" if model.levels == 2 else "levels"
-    if getattr(model, "likelihood", None) == "bernoulli":
-        return "binary"
-    return "unit"
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from keras_gen import checks
+
 IMAGE_RANGES = ("tanh", "unit", "levels", "binary")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 BUNDLED = ("fashion_mnist_10k", "digits")
@@ -95,8 +97,8 @@ def load(
       strict: for `folder:` sources, fail on files that are not images instead of skipping them.
       download: for TFDS names, download and prepare the data set if it is not there yet.
     """
-    _check_choice("image_range", image_range, IMAGE_RANGES)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    checks.choice("image_range", image_range, IMAGE_RANGES)
+    batch_size = checks.positive_int("batch_size", batch_size)
     source = _resolve(
         name, split, data_dir, channels=channels, image_size=image_size, strict=strict,
         download=download,
@@ -684,21 +686,3 @@ def _tfds_image_key(name, features):
     if not keys:
         raise DataError(f"the TFDS data set {name!r} has no image feature.")
     return keys[0]
-
-
-# --------------------------------------------------------------------------------------------
-# Argument checks shared by the library
-
-
-def _check_choice(arg, value, choices):
-    if value not in choices:
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{arg} must be one of {', '.join(map(repr, choices))}; got {value!r}.{hint}")
-    return value
-
-
-def _check_positive_int(arg, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{arg} must be a positive integer; got {value!r}.")
-    return int(value)

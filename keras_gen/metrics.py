@@ -26,6 +26,8 @@ import numpy as np
 import keras
 import tensorflow as tf
 
+from keras_gen import checks
+
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 FASHION_MNIST_CLASSIFIER = WEIGHTS_DIR / "fashion_mnist_classifier.keras"
 INCEPTION_V3_NOTOP = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -85,8 +87,8 @@ def kernel_distance(features_a, features_b, num_subsets=100, subset_size=1000, s
     a = _feature_array(features_a, "features_a")
     b = _feature_array(features_b, "features_b")
     _check_same_dim(a, b)
-    num_subsets = _positive_int("num_subsets", num_subsets)
-    subset_size = _positive_int("subset_size", subset_size)
+    num_subsets = checks.positive_int("num_subsets", num_subsets)
+    subset_size = checks.positive_int("subset_size", subset_size)
     m = min(subset_size, len(a), len(b))
     if m < 2:
         raise ValueError(
@@ -123,7 +125,7 @@ def precision_recall(features_real, features_fake, k=3, batch_size=1000):
     real = _feature_array(features_real, "features_real")
     fake = _feature_array(features_fake, "features_fake")
     _check_same_dim(real, fake)
-    k = _positive_int("k", k)
+    k = checks.positive_int("k", k)
     if k >= min(len(real), len(fake)):
         raise ValueError(
             f"k must be smaller than the number of vectors in each set; got k={k} with "
@@ -406,8 +408,8 @@ def feature_statistics(
     if data_range not in DATA_RANGES:
         raise ValueError(f"data_range must be one of {DATA_RANGES}; got {data_range!r}.")
     if num_samples is not None:
-        num_samples = _positive_int("num_samples", num_samples)
-    batch_size = _positive_int("batch_size", batch_size)
+        num_samples = checks.positive_int("num_samples", num_samples)
+    batch_size = checks.positive_int("batch_size", batch_size)
     extractor = feature_extractor(extractor)
     stats = FeatureStatistics(reservoir_size=reservoir_size, seed=seed)
     for images in _image_batches(source, num_samples, batch_size, data_range, seed):
@@ -566,7 +568,7 @@ def likelihood_metrics(model, dataset, num_importance_samples=None):
     """The family's likelihood metrics on `dataset` (in the range the model trains on: levels
     for PixelCNN, the VAE's own image range), as a dict of floats, lower is better for every key:
 
-      - PixelCNN (`model.bits_per_dim(dataset)`): "bits_per_dim".
+      - PixelCNN (`model.log_likelihood(dataset)`, exact): "bits_per_dim".
       - VAE (`model.evaluate_elbo(dataset)`, `model.log_likelihood(dataset, num_samples=k)`):
         "neg_elbo" (nats per image) and "neg_elbo_bits_per_dim"; with `num_importance_samples`
         also "neg_iwae" and "neg_iwae_bits_per_dim" (the tighter importance-weighted bound).
@@ -574,26 +576,27 @@ def likelihood_metrics(model, dataset, num_importance_samples=None):
     Duck-typed: any model with these methods works. The VAE methods return dicts with
     "nats_per_image" (the negative bound) and "bits_per_dim".
     """
-    if callable(getattr(model, "bits_per_dim", None)):
-        return {"bits_per_dim": _as_float(model.bits_per_dim(dataset), "bits_per_dim")}
-    if callable(getattr(model, "evaluate_elbo", None)):
+    if callable(getattr(model, "evaluate_elbo", None)):  # bounds (VAE)
         out = _bound("neg_elbo", model.evaluate_elbo(dataset))
         if num_importance_samples is not None and callable(getattr(model, "log_likelihood", None)):
-            k = _positive_int("num_importance_samples", num_importance_samples)
+            k = checks.positive_int("num_importance_samples", num_importance_samples)
             out.update(_bound("neg_iwae", model.log_likelihood(dataset, num_samples=k)))
         return out
+    if callable(getattr(model, "log_likelihood", None)):  # exact (PixelCNN)
+        value = _bound("nll", model.log_likelihood(dataset))
+        return {"bits_per_dim": value["nll_bits_per_dim"]}
     raise TypeError(
-        f"{type(model).__name__} has no likelihood: likelihood_metrics needs bits_per_dim(dataset) "
+        f"{type(model).__name__} has no likelihood: likelihood_metrics needs log_likelihood(dataset) "
         "(PixelCNN) or evaluate_elbo(dataset) (VAE). For GANs use quality_metrics (FID/KID)."
     )
 
 
 def _bound(name, value):
-    """{"nats_per_image": -bound, "bits_per_dim": ...} (keras_gen.models.VAE) -> loss-like keys."""
+    """{"nats_per_image": -bound, "bits_per_dim": ...} (a family's evaluation) -> loss-like keys."""
     if not isinstance(value, dict) or "nats_per_image" not in value:
         raise TypeError(
-            f"the VAE's {name[4:]} must be a dict with 'nats_per_image' (the negative bound) and "
-            f"'bits_per_dim', as keras_gen.models.VAE returns; got {value!r}."
+            f"the model's {name} evaluation must be a dict with 'nats_per_image' (the negative "
+            f"bound) and 'bits_per_dim', as keras_gen's VAE and PixelCNN return; got {value!r}."
         )
     out = {name: _as_float(value["nats_per_image"], f"{name} nats_per_image")}
     if "bits_per_dim" in value:
@@ -657,10 +660,10 @@ def evaluate_model(
 
 def default_metrics(model):
     """The family's headline metric: bits/dim for PixelCNN, negative ELBO for VAEs, FID else."""
-    if callable(getattr(model, "bits_per_dim", None)):
-        return ("bits_per_dim",)
     if callable(getattr(model, "evaluate_elbo", None)):
         return ("neg_elbo",)
+    if callable(getattr(model, "log_likelihood", None)):
+        return ("bits_per_dim",)
     return ("fid",)
 
 
@@ -717,12 +720,6 @@ def _check_metrics(metrics, known):
     if unknown or not metrics:
         raise ValueError(f"metrics must be a non-empty list from {known}; got {metrics}.")
     return metrics
-
-
-def _positive_int(arg, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{arg} must be a positive integer; got {value!r}.")
-    return int(value)
 
 
 def _as_float(value, what):

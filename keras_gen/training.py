@@ -29,6 +29,8 @@ import numpy as np
 import keras
 import tensorflow as tf
 
+from keras_gen import checks
+
 POINTER = "checkpoint.json"
 FORMAT = 1
 
@@ -317,11 +319,9 @@ def fit(
       TrainingDiverged: a loss became NaN or Inf; the message names the step and the loss, and
         the last good checkpoint is left as it was.
     """
-    from keras_gen.data import _check_positive_int
-
-    epochs = _check_positive_int("epochs", epochs)
+    epochs = checks.positive_int("epochs", epochs)
     if checkpoint_every is not None:
-        checkpoint_every = _check_positive_int("checkpoint_every", checkpoint_every)
+        checkpoint_every = checks.positive_int("checkpoint_every", checkpoint_every)
     checkpointer = Checkpointer(checkpoint_dir)
     state = checkpointer.restore(model) if resume else None
     epoch, skip, global_step = (0, 0, 0) if state is None else (

@@ -62,14 +62,12 @@ def test_every_format_matches_keras(cpixelcnn, exported):
 
 
 def test_exported_sampler_reproduces_pixelcnn_sample(cpixelcnn, exported):
-    """sample(uniform_noise(model, seed, n), labels) == PixelCNN.sample(n, seed, labels)."""
+    """sample(model.uniform_noise(seed, 0, n), labels) == PixelCNN.sample(n, seed, labels)."""
     from ai_edge_litert.interpreter import Interpreter
-
-    from export.signatures import uniform_noise
 
     labels = np.array([0, 7, 7], np.int32)
     expected = cpixelcnn.sample(3, seed=4, labels=labels)
-    uniform = uniform_noise(cpixelcnn, 4, 3)
+    uniform = cpixelcnn.uniform_noise(4, 0, 3).numpy()
     runner = Interpreter(model_path=str(exported / "sample.tflite")).get_signature_runner("sample")
     np.testing.assert_array_equal(runner(uniform=uniform, label=labels)["images"], expected)
     loaded = tf.saved_model.load(str(exported / "saved_model"))

@@ -281,8 +281,10 @@ def test_bad_extractor_and_shape_errors(tmp_path):
 
 
 class _PixelCNNLike:
-    def bits_per_dim(self, dataset):
-        return np.float32(3.25)
+    """The return value of keras_gen.models.PixelCNN.log_likelihood (an exact likelihood)."""
+
+    def log_likelihood(self, dataset):
+        return {"nats_per_image": 1800.0, "bits_per_dim": np.float32(3.25), "num_examples": 10}
 
 
 class _VAELike:

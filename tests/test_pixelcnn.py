@@ -320,3 +320,21 @@ def test_loaded_model_keeps_its_optimizer_state(tmp_path):
     assert abs(float(loaded.optimizer.learning_rate) - 3e-4) < 1e-9
     for a, b in zip(loaded.optimizer.variables, model.optimizer.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("variant", ["gated", "original"])
+def test_sample_tensor_equals_sample_and_complete(variant):
+    """The pure-graph sampler (what export and the VQ-VAE prior use) draws the images `sample`
+    and `complete` draw for the same noise, also at another temperature."""
+    model = PixelCNN((4, 4, 1), levels=4, filters=4, num_layers=2, variant=variant, num_classes=3, seed=0)
+    labels = np.array([0, 2], np.int32)
+    uniform = model.uniform_noise(5, 0, 2)
+    for temperature in (1.0, 0.7):
+        expected = model.sample(2, seed=5, labels=labels, temperature=temperature)
+        got = model.sample_tensor(uniform, labels, temperature=temperature).numpy()
+        np.testing.assert_array_equal(got, expected)
+    known = np.full((2, 4, 4, 1), 3, np.int32)
+    expected = model.complete(known, known_rows=2, seed=5, labels=labels)
+    got = model.sample_tensor(uniform, labels, images=known, start_row=2).numpy()
+    np.testing.assert_array_equal(got, expected)
+    assert (got[:, :2] == 3).all()

@@ -11,7 +11,8 @@ from scipy import special, stats
 from keras_gen import callbacks as kg_callbacks
 from keras_gen import data
 from keras_gen import losses
-from keras_gen.models.vae import VAE, ConvVAE, KLWarmup
+from keras_gen.callbacks import KLWarmup
+from keras_gen.models.vae import VAE, ConvVAE
 
 
 def tiny(likelihood="bernoulli", num_classes=None, **kwargs):

@@ -14,25 +14,9 @@ import numpy as np
 import keras
 from keras import ops
 
+from keras_gen.checks import odd_kernel
+
 MASK_TYPES = ("A", "B")
-
-
-def _odd_kernel(kernel_size, arg="kernel_size"):
-    if isinstance(kernel_size, (int, np.integer)) and not isinstance(kernel_size, bool):
-        kernel_size = (int(kernel_size), int(kernel_size))
-    try:
-        kh, kw = (int(k) for k in kernel_size)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{arg} must be an odd integer or a pair of odd integers, e.g. 3 or (1, 5); "
-            f"got {kernel_size!r}."
-        ) from None
-    if kh <= 0 or kw <= 0 or kh % 2 == 0 or kw % 2 == 0:
-        raise ValueError(
-            f"{arg} must be odd (a masked convolution needs a centre tap), e.g. 3, 5 or 7; got "
-            f"{kernel_size!r}. Use the next odd size."
-        )
-    return kh, kw
 
 
 def check_channel_groups(channels, channel_groups, what):
@@ -49,7 +33,7 @@ def causal_mask(kernel_size, in_channels, out_channels, mask_type, channel_group
     Rows above the centre: all taps. Centre row: taps left of the centre. Centre tap: input
     group < output group (mask "A") or <= (mask "B").
     """
-    kh, kw = _odd_kernel(kernel_size)
+    kh, kw = odd_kernel(kernel_size)
     if mask_type not in MASK_TYPES:
         raise ValueError(
             f"mask_type must be 'A' (first layer: a pixel does not see itself) or 'B' (later "
@@ -88,7 +72,7 @@ class MaskedConv2D(keras.layers.Conv2D):
     """
 
     def __init__(self, filters, kernel_size, mask_type="B", channel_groups=1, **kwargs):
-        kernel_size = _odd_kernel(kernel_size)
+        kernel_size = odd_kernel(kernel_size)
         if mask_type not in MASK_TYPES:
             raise ValueError(
                 f"mask_type must be 'A' (first layer: a pixel does not see itself) or 'B' "
@@ -152,8 +136,48 @@ def gate(x):
     return ops.tanh(a) * ops.sigmoid(b)
 
 
+class _PixelCNNBlock(keras.layers.Layer):
+    """What the PixelCNN blocks share: their arguments, config, and one seeded initialiser per
+    sub-layer derived from the block's own."""
+
+    def __init__(
+        self,
+        filters,
+        kernel_size=3,
+        channel_groups=1,
+        num_classes=None,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = odd_kernel(kernel_size)[1]
+        self.channel_groups = int(channel_groups)
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        check_channel_groups(self.filters, self.channel_groups, "filters")
+
+    def _initializer(self, offset):
+        # A distinct seed per sub-layer when the block's initialiser is seeded.
+        config = self.kernel_initializer.get_config()
+        if config.get("seed") is not None:
+            config["seed"] = int(config["seed"]) * 8 + offset
+        return self.kernel_initializer.__class__.from_config(config)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            channel_groups=self.channel_groups,
+            num_classes=self.num_classes,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config
+
+
 @keras.saving.register_keras_serializable(package="keras_gen")
-class GatedPixelCNNBlock(keras.layers.Layer):
+class GatedPixelCNNBlock(_PixelCNNBlock):
     """One layer of the Gated PixelCNN (van den Oord et al. 2016, "Conditional Image Generation
     with PixelCNN Decoders"): a vertical stack that sees the rows above, and a horizontal stack
     that sees the pixels to the left in the current row plus the vertical stack. Together they
@@ -180,14 +204,10 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.kernel_size = _odd_kernel(kernel_size)[1]
+        super().__init__(
+            filters, kernel_size, channel_groups, num_classes, kernel_initializer, **kwargs
+        )
         self.first = bool(first)
-        self.channel_groups = int(channel_groups)
-        self.num_classes = None if num_classes is None else int(num_classes)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        check_channel_groups(self.filters, self.channel_groups, "filters")
         k, r = self.kernel_size, self.kernel_size // 2
         init = self._initializer
         self.v_conv = keras.layers.Conv2D(
@@ -214,13 +234,6 @@ class GatedPixelCNNBlock(keras.layers.Layer):
                 self.num_classes, 2 * self.filters, embeddings_initializer=init(5),
                 name="h_embedding",
             )
-
-    def _initializer(self, offset):
-        # A distinct seed per sub-layer when the block's initialiser is seeded.
-        config = self.kernel_initializer.get_config()
-        if config.get("seed") is not None:
-            config["seed"] = int(config["seed"]) * 8 + offset
-        return self.kernel_initializer.__class__.from_config(config)
 
     def pad_vertical(self, v):
         """Pads the vertical input so a VALID (k//2+1, k) convolution gives rows i-k//2..i (or
@@ -257,20 +270,11 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         return [gate(v_pre), h_new]
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel_size=self.kernel_size,
-            first=self.first,
-            channel_groups=self.channel_groups,
-            num_classes=self.num_classes,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-        )
-        return config
+        return {**super().get_config(), "first": self.first}
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class MaskedResidualBlock(keras.layers.Layer):
+class MaskedResidualBlock(_PixelCNNBlock):
     """The residual block of the original PixelCNN (van den Oord et al. 2016, "Pixel Recurrent
     Neural Networks"): x + 1x1(relu(kxk(relu(1x1(relu(x)))))), all masked "B". Stacks of these
     have the known blind spot: pixels above-right of the cone are never seen.
@@ -278,23 +282,12 @@ class MaskedResidualBlock(keras.layers.Layer):
     Call with `x` or `[x, labels]`; a label adds a learned bias after the first 1x1.
     """
 
-    def __init__(
-        self,
-        filters,
-        kernel_size=3,
-        channel_groups=1,
-        num_classes=None,
-        kernel_initializer="glorot_uniform",
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.kernel_size = _odd_kernel(kernel_size)[1]
-        self.channel_groups = int(channel_groups)
-        self.num_classes = None if num_classes is None else int(num_classes)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        check_channel_groups(self.filters, self.channel_groups, "filters")
-        init = GatedPixelCNNBlock._initializer.__get__(self)
+    def __init__(self, filters, kernel_size=3, channel_groups=1, num_classes=None,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(
+            filters, kernel_size, channel_groups, num_classes, kernel_initializer, **kwargs
+        )
+        init = self._initializer
         common = dict(mask_type="B", channel_groups=self.channel_groups)
         self.conv_in = MaskedConv2D(self.filters, 1, kernel_initializer=init(0), name="conv_in", **common)
         self.conv_mid = MaskedConv2D(
@@ -320,21 +313,13 @@ class MaskedResidualBlock(keras.layers.Layer):
             t = t + self.embedding(labels)[:, None, None, :]
         return ops.relu(t)
 
+    def outer(self, t):
+        """The residual branch after the inner input: 1x1(relu(kxk(t)))."""
+        return self.conv_out(ops.relu(self.conv_mid(t)))
+
     def call(self, inputs):
         if isinstance(inputs, (list, tuple)):
             x, labels = inputs[0], inputs[1] if len(inputs) > 1 else None
         else:
             x, labels = inputs, None
-        t = self.inner_input(x, labels)
-        return x + self.conv_out(ops.relu(self.conv_mid(t)))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel_size=self.kernel_size,
-            channel_groups=self.channel_groups,
-            num_classes=self.num_classes,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-        )
-        return config
+        return x + self.outer(self.inner_input(x, labels))

@@ -3,6 +3,6 @@
 from keras_gen.models.base import GenerativeModel
 from keras_gen.models.gan import DCGAN, GAN
 from keras_gen.models.pixelcnn import PixelCNN
-from keras_gen.models.vae import VAE, ConvVAE, KLWarmup
+from keras_gen.models.vae import VAE, ConvVAE
 
-__all__ = ["GenerativeModel", "GAN", "DCGAN", "VAE", "ConvVAE", "KLWarmup", "PixelCNN"]
+__all__ = ["GenerativeModel", "GAN", "DCGAN", "VAE", "ConvVAE", "PixelCNN"]

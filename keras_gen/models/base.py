@@ -7,53 +7,15 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import data as kg_data
+from keras_gen import checks
+from keras_gen.networks import policy_scope
 from keras_gen.version import __version__
 
 
-def resolve_seed(seed):
-    """A model's seed: the user's, or a fresh one drawn once so the model still owns it."""
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}.")
-    return int(seed)
-
-
-def check_labels(labels, n, num_classes):
-    """Validates `labels` for `generate(n, labels=...)`; returns int32 array (n,) or None."""
-    if num_classes is None:
-        if labels is not None:
-            raise ValueError(
-                "labels were given, but this model is unconditional (num_classes=None). Call "
-                "generate without labels, or build the model with num_classes."
-            )
-        return None
-    if labels is None:
-        raise ValueError(
-            f"this model is conditional on {num_classes} classes: pass labels, e.g. "
-            f"generate({n}, labels=[0] * {n}) or labels=range({n}) % {num_classes}."
-        )
-    labels = np.asarray(labels)
-    if labels.ndim == 0:
-        labels = np.full((n,), int(labels))
-    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"labels must be {n} integers (one per image), or one integer for all; got "
-            f"{labels.dtype} array of shape {labels.shape}."
-        )
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(
-            f"labels must be in 0..{num_classes - 1}; got values in "
-            f"{int(labels.min())}..{int(labels.max())}."
-        )
-    return labels.astype(np.int32)
-
-
-def check_count(n):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer (the number of images); got {n!r}.")
-    return int(n)
+def num_replicas():
+    """Replicas in sync in the current replica context (1 outside tf.distribute)."""
+    ctx = tf.distribute.get_replica_context()
+    return ctx.num_replicas_in_sync if ctx is not None else 1
 
 
 class GenerativeModel(keras.Model):
@@ -71,10 +33,25 @@ class GenerativeModel(keras.Model):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(d) for d in image_shape)
         if num_classes is not None:
-            num_classes = kg_data._check_positive_int("num_classes", num_classes)
+            num_classes = checks.positive_int("num_classes", num_classes)
         self.num_classes = num_classes
-        self.seed = resolve_seed(seed)
+        self.seed = checks.seed_or_fresh(seed)
 
+    def policy_scope(self):
+        """Builds sub-layers under the model's own dtype policy (not the global one), so a
+        model loaded from a mixed-precision `.keras` file is mixed-precision throughout."""
+        return policy_scope(self.dtype_policy)
+
+    @property
+    def num_dims(self):
+        """Values per image, H * W * C: the denominator of bits per dimension."""
+        return int(np.prod(self.image_shape))
+
+    @property
+    def data_range(self):
+        """The `image_range` of `keras_gen.data.load` that `fit` takes ("tanh", "unit",
+        "binary" or "levels")."""
+        raise NotImplementedError
     # -- noise --------------------------------------------------------------------------------
 
     def step_noise(self, step, purpose, local_batch, event_shape, distribution="normal"):
@@ -118,9 +95,7 @@ class GenerativeModel(keras.Model):
 
     @staticmethod
     def global_batch_size(local_batch):
-        ctx = tf.distribute.get_replica_context()
-        num_replicas = ctx.num_replicas_in_sync if ctx is not None else 1
-        return tf.cast(local_batch * num_replicas, tf.float32)
+        return tf.cast(local_batch * num_replicas(), tf.float32)
 
     # -- data checks --------------------------------------------------------------------------
 
@@ -175,10 +150,17 @@ class GenerativeModel(keras.Model):
                 "needs (images, labels) batches: load the data with with_labels=True."
             )
 
+    def default_optimizer(self, argument="optimizer"):
+        """A new instance of the optimiser `compile()` uses for its argument `argument` when
+        none is given (a GAN has two: "d_optimizer", "g_optimizer"). Default: Adam(1e-3)."""
+        return keras.optimizers.Adam(1e-3)
+
     def compile(self, optimizer=None, **kwargs):
-        """Keras' compile, then the optimiser is built at once under the model's strategy (so
-        `fit` needs no symbolic build; see `_maybe_symbolic_build`). Families pass their own
-        default optimiser."""
+        """Keras' compile (with `default_optimizer()` when no optimiser is given), then the
+        optimiser is built at once under the model's strategy (so `fit` needs no symbolic build;
+        see `_maybe_symbolic_build`)."""
+        if optimizer is None:
+            optimizer = self.default_optimizer()
         super().compile(optimizer=optimizer, **kwargs)
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
@@ -230,14 +212,55 @@ class GenerativeModel(keras.Model):
 
     # -- generate -----------------------------------------------------------------------------
 
-    def generate(self, n, seed=None, labels=None, batch_size=256):
-        """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images."""
+    # Images per network call in `generate` (a family may choose less, e.g. PixelCNN).
+    generate_batch_size = 256
+
+    @property
+    def noise_shape(self):
+        """Shape of the noise behind one generated image (latent vectors: (latent_dim,))."""
+        return (self.latent_dim,)
+
+    def latent_vectors(self, n, seed):
+        """The latent vectors `generate(n, seed)` uses: N(0, I), NumPy, so they are the same on
+        every machine; image k's vector does not depend on n."""
+        return np.random.default_rng(seed).standard_normal((n,) + self.noise_shape).astype(np.float32)
+
+    def generation_noise(self, seed, start, stop):
+        """The noise of images start..stop-1 of `generate(n, seed)`, (stop - start,
+        *noise_shape). Default: latent vectors."""
+        return self.latent_vectors(stop, seed)[start:]
+
+    def images_from_noise(self, noise, labels=None, **options):
+        """The family's step: noise (batch, *noise_shape) and int32 labels (batch,) or None ->
+        images (batch, H, W, C) in [0, 1], as NumPy or a tensor."""
         raise NotImplementedError
 
-    def _generate_seed(self, seed):
-        if seed is None:
-            return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
-        return resolve_seed(seed)
+    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, **options):
+        """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images.
+
+        labels: one int per image, or one for all (conditional models). z: the noise itself,
+        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). Other
+        keyword options go to the family's `images_from_noise`."""
+        n = checks.count(n)
+        labels = checks.labels(labels, n, self.num_classes)
+        batch_size = checks.positive_int("batch_size", batch_size or self.generate_batch_size)
+        if z is not None:
+            z = np.asarray(z, np.float32)
+            if z.shape != (n,) + tuple(self.noise_shape):
+                raise ValueError(f"z must have shape {(n,) + tuple(self.noise_shape)}; got {z.shape}.")
+        else:
+            seed = checks.seed_or_fresh(seed)
+        out = np.zeros((n,) + self.image_shape, np.float32)
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            noise = z[start:stop] if z is not None else self.generation_noise(seed, start, stop)
+            batch_labels = None if labels is None else labels[start:stop]
+            out[start:stop] = keras.ops.convert_to_numpy(
+                self.images_from_noise(noise, batch_labels, **options)
+            )
+        return np.clip(out, 0.0, 1.0)
+
+    # -- serialisation ------------------------------------------------------------------------
 
     # Constructor arguments that are Keras networks (the user's own), serialised in the config.
     network_args = ()
@@ -248,13 +271,18 @@ class GenerativeModel(keras.Model):
         for key in cls.network_args:
             if key in config:  # builders such as DCGAN rebuild their networks instead
                 config[key] = keras.saving.deserialize_keras_object(config[key])
+        if isinstance(config.get("dtype"), dict):  # as keras.layers.Layer.from_config does
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
         return cls(**config)
 
     def get_config(self):
-        return {
-            "image_shape": list(self.image_shape),
-            "num_classes": self.num_classes,
-            "seed": self.seed,
-            "name": self.name,
-            "keras_gen_version": __version__,
-        }
+        """Keras' own config (name, trainable, dtype policy) plus what every family shares;
+        families add their constructor arguments."""
+        config = super().get_config()
+        config.update(
+            image_shape=list(self.image_shape),
+            num_classes=self.num_classes,
+            seed=self.seed,
+            keras_gen_version=__version__,
+        )
+        return config

@@ -7,9 +7,10 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import data as kg_data
+from keras_gen import checks
 from keras_gen import losses as kg_losses
-from keras_gen.models.base import GenerativeModel, check_count, check_labels, resolve_seed
+from keras_gen import networks
+from keras_gen.models.base import GenerativeModel
 
 # Purposes of the noise drawn in one step (see GenerativeModel.step_noise).
 _GEN_PURPOSE = 63
@@ -54,9 +55,9 @@ class GAN(GenerativeModel):
         seed=None,
         **kwargs,
     ):
-        kg_data._check_choice("loss", loss, kg_losses.GAN_LOSSES)
-        kg_data._check_choice("image_range", image_range, ("tanh", "unit"))
-        latent_dim = kg_data._check_positive_int("latent_dim", latent_dim)
+        checks.choice("loss", loss, kg_losses.GAN_LOSSES)
+        checks.choice("image_range", image_range, ("tanh", "unit"))
+        latent_dim = checks.positive_int("latent_dim", latent_dim)
         image_shape = _output_image_shape(generator)
         super().__init__(image_shape, num_classes=num_classes, seed=seed, **kwargs)
         self.generator = generator
@@ -64,7 +65,7 @@ class GAN(GenerativeModel):
         self.latent_dim = latent_dim
         self.loss_kind = loss
         self.image_range = image_range
-        self.discriminator_steps = kg_data._check_positive_int(
+        self.discriminator_steps = checks.positive_int(
             "discriminator_steps", discriminator_steps
         )
         if not 0.0 <= label_smoothing < 1.0:
@@ -120,8 +121,8 @@ class GAN(GenerativeModel):
             raise ValueError(
                 "a GAN has two optimisers: pass d_optimizer= and g_optimizer= instead of optimizer=."
             )
-        d_optimizer = d_optimizer or self._default_optimizer()
-        g_optimizer = g_optimizer or self._default_optimizer()
+        d_optimizer = d_optimizer or self.default_optimizer("d_optimizer")
+        g_optimizer = g_optimizer or self.default_optimizer("g_optimizer")
         d_optimizer = keras.optimizers.get(d_optimizer)
         g_optimizer = keras.optimizers.get(g_optimizer)
         if d_optimizer is g_optimizer:
@@ -138,7 +139,9 @@ class GAN(GenerativeModel):
     def optimized_variables(self):
         return self.generator.trainable_variables
 
-    def _default_optimizer(self):
+    def default_optimizer(self, argument="g_optimizer"):
+        """The optimiser `compile()` gives `argument` ("d_optimizer" or "g_optimizer")."""
+        checks.choice("argument", argument, ("d_optimizer", "g_optimizer", "optimizer"))
         if self.loss_kind == "wasserstein_gp":
             return keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
         return keras.optimizers.Adam(2e-4, beta_1=0.5)
@@ -259,35 +262,20 @@ class GAN(GenerativeModel):
         """The network `generate` uses: the EMA generator when enabled."""
         return self.ema_generator if self.ema_generator is not None else self.generator
 
-    def latent_vectors(self, n, seed):
-        """The latent vectors `generate(n, seed)` uses (NumPy, so they are the same everywhere)."""
-        return np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
+    @property
+    def data_range(self):
+        return self.image_range
 
     def to_unit_range(self, images):
+        """Generator outputs (image_range) -> [0, 1], NumPy float32."""
+        images = keras.ops.convert_to_numpy(images)
         if self.image_range == "tanh":
             images = (images + 1.0) / 2.0
         return np.clip(images, 0.0, 1.0).astype(np.float32)
 
-    def generate(self, n, seed=None, labels=None, batch_size=256, z=None):
-        n = check_count(n)
-        labels = check_labels(labels, n, self.num_classes)
-        if z is None:
-            z = self.latent_vectors(n, self._generate_seed(seed))
-        else:
-            z = np.asarray(z, np.float32)
-            if z.shape != (n, self.latent_dim):
-                raise ValueError(
-                    f"z must have shape ({n}, {self.latent_dim}); got {z.shape}."
-                )
-        out = np.zeros((n,) + self.image_shape, np.float32)
-        network = self.sampling_generator
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            inputs = z[start:stop]
-            if labels is not None:
-                inputs = [inputs, labels[start:stop]]
-            out[start:stop] = keras.ops.convert_to_numpy(network(inputs, training=False))
-        return self.to_unit_range(out)
+    def images_from_noise(self, noise, labels=None):
+        inputs = noise if labels is None else [noise, labels]
+        return self.to_unit_range(self.sampling_generator(inputs, training=False))
 
     # -- serialisation ------------------------------------------------------------------------
 
@@ -311,7 +299,8 @@ class GAN(GenerativeModel):
 
 @keras.saving.register_keras_serializable(package="keras_gen")
 class DCGAN(GAN):
-    """A GAN with DCGAN networks for square images whose side is a multiple of 4, 8 to 128.
+    """A GAN with DCGAN networks (`keras_gen.networks.dcgan_generator` and
+    `dcgan_discriminator`) for square images whose side is a multiple of 4, 8 to 128.
 
     Generator: a dense projection to a small feature map, strided transposed convolutions with
     batch normalisation (synchronised across replicas, so training on N devices equals one) and
@@ -331,20 +320,21 @@ class DCGAN(GAN):
         dropout=0.3,
         **kwargs,
     ):
-        image_shape = check_dcgan_shape(image_shape)
-        latent_dim = kg_data._check_positive_int("latent_dim", latent_dim)
-        self.filters = kg_data._check_positive_int("filters", filters)
+        image_shape = checks.square_image_shape(image_shape, "DCGAN")
+        latent_dim = checks.positive_int("latent_dim", latent_dim)
+        self.filters = checks.positive_int("filters", filters)
         self.spectral_norm = bool(spectral_norm)
         self.dropout = float(dropout)
         image_range = kwargs.get("image_range", "tanh")
         # The model's seed also fixes the initial weights, so equal seeds give equal runs.
-        kwargs["seed"] = seed = resolve_seed(kwargs.get("seed"))
-        generator = dcgan_generator(
-            image_shape, latent_dim, num_classes, filters, image_range, seed=seed
-        )
-        discriminator = dcgan_discriminator(
-            image_shape, num_classes, filters, spectral_norm, dropout, seed=seed + 1
-        )
+        kwargs["seed"] = seed = checks.seed_or_fresh(kwargs.get("seed"))
+        with networks.policy_scope(kwargs.get("dtype")):
+            generator = networks.dcgan_generator(
+                image_shape, latent_dim, num_classes, filters, image_range, seed=seed
+            )
+            discriminator = networks.dcgan_discriminator(
+                image_shape, num_classes, filters, spectral_norm, dropout, seed=seed
+            )
         super().__init__(
             generator, discriminator, latent_dim, num_classes=num_classes, **kwargs
         )
@@ -359,114 +349,6 @@ class DCGAN(GAN):
             dropout=self.dropout,
         )
         return config
-
-def check_dcgan_shape(image_shape):
-    try:
-        h, w, c = (int(d) for d in image_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"image_shape must be (height, width, channels); got {image_shape!r}.") from None
-    if h != w or h % 4 or not 8 <= h <= 128 or c not in (1, 3):
-        raise ValueError(
-            "DCGAN takes square images whose side is a multiple of 4 from 8 to 128, with 1 or 3 "
-            f"channels (e.g. (28, 28, 1), (32, 32, 3), (64, 64, 3)); got {tuple(image_shape)}. "
-            "Resize the data (keras_gen.data.load(..., image_size=...) for folders) or bring "
-            "your own networks to GAN(generator, discriminator, latent_dim)."
-        )
-    return h, w, c
-
-
-def _upsampling_plan(side):
-    """(start side, number of stride-2 upsamplings): halve while the result stays >= 3 and even
-    splits remain, e.g. 28 -> 7 x 2 ups, 32 -> 4 x 3 ups, 64 -> 4 x 4 ups."""
-    ups = 0
-    while side % 2 == 0 and side // 2 >= 3 and ups < 5:
-        side //= 2
-        ups += 1
-    return side, ups
-
-
-class _Initializers:
-    """Seeded DCGAN initialisers (N(0, 0.02), as in Radford et al.), a new seed per layer."""
-
-    def __init__(self, seed):
-        self.seed = None if seed is None else int(seed) * 1009
-
-    def __call__(self):
-        if self.seed is None:
-            return keras.initializers.RandomNormal(0.0, 0.02)
-        self.seed += 1
-        return keras.initializers.RandomNormal(0.0, 0.02, seed=self.seed)
-
-
-def dcgan_generator(
-    image_shape, latent_dim, num_classes=None, filters=64, image_range="tanh", seed=None
-):
-    init = _Initializers(seed)
-    h, _, c = image_shape
-    start, ups = _upsampling_plan(h)
-    width = min(filters * 2**ups, 512)
-    z = keras.Input((latent_dim,), name="z")
-    inputs = [z]
-    x = z
-    if num_classes is not None:
-        label = keras.Input((), dtype="int32", name="label")
-        inputs.append(label)
-        embedded = keras.layers.Embedding(
-            num_classes, min(latent_dim, 50), embeddings_initializer=init(), name="label_embedding"
-        )(label)
-        x = keras.layers.Concatenate()([z, embedded])
-    x = keras.layers.Dense(start * start * width, use_bias=False, kernel_initializer=init())(x)
-    x = keras.layers.BatchNormalization(synchronized=True)(x)
-    x = keras.layers.ReLU()(x)
-    x = keras.layers.Reshape((start, start, width))(x)
-    for _ in range(ups):
-        width = max(width // 2, filters)
-        x = keras.layers.Conv2DTranspose(
-            width, 4, strides=2, padding="same", use_bias=False, kernel_initializer=init()
-        )(x)
-        x = keras.layers.BatchNormalization(synchronized=True)(x)
-        x = keras.layers.ReLU()(x)
-    activation = "tanh" if image_range == "tanh" else "sigmoid"
-    images = keras.layers.Conv2D(
-        c, 3, padding="same", activation=activation, kernel_initializer=init(), dtype="float32"
-    )(x)
-    return keras.Model(inputs if len(inputs) > 1 else z, images, name="generator")
-
-
-def dcgan_discriminator(
-    image_shape, num_classes=None, filters=64, spectral_norm=False, dropout=0.3, seed=None
-):
-    init = _Initializers(seed)
-    h, _, _ = image_shape
-    _, downs = _upsampling_plan(h)
-
-    def wrap(layer):
-        return keras.layers.SpectralNormalization(layer) if spectral_norm else layer
-
-    images = keras.Input(tuple(image_shape), name="images")
-    inputs = [images]
-    x = images
-    width = filters
-    for _ in range(downs):
-        x = wrap(
-            keras.layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=init())
-        )(x)
-        x = keras.layers.LeakyReLU(0.2)(x)
-        width = min(width * 2, 512)
-    x = keras.layers.Flatten()(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, seed=None if seed is None else seed + 7)(x)
-    logits = wrap(keras.layers.Dense(1, kernel_initializer=init(), dtype="float32"))(x)
-    if num_classes is not None:
-        label = keras.Input((), dtype="int32", name="label")
-        inputs.append(label)
-        # Projection: logit += <embed(y), features>.
-        embedded = keras.layers.Embedding(
-            num_classes, x.shape[-1], embeddings_initializer=init(), name="label_projection"
-        )(label)
-        projection = keras.layers.Dot(axes=1)([embedded, x])
-        logits = keras.layers.Add(dtype="float32")([logits, projection])
-    return keras.Model(inputs if len(inputs) > 1 else images, logits, name="discriminator")
 
 
 def _output_image_shape(generator):

@@ -17,33 +17,14 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import data as kg_data
-from keras_gen.layers.masked import (
-    GatedPixelCNNBlock,
-    MaskedConv2D,
-    MaskedResidualBlock,
-    _odd_kernel,
-    gate,
-)
+from keras_gen import checks
+from keras_gen.layers.masked import GatedPixelCNNBlock, MaskedConv2D, MaskedResidualBlock, gate
 from keras_gen.models import pixelcnn_likelihoods as lik
-from keras_gen.models.base import GenerativeModel, check_count, check_labels, resolve_seed
+from keras_gen.models.base import GenerativeModel
+from keras_gen.networks import Initializers
 
 VARIANTS = ("gated", "original")
 METHODS = ("fast", "naive")
-
-
-class _Initializers:
-    """Seeded Glorot-uniform initialisers, a new seed per layer, so equal seeds give equal
-    weights (as `keras_gen.models.gan._Initializers` does for DCGAN)."""
-
-    def __init__(self, seed):
-        self.seed = None if seed is None else int(seed) * 1009
-
-    def __call__(self):
-        if self.seed is None:
-            return keras.initializers.GlorotUniform()
-        self.seed += 1
-        return keras.initializers.GlorotUniform(seed=self.seed)
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
@@ -83,15 +64,15 @@ class PixelCNN(GenerativeModel):
         seed=None,
         **kwargs,
     ):
-        image_shape = _check_image_shape(image_shape)
-        kg_data._check_choice("variant", variant, VARIANTS)
-        kg_data._check_choice("likelihood", likelihood, lik.LIKELIHOODS)
-        levels = kg_data._check_positive_int("levels", levels)
+        image_shape = checks.image_shape(image_shape)
+        checks.choice("variant", variant, VARIANTS)
+        checks.choice("likelihood", likelihood, lik.LIKELIHOODS)
+        levels = checks.positive_int("levels", levels)
         if levels < 2:
             raise ValueError(f"levels must be at least 2 (2 for binary images); got {levels}.")
-        filters = kg_data._check_positive_int("filters", filters)
-        num_layers = kg_data._check_positive_int("num_layers", num_layers)
-        num_mixtures = kg_data._check_positive_int("num_mixtures", num_mixtures)
+        filters = checks.positive_int("filters", filters)
+        num_layers = checks.positive_int("num_layers", num_layers)
+        num_mixtures = checks.positive_int("num_mixtures", num_mixtures)
         kernel_size = _square_odd(kernel_size, "kernel_size")
         first_kernel_size = _square_odd(first_kernel_size, "first_kernel_size")
         channels = image_shape[2]
@@ -101,7 +82,7 @@ class PixelCNN(GenerativeModel):
                 f"gets filters / {channels} features); got filters={filters}. Try "
                 f"filters={filters + channels - filters % channels}."
             )
-        kwargs["seed"] = seed = resolve_seed(seed)
+        kwargs["seed"] = seed = checks.seed_or_fresh(seed)
         super().__init__(image_shape, num_classes=num_classes, **kwargs)
         self.levels = levels
         self.filters = filters
@@ -112,10 +93,24 @@ class PixelCNN(GenerativeModel):
         self.likelihood = likelihood
         self.num_mixtures = num_mixtures
         self.num_params = lik.num_params(likelihood, levels, num_mixtures)
+        with self.policy_scope():
+            self._build_layers(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim")
+        # Build every layer now so weights exist before fit, save and load.
+        h, w, c = image_shape
+        self._network(
+            tf.zeros((1, h, w, c)), None if self.num_classes is None else tf.zeros((1,), tf.int32)
+        )
+        self.built = True
+        self._sampler_fns = {}
 
-        init = _Initializers(seed)
+    def _build_layers(self, seed):
+        channels = self.image_shape[2]
+        filters, kernel_size, first_kernel_size = self.filters, self.kernel_size, self.first_kernel_size
+        init = Initializers(seed)
         groups = dict(channel_groups=channels)
-        if variant == "gated":
+        if self.variant == "gated":
             self.input_conv = None
             self.blocks = [
                 GatedPixelCNNBlock(
@@ -127,7 +122,7 @@ class PixelCNN(GenerativeModel):
                     name=f"gated_block_{i}",
                     **groups,
                 )
-                for i in range(num_layers)
+                for i in range(self.num_layers)
             ]
         else:
             self.input_conv = MaskedConv2D(
@@ -139,7 +134,7 @@ class PixelCNN(GenerativeModel):
                     filters, kernel_size, num_classes=self.num_classes,
                     kernel_initializer=init(), name=f"residual_block_{i}", **groups,
                 )
-                for i in range(num_layers)
+                for i in range(self.num_layers)
             ]
         self.head_hidden = MaskedConv2D(
             filters, 1, "B", kernel_initializer=init(), name="head_hidden", **groups
@@ -148,22 +143,12 @@ class PixelCNN(GenerativeModel):
             self.num_params * channels, 1, "B", kernel_initializer=init(), name="head_out",
             **groups,
         )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim")
-        # Build every layer now so weights exist before fit, save and load.
-        h, w, c = image_shape
-        self._network(
-            tf.zeros((1, h, w, c)), None if self.num_classes is None else tf.zeros((1,), tf.int32)
-        )
-        self.built = True
-        self._sampler_fns = {}
 
     # -- the network --------------------------------------------------------------------------
 
     @property
-    def num_dims(self):
-        h, w, c = self.image_shape
-        return h * w * c
+    def data_range(self):
+        return "binary" if self.levels == 2 else "levels"
 
     def scale(self, levels):
         """Integer levels 0..levels-1 -> network inputs in [-1, 1]."""
@@ -195,9 +180,12 @@ class PixelCNN(GenerativeModel):
         else:
             h = self.input_conv(x)
             for block in self.blocks:
-                t = block.inner_input(h, labels)
-                taps.append(t)
-                h = h + block.conv_out(tf.nn.relu(block.conv_mid(t)))
+                if collect:  # the fast sampler caches the inner input of each block
+                    t = block.inner_input(h, labels)
+                    taps.append(t)
+                    h = h + block.outer(t)
+                else:
+                    h = block(h if labels is None else [h, labels])
         params = self._head(h)
         return (params, taps) if collect else params
 
@@ -243,8 +231,6 @@ class PixelCNN(GenerativeModel):
                 "PixelCNN's loss is its negative log-likelihood; compile without loss=."
             )
         kwargs.pop("loss", None)
-        if optimizer is None:
-            optimizer = keras.optimizers.Adam(1e-3)
         super().compile(optimizer=optimizer, **kwargs)
 
     @property
@@ -325,7 +311,7 @@ class PixelCNN(GenerativeModel):
         """log p(x) in nats per image: NumPy levels (n, H, W, C) -> float64 (n,)."""
         images = self._check_images(images, "images")
         n = len(images)
-        labels = check_labels(labels, n, self.num_classes)
+        labels = checks.labels(labels, n, self.num_classes)
         fn = self._compiled("log_prob", self._log_prob_fn)
         out = np.zeros((n,), np.float64)
         for start in range(0, n, batch_size):
@@ -338,31 +324,50 @@ class PixelCNN(GenerativeModel):
     def _log_prob_fn(self, levels, labels):
         return self._log_prob_tensor(levels, None if self.num_classes is None else labels)
 
-    def bits_per_dim(self, data, labels=None):
-        """Average negative log2-likelihood per sub-pixel over a data set (a `tf.data.Dataset`
-        of levels or (levels, labels) batches, or a NumPy array of levels)."""
+    def log_likelihood(self, data, labels=None, batch_size=256):
+        """The exact log-likelihood of a data set (a `tf.data.Dataset` of levels or (levels,
+        labels) batches, or a NumPy array of levels with `labels`), as the VAE's evaluation
+        methods report theirs: a dict with `nats_per_image` (the mean negative log-likelihood),
+        `bits_per_dim` and `num_examples`."""
         total, count = 0.0, 0
         if isinstance(data, tf.data.Dataset):
             for batch in data:
                 images, batch_labels = self._unpack(batch)
                 images = images.numpy()
                 batch_labels = None if batch_labels is None else batch_labels.numpy()
-                total += float(np.sum(self.log_prob(images, batch_labels)))
+                total += float(np.sum(self.log_prob(images, batch_labels, batch_size)))
                 count += len(images)
         else:
             images = np.asarray(data)
-            total, count = float(np.sum(self.log_prob(images, labels))), len(images)
+            total, count = float(np.sum(self.log_prob(images, labels, batch_size))), len(images)
         if count == 0:
-            raise ValueError("bits_per_dim got no images.")
-        return -total / (count * self.num_dims * math.log(2.0))
+            raise ValueError("log_likelihood got no images.")
+        nats = -total / count
+        return {
+            "nats_per_image": nats,
+            "bits_per_dim": nats / (self.num_dims * math.log(2.0)),
+            "num_examples": count,
+        }
+
+    def bits_per_dim(self, data, labels=None):
+        """`log_likelihood(data, labels)["bits_per_dim"]`: the average negative
+        log2-likelihood per sub-pixel."""
+        return self.log_likelihood(data, labels)["bits_per_dim"]
 
     # -- sampling -----------------------------------------------------------------------------
+
+    generate_batch_size = 64
+
+    @property
+    def noise_shape(self):
+        """Gumbel noise: one value per level of every sub-pixel."""
+        return self.image_shape + (self.levels,)
 
     def sample(self, n, seed=None, labels=None, method="fast", temperature=1.0, batch_size=64):
         """`n` images as int32 NumPy levels (n, H, W, C). Same seed, same images, with either
         method: "fast" (cached incremental generation) or "naive" (a full forward pass per
         sub-pixel). `temperature` < 1 sharpens every conditional, > 1 flattens it."""
-        n = check_count(n)
+        n = checks.count(n)
         levels = np.zeros((n,) + self.image_shape, np.int32)
         return self._autoregress(levels, 0, labels, seed, method, temperature, batch_size)
 
@@ -381,43 +386,107 @@ class PixelCNN(GenerativeModel):
             images.astype(np.int32), int(known_rows), labels, seed, method, temperature, batch_size
         )
 
-    def generate(self, n, seed=None, labels=None, batch_size=64, method="fast", temperature=1.0):
-        """`n` images as float32 (n, H, W, C) in [0, 1] (levels / (levels - 1))."""
-        levels = self.sample(n, seed, labels, method, temperature, batch_size)
-        return (levels.astype(np.float32) / (self.levels - 1)).astype(np.float32)
+    def generate(self, n, seed=None, labels=None, batch_size=None, method="fast", temperature=1.0, z=None):
+        """`n` images as float32 (n, H, W, C) in [0, 1] (levels / (levels - 1)): `sample`
+        through the package's `generate` contract. `z` is the Gumbel noise itself."""
+        checks.choice("method", method, METHODS)
+        _check_temperature(temperature)
+        return super().generate(
+            n, seed, labels, batch_size, z=z, method=method, temperature=temperature
+        )
 
-    def gumbel_noise(self, seed, start, stop):
-        """The Gumbel noise (stop - start, H, W, C, levels) that sampling adds to the log
-        probabilities of images start..stop-1: keyed by (seed, image index), so an image does
-        not depend on n or the batch size."""
+    def generation_noise(self, seed, start, stop):
+        return self.gumbel_noise(seed, start, stop)
+
+    def images_from_noise(self, noise, labels=None, method="fast", temperature=1.0):
+        levels = self._sample_batch(
+            np.zeros((len(noise),) + self.image_shape, np.int32), 0, labels, noise, method,
+            temperature,
+        )
+        return levels.astype(np.float32) / (self.levels - 1)
+
+    def uniform_noise(self, seed, start, stop):
+        """The uniform noise in (0, 1), (stop - start, H, W, C, levels), behind images
+        start..stop-1 of `sample(n, seed)`: keyed by (seed, image index), so an image does not
+        depend on n or the batch size. `sample_tensor(uniform)` turns it into the same images."""
         shape = self.image_shape + (self.levels,)
         tiny = np.finfo(np.float32).tiny
-        u = [
+        return tf.stack([
             tf.random.stateless_uniform(shape, seed=[seed, k], minval=tiny, maxval=1.0)
             for k in range(start, stop)
-        ]
-        return -tf.math.log(-tf.math.log(tf.stack(u)))
+        ])
+
+    def gumbel_noise(self, seed, start, stop):
+        """Gumbel noise -log(-log(u)) of `uniform_noise`: what sampling adds to the (tempered)
+        log-probabilities of the levels before taking the argmax (Gumbel-max)."""
+        return -tf.math.log(-tf.math.log(self.uniform_noise(seed, start, stop)))
+
+    def sample_tensor(self, uniform, labels=None, temperature=1.0, images=None, start_row=0):
+        """Sampling as one pure TensorFlow graph, for export: no random ops, TFLite builtin ops
+        only, any batch size. `uniform` (B, H, W, C, levels) in (0, 1) (see `uniform_noise`),
+        int32 `labels` (B,) for conditional models; with `images` (B, H, W, C) levels, rows
+        from `start_row` on are resampled (completion). Returns int32 levels (B, H, W, C), the
+        images `sample`/`complete` give for the same noise."""
+        h, w, c = self.image_shape
+        steps = h * w * c
+        uniform = tf.convert_to_tensor(uniform, tf.float32)
+        batch = tf.shape(uniform)[0]
+        labels = None if self.num_classes is None else _labels_tensor(labels)
+        inv_temperature = 1.0 / tf.cast(temperature, tf.float32)
+        gumbel = tf.reshape(-tf.math.log(-tf.math.log(uniform)), (batch, steps, self.levels))
+        if images is None:
+            images = tf.zeros(tf.stack([batch, h, w, c]), tf.int32)
+        images = tf.cast(images, tf.int32)
+
+        # One network pass per sub-pixel. The current sub-pixel's parameters and noise are
+        # picked, and its level written, with one-hot masks, so every tensor stays rank <= 4
+        # (TFLite's limit for several kernels) and no gather/scatter is needed.
+        def body(t, images):
+            params = self._network(self.scale(images), labels)  # (B, H, W, C, P)
+            params = tf.reshape(tf.cast(params, tf.float32), (batch, steps, params.shape[-1]))
+            pick = tf.reshape(tf.one_hot(t, steps, dtype=tf.float32), (1, steps, 1))
+            logp = lik.level_log_probs(tf.reduce_sum(params * pick, axis=1), self.likelihood, self.levels)
+            noise = tf.reduce_sum(gumbel * pick, axis=1)
+            drawn = tf.argmax(logp * inv_temperature + noise, axis=-1, output_type=tf.int32)
+            mask = tf.reshape(tf.one_hot(t, steps, dtype=tf.int32), (1, h, w, c))
+            images = images * (1 - mask) + drawn[:, None, None, None] * mask
+            return t + 1, tf.ensure_shape(images, [None, h, w, c])
+
+        start = tf.cast(start_row, tf.int32) * (w * c)
+        _, images = tf.while_loop(
+            lambda t, _: t < steps, body, (start, images), maximum_iterations=steps,
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, h, w, c])),
+        )
+        return images
 
     def _autoregress(self, levels, start_row, labels, seed, method, temperature, batch_size):
-        kg_data._check_choice("method", method, METHODS)
-        if not isinstance(temperature, (int, float, np.floating)) or not temperature > 0:
-            raise ValueError(f"temperature must be a positive number, e.g. 1.0; got {temperature!r}.")
-        batch_size = kg_data._check_positive_int("batch_size", batch_size)
+        checks.choice("method", method, METHODS)
+        _check_temperature(temperature)
+        batch_size = checks.positive_int("batch_size", batch_size)
         n = len(levels)
-        labels = check_labels(labels, n, self.num_classes)
-        seed = self._generate_seed(seed)
+        labels = checks.labels(labels, n, self.num_classes)
+        seed = checks.seed_or_fresh(seed)
         out = np.array(levels, np.int32, copy=True)
-        fn = self._compiled(method, self._sample_fast if method == "fast" else self._sample_naive)
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
-            out[start:stop] = fn(
-                tf.constant(out[start:stop]),
-                self._labels_or_zeros(labels, start, stop),
-                self.gumbel_noise(seed, start, stop),
-                tf.constant(start_row, tf.int32),
-                tf.constant(1.0 / float(temperature), tf.float32),
-            ).numpy()
+            out[start:stop] = self._sample_batch(
+                out[start:stop], start_row, None if labels is None else labels[start:stop],
+                self.gumbel_noise(seed, start, stop), method, temperature,
+            )
         return out
+
+    def _sample_batch(self, levels, start_row, labels, gumbel, method, temperature):
+        """One batch through the compiled sampler: levels (B, H, W, C) with rows < start_row
+        known -> int32 NumPy levels."""
+        fn = self._compiled(method, self._sample_fast if method == "fast" else self._sample_naive)
+        batch = len(levels)
+        return fn(
+            tf.constant(levels, tf.int32),
+            tf.zeros((batch,), tf.int32) if labels is None else tf.constant(labels, tf.int32),
+            tf.convert_to_tensor(gumbel, tf.float32),
+            tf.constant(start_row, tf.int32),
+            tf.constant(1.0 / float(temperature), tf.float32),
+        ).numpy()
 
     def _compiled(self, key, fn):
         """One traced graph per entry point; batch size free, so it traces once."""
@@ -687,20 +756,14 @@ def _labels_tensor(labels):
     return tf.cast(tf.reshape(labels, [-1]), tf.int32)
 
 
+def _check_temperature(temperature):
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)) or not temperature > 0:
+        raise ValueError(f"temperature must be a positive number, e.g. 1.0; got {temperature!r}.")
+    return float(temperature)
+
+
 def _square_odd(size, arg):
-    kh, kw = _odd_kernel(size, arg)
+    kh, kw = checks.odd_kernel(size, arg)
     if kh != kw:
         raise ValueError(f"{arg} must be one odd integer (square kernels); got {size!r}.")
     return kh
-
-
-def _check_image_shape(image_shape):
-    try:
-        h, w, c = (int(d) for d in image_shape)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"image_shape must be (height, width, channels), e.g. (28, 28, 1); got {image_shape!r}."
-        ) from None
-    if h <= 0 or w <= 0 or c <= 0:
-        raise ValueError(f"image_shape must be positive; got {tuple(image_shape)}.")
-    return h, w, c

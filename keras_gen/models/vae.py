@@ -1,6 +1,6 @@
 """The VAE family: `VAE` trains any encoder and decoder by maximising the evidence lower bound
-(ELBO); `ConvVAE` builds a convolutional pair for the image sizes DCGAN takes; `KLWarmup` anneals
-the KL weight beta from 0.
+(ELBO); `ConvVAE` builds a convolutional pair (`keras_gen.networks.conv_encoder`/`conv_decoder`)
+for the image sizes DCGAN takes. `keras_gen.callbacks.KLWarmup` anneals the KL weight beta.
 
 Data contract: images in [0, 1] (`keras_gen.data.load(..., image_range="unit")`), binarised
 {0, 1} (`image_range="binary"`) for likelihood="bernoulli" when its nats are to be compared with
@@ -16,11 +16,10 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import data as kg_data
+from keras_gen import checks
 from keras_gen import losses as kg_losses
-from keras_gen.layers.reparameterize import reparameterize
-from keras_gen.models.base import GenerativeModel, check_count, check_labels, resolve_seed
-from keras_gen.models.gan import _upsampling_plan, check_dcgan_shape
+from keras_gen import networks
+from keras_gen.models.base import GenerativeModel, num_replicas
 
 # Purpose of the posterior noise drawn in a step (see GenerativeModel.step_noise).
 _POSTERIOR_PURPOSE = 0
@@ -70,9 +69,9 @@ class VAE(GenerativeModel):
         seed=None,
         **kwargs,
     ):
-        kg_data._check_choice("likelihood", likelihood, kg_losses.IMAGE_LIKELIHOODS)
-        latent_dim = kg_data._check_positive_int("latent_dim", latent_dim)
-        beta = _check_beta(beta)
+        checks.choice("likelihood", likelihood, kg_losses.IMAGE_LIKELIHOODS)
+        latent_dim = checks.positive_int("latent_dim", latent_dim)
+        beta = check_beta(beta)
         if observation_variance is not None:
             if likelihood != "gaussian":
                 raise ValueError(
@@ -86,7 +85,7 @@ class VAE(GenerativeModel):
                 )
             observation_variance = float(observation_variance)
         if num_classes is not None:
-            num_classes = kg_data._check_positive_int("num_classes", num_classes)
+            num_classes = checks.positive_int("num_classes", num_classes)
         params_per_channel = _params_per_channel(likelihood, observation_variance)
         image_shape = _decoder_image_shape(
             decoder, latent_dim, num_classes, params_per_channel, likelihood
@@ -119,12 +118,7 @@ class VAE(GenerativeModel):
 
     @beta.setter
     def beta(self, value):
-        self.beta_variable.assign(_check_beta(value))
-
-    @property
-    def num_dimensions(self):
-        """Pixel values per image, H * W * C: the denominator of bits per dimension."""
-        return int(np.prod(self.image_shape))
+        self.beta_variable.assign(check_beta(value))
 
     def _check_encoder(self):
         x = tf.zeros((2,) + self.image_shape, tf.float32)
@@ -157,9 +151,8 @@ class VAE(GenerativeModel):
                 "compile() without loss=."
             )
         kwargs.pop("loss", None)
-        if optimizer is None:
-            optimizer = keras.optimizers.Adam(1e-3)
-        super().compile(optimizer=self.loss_scaled(keras.optimizers.get(optimizer)), **kwargs)
+        optimizer = keras.optimizers.get(optimizer or self.default_optimizer())
+        super().compile(optimizer=self.loss_scaled(optimizer), **kwargs)
 
     @property
     def metrics(self):
@@ -258,7 +251,7 @@ class VAE(GenerativeModel):
         noise, kl = KL(q(z | x) || N(0, I)) in closed form. The ELBO is -(reconstruction + kl)."""
         images = tf.cast(images, tf.float32)
         mean, logvar = self._posterior(images, labels, training=training)
-        z = reparameterize(mean, logvar, tf.cast(noise, tf.float32))
+        z = _reparameterize(mean, logvar, tf.cast(noise, tf.float32))
         raw = self.decoder(self._inputs(z, labels), training=training)
         reconstruction = -self._log_prob(images, self._split_params(raw))
         return reconstruction, kg_losses.gaussian_kl(mean, logvar)
@@ -276,7 +269,7 @@ class VAE(GenerativeModel):
             per_example = reconstruction + self.beta_variable * kl
             loss = tf.reduce_sum(per_example) / self.global_batch_size(batch)
             if self.losses:  # weight regularisers of the user's networks
-                loss = loss + tf.add_n(self.losses) / _num_replicas()
+                loss = loss + tf.add_n(self.losses) / num_replicas()
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
         self.apply_gradients(self.optimizer, grads, variables)
@@ -340,7 +333,7 @@ class VAE(GenerativeModel):
         if not np.issubdtype(images.dtype, np.floating):
             raise ValueError(
                 f"a VAE takes float images in [0, 1]; got dtype {images.dtype}. Load the data "
-                f"with keras_gen.data.load(..., image_range={self._suggested_range()!r})."
+                f"with keras_gen.data.load(..., image_range={self.data_range!r})."
             )
         if images.size == 0:
             return
@@ -348,7 +341,7 @@ class VAE(GenerativeModel):
         if lo < 0.0 or hi > 1.0:
             raise ValueError(
                 f"a VAE takes images in [0, 1]; the data holds values in [{lo:.3g}, {hi:.3g}]. "
-                f"Load it with keras_gen.data.load(..., image_range={self._suggested_range()!r})."
+                f"Load it with keras_gen.data.load(..., image_range={self.data_range!r})."
             )
         if self.likelihood == "discretized_logistic":
             levels = images * 255.0
@@ -368,34 +361,20 @@ class VAE(GenerativeModel):
                     stacklevel=3,
                 )
 
-    def _suggested_range(self):
-        return "binary" if self.likelihood == "bernoulli" else "unit"
-
     # -- sampling and reconstruction ----------------------------------------------------------
 
-    def latent_vectors(self, n, seed):
-        """The latent vectors `generate(n, seed)` uses (NumPy, so they are the same everywhere)."""
-        return np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
+    @property
+    def data_range(self):
+        return "binary" if self.likelihood == "bernoulli" else "unit"
 
-    def generate(self, n, seed=None, labels=None, batch_size=256, z=None):
-        """`n` images decoded from z ~ N(0, I): float32 NumPy (n, H, W, C) in [0, 1], the
-        likelihood's mean (see `decode`). Same seed, same images."""
-        n = check_count(n)
-        labels = check_labels(labels, n, self.num_classes)
-        if z is None:
-            z = self.latent_vectors(n, self._generate_seed(seed))
-        else:
-            z = np.asarray(z, np.float32)
-            if z.shape != (n, self.latent_dim):
-                raise ValueError(f"z must have shape ({n}, {self.latent_dim}); got {z.shape}.")
-        return self._batched(
-            lambda zb, yb: self.decode(zb, yb), z, labels, n, batch_size
-        )
+    def images_from_noise(self, noise, labels=None):
+        """Decoded from z ~ N(0, I): the likelihood's mean (see `decode`)."""
+        return self.decode(tf.constant(noise), None if labels is None else tf.constant(labels))
 
     def reconstruct(self, x, labels=None, batch_size=256):
         """Images decoded from the posterior mean of `x` (n, H, W, C): float32 NumPy in [0, 1]."""
         x = self._check_images_arg("x", x)
-        labels = check_labels(labels, len(x), self.num_classes)
+        labels = checks.labels(labels, len(x), self.num_classes)
 
         def run(xb, yb):
             mean, _ = self.encode(xb, yb)
@@ -409,7 +388,7 @@ class VAE(GenerativeModel):
         One image each (H, W, C) gives (steps, H, W, C); batches of n give (n, steps, H, W, C).
         For a conditional VAE, `labels` (one int, or one per pair) conditions both ends.
         """
-        steps = kg_data._check_positive_int("steps", steps)
+        steps = checks.positive_int("steps", steps)
         single = np.ndim(x_a) == 3
         x_a = self._check_images_arg("x_a", x_a[None] if single else x_a)
         x_b = self._check_images_arg("x_b", x_b[None] if single else x_b)
@@ -418,14 +397,14 @@ class VAE(GenerativeModel):
                 f"x_a and x_b must have the same shape; got {x_a.shape} and {x_b.shape}."
             )
         n = len(x_a)
-        labels = check_labels(labels, n, self.num_classes)
+        labels = checks.labels(labels, n, self.num_classes)
         y = None if labels is None else tf.constant(labels)
         mean_a = keras.ops.convert_to_numpy(self.encode(x_a, y)[0])
         mean_b = keras.ops.convert_to_numpy(self.encode(x_b, y)[0])
         t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
         z = ((1.0 - t) * mean_a[:, None] + t * mean_b[:, None]).reshape(n * steps, -1)
         y_all = None if labels is None else np.repeat(labels, steps)
-        out = self._batched(lambda zb, yb: self.decode(zb, yb), z, y_all, n * steps, 256)
+        out = self.generate(n * steps, labels=y_all, z=z)
         out = out.reshape((n, steps) + self.image_shape)
         return out[0] if single else out
 
@@ -478,7 +457,7 @@ class VAE(GenerativeModel):
         the ELBO in expectation and tightens as k grows; k = 1 is the ELBO with a Monte Carlo
         KL. Returns a dict: `nats_per_image` (the negative bound), `bits_per_dim`,
         `num_samples`, `num_examples`."""
-        num_samples = kg_data._check_positive_int("num_samples", num_samples)
+        num_samples = checks.positive_int("num_samples", num_samples)
         bounds = []
         for i, (images, y) in enumerate(self._eval_batches(data, labels, batch_size)):
             batch = int(images.shape[0])
@@ -505,11 +484,11 @@ class VAE(GenerativeModel):
         density is first rescaled to pixel units [0, 255]; it is comparable with discrete
         likelihoods only on dequantised data."""
         if self.likelihood == "gaussian":
-            nats = nats + self.num_dimensions * math.log(255.0)
-        return nats / (self.num_dimensions * math.log(2.0))
+            nats = nats + self.num_dims * math.log(255.0)
+        return nats / (self.num_dims * math.log(2.0))
 
     def _eval_noise(self, seed, batch_index, num_samples, batch):
-        seed = tf.constant([resolve_seed(seed), batch_index], tf.int64)
+        seed = tf.constant([checks.seed(seed), batch_index], tf.int64)
         return tf.random.stateless_normal((num_samples, batch, self.latent_dim), seed=seed)
 
     @tf.function(reduce_retracing=True)
@@ -524,7 +503,7 @@ class VAE(GenerativeModel):
     def _log_weights_batch(self, images, labels, mean, logvar, noise):
         """log p(x, z_j) - log q(z_j | x) for noise (samples, batch, latent_dim)."""
         samples, batch = tf.shape(noise)[0], tf.shape(noise)[1]
-        z = reparameterize(mean[None], logvar[None], noise)
+        z = _reparameterize(mean[None], logvar[None], noise)
         flat_z = tf.reshape(z, (-1, self.latent_dim))
         repeated = tf.reshape(
             tf.tile(images[None], [samples] + [1] * len(images.shape)),
@@ -551,7 +530,7 @@ class VAE(GenerativeModel):
         self.check_data(x)
         self._check_values(x)
         x = x.astype(np.float32)
-        labels = check_labels(labels, len(x), self.num_classes)
+        labels = checks.labels(labels, len(x), self.num_classes)
         for start in range(0, len(x), batch_size):
             yb = None if labels is None else tf.constant(labels[start : start + batch_size])
             yield tf.constant(x[start : start + batch_size]), yb
@@ -584,6 +563,9 @@ class ConvVAE(VAE):
     likelihood's parameters. No batch normalisation, so the ELBO of an image does not depend on
     the rest of its batch. Conditional models add a label embedding to the encoder's features
     and to the decoder's input. The model's seed also fixes the initial weights.
+
+    Its default likelihood is "discretized_logistic", the model of 8-bit images in [0, 1]
+    (`VAE`'s own default, "bernoulli", suits binarised data).
     """
 
     def __init__(
@@ -591,21 +573,24 @@ class ConvVAE(VAE):
         image_shape,
         latent_dim=32,
         num_classes=None,
-        likelihood="bernoulli",
+        likelihood="discretized_logistic",
         filters=32,
         observation_variance=None,
         **kwargs,
     ):
-        image_shape = check_dcgan_shape(image_shape)
-        latent_dim = kg_data._check_positive_int("latent_dim", latent_dim)
-        kg_data._check_choice("likelihood", likelihood, kg_losses.IMAGE_LIKELIHOODS)
-        self.filters = kg_data._check_positive_int("filters", filters)
+        image_shape = checks.square_image_shape(image_shape, "ConvVAE")
+        latent_dim = checks.positive_int("latent_dim", latent_dim)
+        checks.choice("likelihood", likelihood, kg_losses.IMAGE_LIKELIHOODS)
+        self.filters = checks.positive_int("filters", filters)
         if num_classes is not None:
-            num_classes = kg_data._check_positive_int("num_classes", num_classes)
-        kwargs["seed"] = seed = resolve_seed(kwargs.get("seed"))
+            num_classes = checks.positive_int("num_classes", num_classes)
+        kwargs["seed"] = seed = checks.seed_or_fresh(kwargs.get("seed"))
         params = _params_per_channel(likelihood, observation_variance)
-        encoder = conv_encoder(image_shape, latent_dim, num_classes, filters, seed=seed)
-        decoder = conv_decoder(image_shape, latent_dim, num_classes, filters, params, seed=seed)
+        with networks.policy_scope(kwargs.get("dtype")):
+            encoder = networks.conv_encoder(image_shape, latent_dim, num_classes, filters, seed=seed)
+            decoder = networks.conv_decoder(
+                image_shape, latent_dim, num_classes, filters, params, seed=seed
+            )
         super().__init__(
             encoder,
             decoder,
@@ -624,139 +609,19 @@ class ConvVAE(VAE):
 
 
 
-class KLWarmup(keras.callbacks.Callback):
-    """Anneals a VAE's beta linearly from 0 to `target` (default: the model's constructor beta)
-    over the first `epochs` epochs or `steps` training steps, then holds it; a common remedy for
-    posterior collapse (Bowman et al. 2016; Sønderby et al. 2016).
-
-    Counting uses `model.optimizer.iterations` (for `steps`) and the epoch index, so a resumed
-    run continues the schedule where it stopped. With `epochs`, beta also grows within an epoch
-    when the number of steps per epoch is known.
-    """
-
-    def __init__(self, epochs=None, steps=None, target=None):
-        super().__init__()
-        if (epochs is None) == (steps is None):
-            raise ValueError(
-                f"KLWarmup takes exactly one of epochs= or steps=; got epochs={epochs!r}, "
-                f"steps={steps!r}."
-            )
-        self.epochs = None if epochs is None else kg_data._check_positive_int("epochs", epochs)
-        self.steps = None if steps is None else kg_data._check_positive_int("steps", steps)
-        self.target = None if target is None else _check_beta(target)
-        self._epoch = 0
-
-    def _set(self, progress):
-        if not hasattr(self.model, "beta_variable"):
-            raise ValueError(
-                f"KLWarmup works on a keras_gen VAE; got {type(self.model).__name__}."
-            )
-        target = self.target if self.target is not None else self.model.target_beta
-        self.model.beta_variable.assign(target * min(1.0, max(0.0, progress)))
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        if self.epochs is not None:
-            self._set(epoch / self.epochs)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.steps is not None:
-            self._set(int(self.model.optimizer.iterations.numpy()) / self.steps)
-        elif self.params and self.params.get("steps"):
-            self._set((self._epoch + batch / self.params["steps"]) / self.epochs)
-
-
-# --------------------------------------------------------------------------------------------
-# Networks
-
-
-class _Initializers:
-    """Seeded Glorot-uniform initialisers, a new seed per layer, so equal seeds give equal runs.
-    `stream` separates the networks of one model (encoder 0, decoder 1); the spacing keeps the
-    seeds of different model seeds and streams apart (fewer than 500 layers per network)."""
-
-    def __init__(self, seed, stream=0):
-        self.seed = None if seed is None else int(seed) * 1013 + 500 * stream
-
-    def __call__(self):
-        if self.seed is None:
-            return keras.initializers.GlorotUniform()
-        self.seed += 1
-        return keras.initializers.GlorotUniform(seed=self.seed)
-
-
-def _widths(filters, count):
-    return [min(filters * 2 ** (i + 1), 256) for i in range(count)]
-
-
-def conv_encoder(image_shape, latent_dim, num_classes=None, filters=32, seed=None):
-    init = _Initializers(seed)
-    h, _, _ = image_shape
-    _, downs = _upsampling_plan(h)
-    images = keras.Input(tuple(image_shape), name="images")
-    inputs = [images]
-    x = keras.layers.Rescaling(2.0, offset=-1.0)(images)
-    x = keras.layers.Conv2D(
-        filters, 3, padding="same", activation="silu", kernel_initializer=init()
-    )(x)
-    for width in _widths(filters, downs):
-        x = keras.layers.Conv2D(
-            width, 4, strides=2, padding="same", activation="silu", kernel_initializer=init()
-        )(x)
-    x = keras.layers.Flatten()(x)
-    if num_classes is not None:
-        label = keras.Input((), dtype="int32", name="label")
-        inputs.append(label)
-        embedded = keras.layers.Embedding(
-            num_classes, 16, embeddings_initializer=init(), name="label_embedding"
-        )(label)
-        x = keras.layers.Concatenate()([x, embedded])
-    mean = keras.layers.Dense(latent_dim, kernel_initializer=init(), dtype="float32", name="mean")(x)
-    logvar = keras.layers.Dense(
-        latent_dim, kernel_initializer=init(), dtype="float32", name="logvar"
-    )(x)
-    return keras.Model(inputs if len(inputs) > 1 else images, [mean, logvar], name="encoder")
-
-
-def conv_decoder(image_shape, latent_dim, num_classes=None, filters=32, params_per_channel=1, seed=None):
-    init = _Initializers(seed, stream=1)
-    h, _, c = image_shape
-    start, ups = _upsampling_plan(h)
-    widths = _widths(filters, ups)[::-1]
-    z = keras.Input((latent_dim,), name="z")
-    inputs = [z]
-    x = z
-    if num_classes is not None:
-        label = keras.Input((), dtype="int32", name="label")
-        inputs.append(label)
-        embedded = keras.layers.Embedding(
-            num_classes, 16, embeddings_initializer=init(), name="label_embedding"
-        )(label)
-        x = keras.layers.Concatenate()([z, embedded])
-    first = widths[0] if widths else filters
-    x = keras.layers.Dense(start * start * first, activation="silu", kernel_initializer=init())(x)
-    x = keras.layers.Reshape((start, start, first))(x)
-    for width in widths[1:] + [filters]:
-        x = keras.layers.Conv2DTranspose(
-            width, 4, strides=2, padding="same", activation="silu", kernel_initializer=init()
-        )(x)
-    params = keras.layers.Conv2D(
-        c * params_per_channel, 3, padding="same", kernel_initializer=init(), dtype="float32",
-        name="likelihood_params",
-    )(x)
-    return keras.Model(inputs if len(inputs) > 1 else z, params, name="decoder")
-
-
 # --------------------------------------------------------------------------------------------
 # Helpers
 
 
-def _check_beta(beta):
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.floating, np.integer)) or not (
-        beta >= 0 and math.isfinite(beta)
-    ):
-        raise ValueError(f"beta must be a finite number >= 0 (1.0 is the ELBO); got {beta!r}.")
-    return float(beta)
+def check_beta(beta):
+    """The KL weight: a finite number >= 0 (1.0 gives the ELBO)."""
+    return checks.non_negative_number("beta", beta, " (1.0 is the ELBO)")
+
+
+def _reparameterize(mean, logvar, noise):
+    """z = mean + exp(logvar / 2) * noise with noise ~ N(0, I) drawn by the caller, so gradients
+    reach the encoder through a sample (Kingma & Welling 2014)."""
+    return mean + tf.exp(0.5 * logvar) * noise
 
 
 def _params_per_channel(likelihood, observation_variance):
@@ -765,11 +630,6 @@ def _params_per_channel(likelihood, observation_variance):
     if likelihood == "gaussian" and observation_variance is not None:
         return 1
     return 2
-
-
-def _num_replicas():
-    ctx = tf.distribute.get_replica_context()
-    return ctx.num_replicas_in_sync if ctx is not None else 1
 
 
 def _decoder_image_shape(decoder, latent_dim, num_classes, params_per_channel, likelihood):

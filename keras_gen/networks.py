@@ -1,0 +1,221 @@
+"""Network builders the families share, each a function sized from the image shape.
+
+- `dcgan_generator`, `dcgan_discriminator`: the GAN pair (DCGAN).
+- `conv_encoder`, `conv_decoder`: the VAE pair (a Gaussian posterior head, likelihood params out).
+
+Every builder takes the model's `seed` and draws its initial weights from `Initializers`, so
+equal seeds give equal networks, and builds under the dtype policy the model was given
+(`policy_scope`), so a `mixed_float16` model has `mixed_float16` layers also after loading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+
+# Seeds of the networks of one model are spaced this far apart (fewer layers than this per
+# network), so streams never share a seed.
+_STREAM_SPACING = 500
+_SEED_MULTIPLIER = 1009
+
+
+class Initializers:
+    """A new seeded initialiser per layer, so equal seeds give equal networks.
+
+    kind: "glorot_uniform" (Keras' default) or "dcgan_normal" (N(0, 0.02), Radford et al.
+      2016). stream: separates the networks of one model (generator 0, discriminator 1, ...).
+    """
+
+    def __init__(self, seed, kind="glorot_uniform", stream=0):
+        if kind not in ("glorot_uniform", "dcgan_normal"):
+            raise ValueError(f"kind must be 'glorot_uniform' or 'dcgan_normal'; got {kind!r}.")
+        self.kind = kind
+        self.seed = None if seed is None else int(seed) * _SEED_MULTIPLIER + _STREAM_SPACING * stream
+
+    def __call__(self):
+        seed = None
+        if self.seed is not None:
+            self.seed += 1
+            seed = self.seed
+        if self.kind == "dcgan_normal":
+            return keras.initializers.RandomNormal(0.0, 0.02, seed=seed)
+        return keras.initializers.GlorotUniform(seed=seed)
+
+
+@contextlib.contextmanager
+def policy_scope(policy):
+    """Layers created inside take `policy` (a name or DTypePolicy; None: leave the global one)."""
+    if policy is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def upsampling_plan(side):
+    """(start side, number of stride-2 up- or downsamplings): halve while the result stays >= 3
+    and even, e.g. 28 -> 7 x 2, 32 -> 4 x 3, 64 -> 4 x 4 (at most 5)."""
+    steps = 0
+    while side % 2 == 0 and side // 2 >= 3 and steps < 5:
+        side //= 2
+        steps += 1
+    return side, steps
+
+
+def _label_input():
+    return keras.Input((), dtype="int32", name="label")
+
+
+def _concat_label(x, inputs, num_classes, size, init):
+    """With `num_classes`, appends an int32 label input to `inputs` and returns `x` with the
+    label's embedding (`size` values) concatenated; else `x` unchanged."""
+    if num_classes is None:
+        return x
+    label = _label_input()
+    inputs.append(label)
+    embedded = keras.layers.Embedding(
+        num_classes, size, embeddings_initializer=init(), name="label_embedding"
+    )(label)
+    return keras.layers.Concatenate()([x, embedded])
+
+
+def _model(inputs, outputs, name):
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=name)
+
+
+# --------------------------------------------------------------------------------------------
+# GAN
+
+
+def dcgan_generator(
+    image_shape, latent_dim, num_classes=None, filters=64, image_range="tanh", seed=None
+):
+    """z (and a label) -> images: a dense projection to a small map, stride-2 transposed
+    convolutions with synchronised batch norm (N replicas train as one) and ReLU, and a tanh
+    (or sigmoid for image_range="unit") 3x3 output."""
+    init = Initializers(seed, "dcgan_normal", stream=0)
+    h, _, c = image_shape
+    start, ups = upsampling_plan(h)
+    width = min(filters * 2**ups, 512)
+    z = keras.Input((latent_dim,), name="z")
+    inputs = [z]
+    x = _concat_label(z, inputs, num_classes, min(latent_dim, 50), init)
+    x = keras.layers.Dense(start * start * width, use_bias=False, kernel_initializer=init())(x)
+    x = keras.layers.BatchNormalization(synchronized=True)(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Reshape((start, start, width))(x)
+    for _ in range(ups):
+        width = max(width // 2, filters)
+        x = keras.layers.Conv2DTranspose(
+            width, 4, strides=2, padding="same", use_bias=False, kernel_initializer=init()
+        )(x)
+        x = keras.layers.BatchNormalization(synchronized=True)(x)
+        x = keras.layers.ReLU()(x)
+    activation = "tanh" if image_range == "tanh" else "sigmoid"
+    images = keras.layers.Conv2D(
+        c, 3, padding="same", activation=activation, kernel_initializer=init(), dtype="float32"
+    )(x)
+    return _model(inputs, images, "generator")
+
+
+def dcgan_discriminator(
+    image_shape, num_classes=None, filters=64, spectral_norm=False, dropout=0.3, seed=None
+):
+    """Images (and a label) -> one logit: stride-2 convolutions with LeakyReLU, no batch norm
+    (the WGAN-GP penalty stays per example), optional spectral norm and dropout; a label enters
+    by projection (Miyato & Koyama 2018)."""
+    init = Initializers(seed, "dcgan_normal", stream=1)
+    h, _, _ = image_shape
+    _, downs = upsampling_plan(h)
+
+    def wrap(layer):
+        return keras.layers.SpectralNormalization(layer) if spectral_norm else layer
+
+    images = keras.Input(tuple(image_shape), name="images")
+    inputs = [images]
+    x = images
+    width = filters
+    for _ in range(downs):
+        x = wrap(
+            keras.layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=init())
+        )(x)
+        x = keras.layers.LeakyReLU(0.2)(x)
+        width = min(width * 2, 512)
+    x = keras.layers.Flatten()(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, seed=None if seed is None else seed + 7)(x)
+    logits = wrap(keras.layers.Dense(1, kernel_initializer=init(), dtype="float32"))(x)
+    if num_classes is not None:
+        label = _label_input()
+        inputs.append(label)
+        # Projection: logit += <embed(y), features>.
+        embedded = keras.layers.Embedding(
+            num_classes, x.shape[-1], embeddings_initializer=init(), name="label_projection"
+        )(label)
+        projection = keras.layers.Dot(axes=1)([embedded, x])
+        logits = keras.layers.Add(dtype="float32")([logits, projection])
+    return _model(inputs, logits, "discriminator")
+
+
+# --------------------------------------------------------------------------------------------
+# VAE
+
+
+def _vae_widths(filters, count):
+    return [min(filters * 2 ** (i + 1), 256) for i in range(count)]
+
+
+def conv_encoder(image_shape, latent_dim, num_classes=None, filters=32, seed=None):
+    """Images in [0, 1] (and a label) -> [mean, logvar]: rescaled to [-1, 1], a 3x3 convolution,
+    stride-2 4x4 convolutions (SiLU) down to 7, 4 or 3 pixels, two dense heads. No batch norm,
+    so an image's ELBO does not depend on its batch."""
+    init = Initializers(seed, stream=0)
+    h, _, _ = image_shape
+    _, downs = upsampling_plan(h)
+    images = keras.Input(tuple(image_shape), name="images")
+    inputs = [images]
+    x = keras.layers.Rescaling(2.0, offset=-1.0)(images)
+    x = keras.layers.Conv2D(
+        filters, 3, padding="same", activation="silu", kernel_initializer=init()
+    )(x)
+    for width in _vae_widths(filters, downs):
+        x = keras.layers.Conv2D(
+            width, 4, strides=2, padding="same", activation="silu", kernel_initializer=init()
+        )(x)
+    x = _concat_label(keras.layers.Flatten()(x), inputs, num_classes, 16, init)
+    mean = keras.layers.Dense(latent_dim, kernel_initializer=init(), dtype="float32", name="mean")(x)
+    logvar = keras.layers.Dense(
+        latent_dim, kernel_initializer=init(), dtype="float32", name="logvar"
+    )(x)
+    return _model(inputs, [mean, logvar], "encoder")
+
+
+def conv_decoder(
+    image_shape, latent_dim, num_classes=None, filters=32, params_per_channel=1, seed=None
+):
+    """z (and a label) -> likelihood parameters (H, W, params_per_channel * C): the encoder's
+    mirror image with transposed convolutions, ending in a 3x3 convolution."""
+    init = Initializers(seed, stream=1)
+    h, _, c = image_shape
+    start, ups = upsampling_plan(h)
+    widths = _vae_widths(filters, ups)[::-1]
+    z = keras.Input((latent_dim,), name="z")
+    inputs = [z]
+    x = _concat_label(z, inputs, num_classes, 16, init)
+    first = widths[0] if widths else filters
+    x = keras.layers.Dense(start * start * first, activation="silu", kernel_initializer=init())(x)
+    x = keras.layers.Reshape((start, start, first))(x)
+    for width in widths[1:] + [filters]:
+        x = keras.layers.Conv2DTranspose(
+            width, 4, strides=2, padding="same", activation="silu", kernel_initializer=init()
+        )(x)
+    params = keras.layers.Conv2D(
+        c * params_per_channel, 3, padding="same", kernel_initializer=init(), dtype="float32",
+        name="likelihood_params",
+    )(x)
+    return _model(inputs, params, "decoder")
