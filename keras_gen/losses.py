@@ -70,6 +70,18 @@ def gradient_penalty(critic, real, fake, alpha, labels=None):
     return tf.square(norm - 1.0)
 
 
+def r1_penalty(tape, real_logits, real_images):
+    """R1 (Mescheder et al. 2018): ||grad_x D(x)||^2 per example at the real images, from the
+    tape that watched `real_images` while the discriminator produced `real_logits` (so D runs
+    once on the reals). Call it inside the discriminator's own gradient tape: the penalty is
+    differentiated again for D's update. The caller weights it by gamma / 2."""
+    # A non-scalar target differentiates its sum: each example's logit depends on its own
+    # image only (no batch statistics in the discriminator), so row b is grad_x D(x_b).
+    grads = tape.gradient(real_logits, real_images)
+    grads = tf.reshape(tf.cast(grads, tf.float32), [tf.shape(grads)[0], -1])
+    return tf.reduce_sum(tf.square(grads), axis=1)
+
+
 # --------------------------------------------------------------------------------------------
 # VAE terms: the KL of a diagonal Gaussian posterior and image log-likelihoods.
 #

@@ -14,6 +14,8 @@ import contextlib
 
 import keras
 
+from keras_gen.layers.dropout import ReplicaExactDropout
+
 # Seeds of the networks of one model are spaced this far apart (fewer layers than this per
 # network), so streams never share a seed.
 _STREAM_SPACING = 500
@@ -92,12 +94,18 @@ def _model(inputs, outputs, name):
 # GAN
 
 
+UPSAMPLING = ("transpose", "resize")
+
+
 def dcgan_generator(
-    image_shape, latent_dim, num_classes=None, filters=64, image_range="tanh", seed=None
+    image_shape, latent_dim, num_classes=None, filters=64, image_range="tanh",
+    upsampling="transpose", seed=None,
 ):
-    """z (and a label) -> images: a dense projection to a small map, stride-2 transposed
-    convolutions with synchronised batch norm (N replicas train as one) and ReLU, and a tanh
-    (or sigmoid for image_range="unit") 3x3 output."""
+    """z (and a label) -> images: a dense projection to a small map, stride-2 upsamplings
+    (4x4 transposed convolutions, or nearest-neighbour resizing + a 3x3 convolution, which has no
+    checkerboard pattern) with synchronised batch norm (N replicas train as one) and ReLU, and a
+    tanh (or sigmoid for image_range="unit") 3x3 output. Widths halve from filters * 2^ups to
+    `filters` at full size."""
     init = Initializers(seed, "dcgan_normal", stream=0)
     h, _, c = image_shape
     start, ups = upsampling_plan(h)
@@ -111,9 +119,15 @@ def dcgan_generator(
     x = keras.layers.Reshape((start, start, width))(x)
     for _ in range(ups):
         width = max(width // 2, filters)
-        x = keras.layers.Conv2DTranspose(
-            width, 4, strides=2, padding="same", use_bias=False, kernel_initializer=init()
-        )(x)
+        if upsampling == "transpose":
+            x = keras.layers.Conv2DTranspose(
+                width, 4, strides=2, padding="same", use_bias=False, kernel_initializer=init()
+            )(x)
+        else:
+            x = keras.layers.UpSampling2D(interpolation="nearest")(x)
+            x = keras.layers.Conv2D(
+                width, 3, padding="same", use_bias=False, kernel_initializer=init()
+            )(x)
         x = keras.layers.BatchNormalization(synchronized=True)(x)
         x = keras.layers.ReLU()(x)
     activation = "tanh" if image_range == "tanh" else "sigmoid"
@@ -123,12 +137,19 @@ def dcgan_generator(
     return _model(inputs, images, "generator")
 
 
+DISCRIMINATOR_STYLES = ("dcgan", "sngan")
+
+
 def dcgan_discriminator(
-    image_shape, num_classes=None, filters=64, spectral_norm=False, dropout=0.3, seed=None
+    image_shape, num_classes=None, filters=64, spectral_norm=False, dropout=0.0, batch_norm=False,
+    style="dcgan", seed=None,
 ):
-    """Images (and a label) -> one logit: stride-2 convolutions with LeakyReLU, no batch norm
-    (the WGAN-GP penalty stays per example), optional spectral norm and dropout; a label enters
-    by projection (Miyato & Koyama 2018)."""
+    """Images (and a label) -> one logit: stride-2 4x4 convolutions with LeakyReLU (style
+    "sngan": each preceded by a 3x3 convolution, and one more 3x3 convolution at the smallest
+    scale, the "standard CNN" of Miyato et al. 2018), optional spectral norm, batch norm after
+    the first layer (off by default: it couples the examples of a batch, so the WGAN-GP penalty
+    and R1 are no longer per example) and replica-exact dropout before the last layer; a label
+    enters by projection (Miyato & Koyama 2018)."""
     init = Initializers(seed, "dcgan_normal", stream=1)
     h, _, _ = image_shape
     _, downs = upsampling_plan(h)
@@ -140,15 +161,23 @@ def dcgan_discriminator(
     inputs = [images]
     x = images
     width = filters
-    for _ in range(downs):
-        x = wrap(
-            keras.layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=init())
-        )(x)
-        x = keras.layers.LeakyReLU(0.2)(x)
+    def conv(x, width, kernel, strides, normalise):
+        x = wrap(keras.layers.Conv2D(
+            width, kernel, strides=strides, padding="same", kernel_initializer=init()))(x)
+        if normalise:
+            x = keras.layers.BatchNormalization(synchronized=True)(x)
+        return keras.layers.LeakyReLU(0.2)(x)
+
+    for i in range(downs):
+        if style == "sngan":
+            x = conv(x, width, 3, 1, batch_norm and i > 0)
+        x = conv(x, width, 4, 2, batch_norm and i > 0)
         width = min(width * 2, 512)
+    if style == "sngan":
+        x = conv(x, width, 3, 1, batch_norm)
     x = keras.layers.Flatten()(x)
     if dropout:
-        x = keras.layers.Dropout(dropout, seed=None if seed is None else seed + 7)(x)
+        x = ReplicaExactDropout(dropout, seed=None if seed is None else seed + 7)(x)
     logits = wrap(keras.layers.Dense(1, kernel_initializer=init(), dtype="float32"))(x)
     if num_classes is not None:
         label = _label_input()

@@ -167,8 +167,12 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="needs \\(images, labels\\) batches"):
         conditional.fit(digits(), epochs=1, verbose=0)
     conditional.compile()
-    with pytest.raises(tf.errors.InvalidArgumentError, match="label in the data is >= num_classes=3"):
+    with pytest.raises(ValueError, match=r"label in the data is outside 0..2 \(the model has num_classes=3\)"):
         conditional.fit(digits(with_labels=True), epochs=1, verbose=0)
+    xla = tiny(num_classes=3)
+    xla.compile(jit_compile=True)  # checked in the input pipeline, outside the compiled step
+    with pytest.raises(ValueError, match=r"Labels in the batch: 0..9"):
+        xla.fit(digits(with_labels=True), epochs=1, verbose=0)
     with pytest.raises(ValueError, match="multiple of 4 from 8 to 128"):
         DCGAN((30, 30, 1))
     with pytest.raises(ValueError, match="loss must be one of"):

@@ -1,5 +1,9 @@
-"""Layers of the families: causal (masked) convolutions and gated blocks for PixelCNN."""
+"""Layers of the families: causal (masked) convolutions and gated blocks for PixelCNN, and a
+replica-exact dropout."""
 
+from keras_gen.layers.dropout import ReplicaExactDropout
 from keras_gen.layers.masked import GatedPixelCNNBlock, MaskedConv2D, MaskedResidualBlock, causal_mask
 
-__all__ = ["MaskedConv2D", "GatedPixelCNNBlock", "MaskedResidualBlock", "causal_mask"]
+__all__ = [
+    "MaskedConv2D", "GatedPixelCNNBlock", "MaskedResidualBlock", "causal_mask", "ReplicaExactDropout",
+]

@@ -7,19 +7,27 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import checks
+from keras_gen import augment, checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
-from keras_gen.models.base import GenerativeModel
+from keras_gen.models.base import GenerativeModel, first_images
 
-# Purposes of the noise drawn in one step (see GenerativeModel.step_noise).
-_GEN_PURPOSE = 63
-_ALPHA_PURPOSE = 32
+# Noise purposes within one training step (`GenerativeModel.step_noise` keys 64 per step):
+# discriminator step k uses 8 k + (one of the offsets below), the generator step the last 8.
+_PURPOSES_PER_PHASE = 8
+MAX_DISCRIMINATOR_STEPS = 7
+_GENERATOR_PHASE = 7
+_Z, _ALPHA, _AUGMENT_REAL, _AUGMENT_FAKE = 0, 1, 2, 3
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
 class GAN(GenerativeModel):
     """A generative adversarial network trained with `model.fit`.
+
+    Each `train_step` plays the minimax game: `discriminator_steps` discriminator updates, each
+    on its own part of the real batch (rows k, k + n, ... for step k of n, so the critic sees
+    fresh real images every step, as in the WGAN-GP paper; with n = 1 the whole batch), then one
+    generator update.
 
     Args:
       generator: latent vectors `(batch, latent_dim)` (plus int labels `(batch,)` when
@@ -28,12 +36,22 @@ class GAN(GenerativeModel):
       latent_dim: size of the latent vectors.
       loss: "non_saturating" (default), "minimax", "wasserstein_gp" or "hinge".
       image_range: the generator's output range, "tanh" ([-1, 1]) or "unit" ([0, 1]); training
-        data must come in the same range (`keras_gen.data.load(..., image_range=...)`).
-      discriminator_steps: discriminator updates per generator update.
+        data must come in the same range (`keras_gen.data.load(..., image_range=...)`); `fit`
+        checks the first batch.
+      discriminator_steps: discriminator updates per generator update (at most 7); None: 5 for
+        "wasserstein_gp" (Gulrajani et al. 2017), else 1. Load batches that many times larger
+        to keep the per-step batch.
       label_smoothing: one-sided smoothing of the real targets (minimax / non_saturating).
       gradient_penalty_weight: weight of the WGAN-GP penalty (loss="wasserstein_gp").
+      r1_weight: gamma of the R1 penalty (Mescheder et al. 2018), gamma / 2 * ||grad D(x)||^2 on
+        the real images the discriminator sees; 0 turns it off.
+      diffaugment: differentiable augmentation of real and generated images before the
+        discriminator (Zhao et al. 2020): a comma-separated subset of "color,translation,cutout",
+        or None. Its noise is replica-exact step noise.
       ema_decay: if set (e.g. 0.999), keep an exponential moving average of the generator's
-        weights and let `generate` use it.
+        weights, warmed up as min(ema_decay, (1 + t) / (10 + t)) at step t, and let `generate`,
+        the sample callbacks, evaluation and export use it. Its batch-norm statistics are its
+        own: the averaged generator runs forward once per step in training mode.
       num_classes: number of classes for a conditional GAN (both networks take the label).
       seed: seed of the training noise; two runs with the same seed and data end alike.
     """
@@ -47,9 +65,11 @@ class GAN(GenerativeModel):
         latent_dim,
         loss="non_saturating",
         image_range="tanh",
-        discriminator_steps=1,
+        discriminator_steps=None,
         label_smoothing=0.0,
         gradient_penalty_weight=10.0,
+        r1_weight=0.0,
+        diffaugment=None,
         ema_decay=None,
         num_classes=None,
         seed=None,
@@ -65,16 +85,25 @@ class GAN(GenerativeModel):
         self.latent_dim = latent_dim
         self.loss_kind = loss
         self.image_range = image_range
-        self.discriminator_steps = checks.positive_int(
-            "discriminator_steps", discriminator_steps
-        )
+        if discriminator_steps is None:
+            discriminator_steps = 5 if loss == "wasserstein_gp" else 1
+        self.discriminator_steps = checks.positive_int("discriminator_steps", discriminator_steps)
+        if self.discriminator_steps > MAX_DISCRIMINATOR_STEPS:
+            raise ValueError(
+                f"discriminator_steps must be at most {MAX_DISCRIMINATOR_STEPS} (each step draws "
+                f"its own noise stream, and a training step has room for {MAX_DISCRIMINATOR_STEPS}); "
+                f"got {discriminator_steps}."
+            )
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing!r}.")
         self.label_smoothing = float(label_smoothing)
-        self.gradient_penalty_weight = float(gradient_penalty_weight)
+        self.gradient_penalty_weight = checks.non_negative_number(
+            "gradient_penalty_weight", gradient_penalty_weight)
+        self.r1_weight = checks.non_negative_number("r1_weight", r1_weight, " (0 turns R1 off)")
+        self.diffaugment = augment.parse_policy(diffaugment)
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be None or in (0, 1), e.g. 0.999; got {ema_decay!r}.")
-        self.ema_decay = ema_decay
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
         self.ema_generator = _clone_for_ema(generator) if ema_decay is not None else None
         self._check_networks()
 
@@ -83,6 +112,7 @@ class GAN(GenerativeModel):
         self.real_score_tracker = keras.metrics.Mean(name="real_score")
         self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
         self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
+        self.r1_tracker = keras.metrics.Mean(name="r1_penalty")
         self.built = True
 
     # -- set-up -------------------------------------------------------------------------------
@@ -140,11 +170,14 @@ class GAN(GenerativeModel):
         return self.generator.trainable_variables
 
     def default_optimizer(self, argument="g_optimizer"):
-        """The optimiser `compile()` gives `argument` ("d_optimizer" or "g_optimizer")."""
+        """The optimiser `compile()` gives `argument` ("d_optimizer" or "g_optimizer"):
+        Adam(5e-4, beta_1=0.5) for both (measured best at a fixed CPU budget in
+        benchmarks/gan_quality.py, against DCGAN's 2e-4), or Adam(1e-4, beta_1=0, beta_2=0.9)
+        for WGAN-GP, as in its paper."""
         checks.choice("argument", argument, ("d_optimizer", "g_optimizer", "optimizer"))
         if self.loss_kind == "wasserstein_gp":
             return keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
-        return keras.optimizers.Adam(2e-4, beta_1=0.5)
+        return keras.optimizers.Adam(5e-4, beta_1=0.5)
 
     @property
     def g_optimizer(self):
@@ -169,6 +202,8 @@ class GAN(GenerativeModel):
         trackers = [self.d_loss_tracker, self.g_loss_tracker]
         if self.loss_kind == "wasserstein_gp":
             trackers.append(self.gp_tracker)
+        if self.r1_weight:
+            trackers.append(self.r1_tracker)
         return trackers + [self.real_score_tracker, self.fake_score_tracker]
 
     # -- the minimax game ---------------------------------------------------------------------
@@ -183,23 +218,40 @@ class GAN(GenerativeModel):
     def _disc_inputs(self, images, labels):
         return images if labels is None else [images, labels]
 
+    def _noise(self, step, phase, offset, batch, shape, distribution="normal"):
+        return self.step_noise(step, phase * _PURPOSES_PER_PHASE + offset, batch, shape, distribution)
+
+    def _augment(self, images, step, phase, offset):
+        """DiffAugment with this step's noise (the identity when it is off)."""
+        if not self.diffaugment:
+            return images
+        uniform = self._noise(step, phase, offset, tf.shape(images)[0],
+                              (augment.noise_size(self.diffaugment),), "uniform")
+        return augment.diff_augment(images, uniform, self.diffaugment)
+
     def _discriminator_phase(self, real, labels, step, d_step, train):
         batch = tf.shape(real)[0]
         global_batch = self.global_batch_size(batch)
-        z = self.step_noise(step, d_step, batch, (self.latent_dim,))
+        z = self._noise(step, d_step, _Z, batch, (self.latent_dim,))
         with tf.GradientTape() as tape:
             fake = self.generator(self._gen_inputs(z, labels), training=train)
-            real_logits = self.discriminator(self._disc_inputs(real, labels), training=train)
-            fake_logits = self.discriminator(self._disc_inputs(fake, labels), training=train)
+            real_in = self._augment(real, step, d_step, _AUGMENT_REAL)
+            fake_in = self._augment(fake, step, d_step, _AUGMENT_FAKE)
+            with tf.GradientTape(watch_accessed_variables=False) as r1_tape:
+                r1_tape.watch(real_in)
+                real_logits = self.discriminator(self._disc_inputs(real_in, labels), training=train)
+            fake_logits = self.discriminator(self._disc_inputs(fake_in, labels), training=train)
             per_example = kg_losses.discriminator_loss(
                 self.loss_kind, real_logits, fake_logits, self.label_smoothing
             )
+            if self.r1_weight:
+                penalty = kg_losses.r1_penalty(r1_tape, real_logits, real_in)
+                per_example = per_example + 0.5 * self.r1_weight * penalty
+                self.r1_tracker.update_state(penalty)
             if self.loss_kind == "wasserstein_gp":
-                alpha = self.step_noise(
-                    step, _ALPHA_PURPOSE + d_step, batch, (), distribution="uniform"
-                )
+                alpha = self._noise(step, d_step, _ALPHA, batch, (), distribution="uniform")
                 penalty = kg_losses.gradient_penalty(
-                    self.discriminator, real, fake, alpha, labels
+                    self.discriminator, real_in, fake_in, alpha, labels
                 )
                 per_example = per_example + self.gradient_penalty_weight * penalty
                 self.gp_tracker.update_state(penalty)
@@ -214,26 +266,38 @@ class GAN(GenerativeModel):
 
     def _generator_phase(self, labels, batch, step, train):
         global_batch = self.global_batch_size(batch)
-        z = self.step_noise(step, _GEN_PURPOSE, batch, (self.latent_dim,))
+        z = self._noise(step, _GENERATOR_PHASE, _Z, batch, (self.latent_dim,))
         with tf.GradientTape() as tape:
             fake = self.generator(self._gen_inputs(z, labels), training=train)
-            fake_logits = self.discriminator(self._disc_inputs(fake, labels), training=train)
+            fake_in = self._augment(fake, step, _GENERATOR_PHASE, _AUGMENT_FAKE)
+            fake_logits = self.discriminator(self._disc_inputs(fake_in, labels), training=train)
             per_example = kg_losses.generator_loss(self.loss_kind, fake_logits)
             loss = tf.reduce_sum(per_example) / global_batch
             scaled_loss = self.optimizer.scale_loss(loss) if train else loss
         if train:
             variables = self.generator.trainable_variables
             self.apply_gradients(self.optimizer, tape.gradient(scaled_loss, variables), variables)
-            self._update_ema()
+            self._update_ema(z, labels)
         self.g_loss_tracker.update_state(per_example)
+
+    def _part(self, tensor, k):
+        """Rows k, k + n, k + 2n, ... of the batch for discriminator step k of n. Strided, so
+        the parts of all replicas together are the parts of the global batch (when the
+        per-replica batch is a multiple of n), and training stays replica-exact."""
+        if tensor is None or self.discriminator_steps == 1:
+            return tensor
+        return tensor[k :: self.discriminator_steps]
 
     def train_step(self, data):
         real, labels = self._unpack(data)
         real = tf.cast(real, tf.float32)
         step = self.optimizer.iterations
         for d_step in range(self.discriminator_steps):
-            self._discriminator_phase(real, labels, step, d_step, train=True)
-        self._generator_phase(labels, tf.shape(real)[0], step, train=True)
+            self._discriminator_phase(
+                self._part(real, d_step), self._part(labels, d_step), step, d_step, train=True
+            )
+        first = self._part(real, 0)
+        self._generator_phase(self._part(labels, 0), tf.shape(first)[0], step, train=True)
         return self.metrics_logs()
 
     def test_step(self, data):
@@ -245,15 +309,19 @@ class GAN(GenerativeModel):
         self._generator_phase(labels, tf.shape(real)[0], step, train=False)
         return self.metrics_logs()
 
-    def _update_ema(self):
+    def _update_ema(self, z, labels):
+        """Moves the averaged generator towards the live one (with a warm-up of the decay, so the
+        random initial weights do not linger), then runs it forward once in training mode so
+        its batch-norm statistics describe the averaged weights, not the live ones."""
         if self.ema_generator is None:
             return
-        decay = self.ema_decay
+        t = tf.cast(self.optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema_decay, (1.0 + t) / (10.0 + t))
         for ema_w, w in zip(self.ema_generator.weights, self.generator.weights):
             if w.trainable:
-                ema_w.assign(decay * ema_w + (1.0 - decay) * w)
-            else:  # batch-norm statistics follow the live generator
-                ema_w.assign(w)
+                ema_w.assign(decay * ema_w + (1.0 - decay) * tf.cast(w, ema_w.dtype))
+        if self.ema_generator.non_trainable_weights:
+            self.ema_generator(self._gen_inputs(z, labels), training=True)
 
     # -- sampling -----------------------------------------------------------------------------
 
@@ -265,6 +333,27 @@ class GAN(GenerativeModel):
     @property
     def data_range(self):
         return self.image_range
+
+    def check_data(self, x, y=None):
+        """Also checks that the first batch is in the generator's range: a discriminator fed
+        [0, 1] images against a tanh generator's [-1, 1] ones learns the wrong thing silently."""
+        super().check_data(x, y)
+        images = first_images(x)
+        if images is None or not images.size:
+            return
+        lo, hi = float(images.min()), float(images.max())
+        expected = "[-1, 1]" if self.image_range == "tanh" else "[0, 1]"
+        wrong = lo < -1.0 - 1e-3 or hi > 1.0 + 1e-3 or (
+            self.image_range == "unit" and lo < -1e-3
+        ) or (self.image_range == "tanh" and lo >= 0.0 and hi > 0.0)
+        if wrong:
+            found = "[0, 1]" if lo >= 0.0 and hi <= 1.0 else f"[{lo:.3g}, {hi:.3g}]"
+            raise ValueError(
+                f"the generator ends in {'tanh' if self.image_range == 'tanh' else 'sigmoid'} "
+                f"(image_range={self.image_range!r}, images in {expected}), but the data holds "
+                f"values in {found}. Load it with keras_gen.data.load(..., "
+                f"image_range={self.image_range!r}), or build the model with the data's range."
+            )
 
     def to_unit_range(self, images):
         """Generator outputs (image_range) -> [0, 1], NumPy float32."""
@@ -291,6 +380,8 @@ class GAN(GenerativeModel):
             discriminator_steps=self.discriminator_steps,
             label_smoothing=self.label_smoothing,
             gradient_penalty_weight=self.gradient_penalty_weight,
+            r1_weight=self.r1_weight,
+            diffaugment=",".join(self.diffaugment) or None,
             ema_decay=self.ema_decay,
         )
         return config
@@ -302,41 +393,91 @@ class DCGAN(GAN):
     """A GAN with DCGAN networks (`keras_gen.networks.dcgan_generator` and
     `dcgan_discriminator`) for square images whose side is a multiple of 4, 8 to 128.
 
-    Generator: a dense projection to a small feature map, strided transposed convolutions with
-    batch normalisation (synchronised across replicas, so training on N devices equals one) and
-    ReLU, and a tanh (or sigmoid for image_range="unit") output. Discriminator: strided
-    convolutions with LeakyReLU, no batch normalisation (so the WGAN-GP penalty stays per example),
-    optional spectral normalisation, and dropout. Conditional models feed the label to the
-    generator through an embedding and to the discriminator by projection (Miyato & Koyama 2018).
+    Generator: a dense projection to a small feature map, stride-2 upsamplings (transposed
+    convolutions or resize + convolution) with batch normalisation (synchronised across
+    replicas, so training on N devices equals one) and ReLU, and a tanh (or sigmoid for
+    image_range="unit") output. Discriminator: strided convolutions with LeakyReLU, optional
+    spectral normalisation, batch normalisation and replica-exact dropout. Conditional models feed
+    the label to the generator through an embedding and to the discriminator by projection
+    (Miyato & Koyama 2018). The other arguments are `GAN`'s.
+
+    Args:
+      filters: the generator's width at full resolution (it doubles at each halving).
+      discriminator_filters: the discriminator's first width (None: twice `filters`; the
+        discriminator costs little next to the generator, and a stronger one trains it faster).
+      upsampling: "transpose" (4x4 transposed convolutions) or "resize" (nearest + 3x3 conv).
+      spectral_norm: spectral normalisation of every discriminator layer.
+      dropout: dropout rate before the discriminator's last layer (not with WGAN-GP).
+      discriminator_batch_norm: batch norm in the discriminator's hidden layers, as in Radford et
+        al. (synchronised across replicas); None: on, except with WGAN-GP or R1, whose penalties
+        need each example's own gradient.
+      discriminator_style: "dcgan" (one 4x4 stride-2 convolution per scale) or "sngan" (a 3x3
+        convolution before each, and one at the end: Miyato et al.'s standard CNN).
     """
+
+    # Smaller batches train faster per CPU second (benchmarks/gan_quality.py).
+    default_batch_size = 32
 
     def __init__(
         self,
         image_shape,
         latent_dim=100,
         num_classes=None,
-        filters=64,
+        filters=32,
+        discriminator_filters=None,
+        upsampling="transpose",
         spectral_norm=False,
-        dropout=0.3,
+        dropout=0.0,
+        discriminator_batch_norm=None,
+        discriminator_style="dcgan",
+        loss="non_saturating",
+        ema_decay=0.999,
+        diffaugment=None,
         **kwargs,
     ):
         image_shape = checks.square_image_shape(image_shape, "DCGAN")
         latent_dim = checks.positive_int("latent_dim", latent_dim)
         self.filters = checks.positive_int("filters", filters)
+        self.discriminator_filters = checks.positive_int(
+            "discriminator_filters", 2 * filters if discriminator_filters is None else discriminator_filters)
+        self.upsampling = checks.choice("upsampling", upsampling, networks.UPSAMPLING)
         self.spectral_norm = bool(spectral_norm)
         self.dropout = float(dropout)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout!r}.")
+        per_example = loss == "wasserstein_gp" or bool(kwargs.get("r1_weight"))
+        if discriminator_batch_norm is None:  # on, unless a penalty needs per-example gradients
+            discriminator_batch_norm = not per_example
+        self.discriminator_batch_norm = bool(discriminator_batch_norm)
+        self.discriminator_style = checks.choice(
+            "discriminator_style", discriminator_style, networks.DISCRIMINATOR_STYLES)
+        if loss == "wasserstein_gp" and (self.dropout or self.discriminator_batch_norm):
+            raise ValueError(
+                "the WGAN-GP critic has neither dropout nor batch norm (Gulrajani et al. 2017: its "
+                "gradient penalty is per example); pass dropout=0.0 and "
+                "discriminator_batch_norm=False with loss='wasserstein_gp'."
+            )
+        if kwargs.get("r1_weight") and self.discriminator_batch_norm:
+            raise ValueError(
+                "R1 penalises each real image's own gradient, which batch norm in the "
+                "discriminator mixes across the batch; pass discriminator_batch_norm=False with "
+                "r1_weight > 0."
+            )
         image_range = kwargs.get("image_range", "tanh")
         # The model's seed also fixes the initial weights, so equal seeds give equal runs.
         kwargs["seed"] = seed = checks.seed_or_fresh(kwargs.get("seed"))
         with networks.policy_scope(kwargs.get("dtype")):
             generator = networks.dcgan_generator(
-                image_shape, latent_dim, num_classes, filters, image_range, seed=seed
+                image_shape, latent_dim, num_classes, self.filters, image_range,
+                upsampling=self.upsampling, seed=seed,
             )
             discriminator = networks.dcgan_discriminator(
-                image_shape, num_classes, filters, spectral_norm, dropout, seed=seed
+                image_shape, num_classes, self.discriminator_filters, self.spectral_norm,
+                self.dropout, self.discriminator_batch_norm, self.discriminator_style, seed=seed,
             )
         super().__init__(
-            generator, discriminator, latent_dim, num_classes=num_classes, **kwargs
+            generator, discriminator, latent_dim, loss=loss, ema_decay=ema_decay,
+            diffaugment=diffaugment, num_classes=num_classes, **kwargs
         )
 
     def get_config(self):
@@ -345,8 +486,12 @@ class DCGAN(GAN):
         config.update(
             image_shape=list(self.image_shape),
             filters=self.filters,
+            discriminator_filters=self.discriminator_filters,
+            upsampling=self.upsampling,
             spectral_norm=self.spectral_norm,
             dropout=self.dropout,
+            discriminator_batch_norm=self.discriminator_batch_norm,
+            discriminator_style=self.discriminator_style,
         )
         return config
 
@@ -371,4 +516,10 @@ def _clone_for_ema(generator):
         ) from e
     ema.set_weights(generator.get_weights())
     ema.trainable = False
+    # Its batch-norm layers stay trainable so that a forward pass in training mode updates
+    # their moving statistics (Keras runs a non-trainable BatchNormalization in inference
+    # mode); no optimiser ever sees their variables.
+    for layer in ema._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = True
     return ema
