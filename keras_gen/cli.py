@@ -70,7 +70,9 @@ def _vae_callbacks(args, model, out):
 
 FAMILIES = {
     "dcgan": Family(
-        "DCGAN", ("latent_dim", "filters", "loss", "ema_decay"),
+        "DCGAN",
+        ("latent_dim", "filters", "loss", "ema_decay", "discriminator_steps", "spectral_norm",
+         "label_smoothing", "diffaugment", "r1_weight"),
         optimizers={"d_optimizer": "d_lr", "g_optimizer": "g_lr"},
     ),
     "vae": Family(
@@ -112,26 +114,10 @@ def compile_model(model, args):
         if lr:
             default = model.default_optimizer(argument)
             optimizers[argument] = type(default).from_config({**default.get_config(), "learning_rate": lr})
-    model.compile(jit_compile=_jit_for(args, args.model), steps_per_execution=args.steps_per_execution,
-                  **optimizers)
-
-
-# XLA where benchmarks/train_throughput.py measured it faster on this CPU (DCGAN 1.54x, VAE
-# 1.28x the plain step); Keras' own "auto" turns it off on CPUs. PixelCNN keeps Keras' choice.
-JIT_DEFAULTS = {"dcgan": True, "vae": True, "pixelcnn": "auto"}
-
-
-def _jit_for(args, family):
-    if args.jit_compile is not None:
-        return args.jit_compile
-    import tensorflow as tf
-
-    # Called inside the strategy's scope. XLA cannot reach the variables of other replicas'
-    # devices from one compiled step ("resource ... located in device ...:1"), so several
-    # replicas keep Keras' choice.
-    if tf.distribute.get_strategy().num_replicas_in_sync > 1:
-        return "auto"
-    return JIT_DEFAULTS[family]
+    # jit_compile "auto" is the library's own default (XLA where it measured faster).
+    model.compile(jit_compile="auto" if args.jit_compile is None else args.jit_compile,
+                  steps_per_execution=args.steps_per_execution,
+                  deterministic=bool(args.deterministic), **optimizers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,15 +141,19 @@ def _prepare_out_dir(out, resume, force):
     return out
 
 
-TRAIN_SETTINGS = (
-    "model", "dataset", "epochs", "batch_size", "lr", "d_lr", "g_lr", "loss", "latent_dim",
-    "filters", "seed", "conditional", "ema_decay", "samples", "jit_compile",
-    "steps_per_execution", "data_dir", "split", "strategy", "checkpoint_every",
-    "likelihood", "beta", "kl_warmup_epochs", "levels", "num_layers", "variant", "eval_samples",
-)
+# Arguments of `train` that describe the run, not this invocation: saved in config.json and
+# restored by --resume (every other flag of `train` is a setting).
+NOT_SETTINGS = ("command", "func", "out", "resume", "force", "verbose")
+
+
+def train_settings(args):
+    return {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS}
 
 
 def cmd_train(args):
+    for flag in ("early_stopping", "reduce_lr_on_plateau"):  # fail before anything is written
+        if getattr(args, flag):
+            _monitor_spec("--" + flag.replace("_", "-"), getattr(args, flag))
     out = _prepare_out_dir(args.out, args.resume, args.force)
     config_path = out / "config.json"
     if args.resume:
@@ -176,9 +166,9 @@ def cmd_train(args):
                 "by an older keras-gen, or its checkpoints were deleted), so it cannot be resumed "
                 "exactly. Start a new run with another --out."
             )
-        for key in TRAIN_SETTINGS:  # the run's own settings win; --epochs may extend it
-            if key != "epochs" and key in saved["args"]:
-                setattr(args, key, saved["args"][key])
+        for key, value in saved["args"].items():  # the run's own settings win; --epochs may extend it
+            if key != "epochs" and key not in NOT_SETTINGS:
+                setattr(args, key, value)
     if getattr(args, "model", None) not in FAMILIES:
         raise CommandError(
             f"--model must be one of {', '.join(sorted(FAMILIES))}; got {args.model!r}."
@@ -207,7 +197,7 @@ def cmd_train(args):
         compile_model(model, args)
     if not args.resume:
         config = {
-            "args": {k: getattr(args, k) for k in TRAIN_SETTINGS},
+            "args": train_settings(args),
             "data": {"image_shape": list(info.image_shape), "num_classes": info.num_classes,
                      "num_examples": info.num_examples},
             "model_config": model.get_config(),
@@ -229,28 +219,18 @@ def cmd_train(args):
         callbacks.insert(0, evaluate)
     if family.callbacks is not None:
         callbacks += family.callbacks(args, model, out)
-    history_path = out / "history.json"
-
-    def on_epoch_end(epoch, logs):
-        # The model file and the history are replaced atomically, so a kill leaves them whole.
-        if not distribute.is_chief():  # every worker saves (it may read synchronised state)
-            scratch = out / f".worker-{os.getpid()}"
-            scratch.mkdir(exist_ok=True)
-            model.save(scratch / "model.keras")
-            shutil.rmtree(scratch, ignore_errors=True)
-            return
-        training.write_atomic(out / "model.keras", model.save)
-        full = json.loads(history_path.read_text()) if history_path.exists() else {}
-        for key, value in logs.items():
-            full.setdefault(key, []).append(float(value))
-        training.write_atomic(history_path, lambda p: Path(p).write_text(json.dumps(full, indent=1)))
+    callbacks += _schedule_callbacks(args)
+    callbacks.append(_run_writer(out, model))
 
     start = time.time()
     try:
         history = training.fit(
             model,
             lambda epoch: kg_data.load(
-                args.dataset, split=args.split, batch_size=args.batch_size,
+                args.dataset, split=args.split,
+                # each discriminator step of a GAN takes its own part of the batch
+                batch_size=(model.default_batch_size if args.batch_size is None else args.batch_size)
+                * getattr(model, "discriminator_steps", 1),
                 image_range=model.data_range, with_labels=bool(args.conditional),
                 seed=training.epoch_seed(args.seed, epoch), data_dir=args.data_dir,
             ),
@@ -260,7 +240,6 @@ def cmd_train(args):
             callbacks=callbacks,
             verbose=args.verbose,
             resume=args.resume,
-            on_epoch_end=on_epoch_end,
         )
     except training.TrainingDiverged as e:
         raise DivergedError(str(e)) from e
@@ -275,6 +254,62 @@ def cmd_train(args):
     print(f"model: {out / 'model.keras'}  samples: {out / 'samples'}  "
           f"TensorBoard: tensorboard --logdir {out / 'logs'}")
     return 0
+
+
+def _monitor_spec(flag, value):
+    """METRIC[:PATIENCE] -> (metric, patience)."""
+    metric, _, patience = value.partition(":")
+    try:
+        patience = int(patience) if patience else None
+    except ValueError:
+        raise CommandError(f"{flag} takes METRIC[:PATIENCE], e.g. val_fid:3; got {value!r}.") from None
+    if not metric or (patience is not None and patience < 0):
+        raise CommandError(f"{flag} takes METRIC[:PATIENCE], e.g. val_fid:3; got {value!r}.")
+    return metric, patience
+
+
+def _schedule_callbacks(args):
+    """Keras' EarlyStopping and ReduceLROnPlateau from --early-stopping / --reduce-lr-on-plateau.
+    Every keras-gen metric is lower-better, so both watch for a minimum."""
+    import keras
+
+    extra = []
+    if args.early_stopping:
+        metric, patience = _monitor_spec("--early-stopping", args.early_stopping)
+        extra.append(keras.callbacks.EarlyStopping(
+            monitor=metric, patience=0 if patience is None else patience, mode="min", verbose=1))
+    if args.reduce_lr_on_plateau:
+        metric, patience = _monitor_spec("--reduce-lr-on-plateau", args.reduce_lr_on_plateau)
+        extra.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=metric, patience=2 if patience is None else patience, mode="min", verbose=1))
+    return extra
+
+
+def _run_writer(out, model):
+    """A callback writing model.keras and history.json at the end of every epoch, atomically,
+    so a kill leaves both whole. (Defined here, not at module level: the command must not
+    import Keras for --help.)"""
+    import keras
+
+    from keras_gen import distribute, training
+
+    class RunWriter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if not distribute.is_chief():  # every worker saves (it may read synchronised state)
+                scratch = out / f".worker-{os.getpid()}"
+                scratch.mkdir(exist_ok=True)
+                model.save(scratch / "model.keras")
+                shutil.rmtree(scratch, ignore_errors=True)
+                return
+            training.write_atomic(out / "model.keras", model.save)
+            path = out / "history.json"
+            full = json.loads(path.read_text()) if path.exists() else {}
+            for key, value in (logs or {}).items():
+                # by epoch index: an epoch trained again after a resume replaces its entry
+                full[key] = full.get(key, [])[:epoch] + [float(value)]
+            training.write_atomic(path, lambda p: Path(p).write_text(json.dumps(full, indent=1)))
+
+    return RunWriter()
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,6 +544,17 @@ def _version(package):
         return None
 
 
+def _on_off(value):
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"expected on or off; got {value!r}")
+    return value == "on"
+
+
+def _none_or_text(value):
+    # "none" is an explicit value (turn it off), not "not given" (the constructor's default)
+    return "" if value.lower() == "none" else value
+
+
 def _jit(value):
     return {"auto": "auto", "on": True, "off": False}[value]
 
@@ -523,7 +569,9 @@ def build_parser():
     train.add_argument("--split", default="train")
     train.add_argument("--data-dir", default=None, help="TFDS data directory")
     train.add_argument("--epochs", type=int, default=5)
-    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="images per step (global, across replicas; default: the family's own, "
+                            "e.g. 32 for dcgan, 64 for vae and pixelcnn)")
     train.add_argument("--lr", type=float, default=None, help="learning rate (all optimisers)")
     train.add_argument("--d-lr", type=float, default=None, help="GAN discriminator learning rate")
     train.add_argument("--g-lr", type=float, default=None, help="GAN generator learning rate")
@@ -531,6 +579,17 @@ def build_parser():
     train.add_argument("--latent-dim", type=int, default=None)
     train.add_argument("--filters", type=int, default=None, help="base width of the networks")
     train.add_argument("--ema-decay", type=float, default=None, help="GAN: EMA of generator weights, e.g. 0.999")
+    train.add_argument("--discriminator-steps", type=int, default=None,
+                       help="GAN: discriminator updates per generator update, each on its own "
+                            "--batch-size real images (default 5 for wasserstein_gp, else 1)")
+    train.add_argument("--spectral-norm", type=_on_off, default=None, metavar="{on,off}",
+                       help="GAN: spectral normalisation of the discriminator")
+    train.add_argument("--label-smoothing", type=float, default=None,
+                       help="GAN: one-sided label smoothing of the real targets")
+    train.add_argument("--diffaugment", type=_none_or_text, default=None,
+                       help="GAN: differentiable augmentation, a subset of color,translation,cutout, "
+                            "or none")
+    train.add_argument("--r1-weight", type=float, default=None, help="GAN: gamma of the R1 penalty")
     train.add_argument("--conditional", action="store_true", help="condition on the class labels")
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--samples", type=int, default=64, help="images in each sample grid")
@@ -546,13 +605,23 @@ def build_parser():
     train.add_argument("--variant", default=None, choices=["gated", "original"], help="PixelCNN variant")
     train.add_argument("--jit-compile", type=_jit, default=None, choices=["auto", True, False],
                        metavar="{auto,on,off}",
-                       help="XLA compilation of the train step (default: on for dcgan and vae, "
-                            "where it is faster; Keras' auto for pixelcnn)")
+                       help="XLA compilation of the train step (default auto: the library's "
+                            "choice per family, measured; off under several replicas)")
+    train.add_argument("--deterministic", action="store_true",
+                       help="deterministic ops (tf.config.experimental.enable_op_determinism): "
+                            "the same seed gives the same weights on GPUs too, a little slower")
     train.add_argument("--steps-per-execution", type=int, default=1)
     train.add_argument("--strategy", default="auto",
                        choices=["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"],
                        help="tf.distribute strategy; --batch-size is the global batch")
     train.add_argument("--out", required=True, help="run folder")
+    train.add_argument("--early-stopping", default=None, metavar="METRIC[:PATIENCE]",
+                       help="stop when METRIC (e.g. val_fid, d_loss) has not improved for PATIENCE "
+                            "epochs (default 0): Keras' EarlyStopping")
+    train.add_argument("--reduce-lr-on-plateau", default=None, metavar="METRIC[:PATIENCE]",
+                       help="divide the learning rate by 10 when METRIC has not improved for "
+                            "PATIENCE epochs (default 2): Keras' ReduceLROnPlateau (a GAN's "
+                            "generator optimiser)")
     train.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS",
                        help="also checkpoint every STEPS steps, for exact resume after a kill "
                        "(0: at each epoch's end only)")

@@ -232,36 +232,14 @@ def explain_op_error(error, model=None):
     return None
 
 
-def _checked_labels(dataset, num_classes):
-    """Checks labels against the model's classes in the input pipeline: inside an XLA-compiled
-    train step an out-of-range label would index an embedding silently (XLA clamps)."""
-    spec = dataset.element_spec
-    if not num_classes or not isinstance(spec, tuple) or len(spec) < 2:
-        return dataset
-
-    def check(images, labels, *rest):
-        labels = tf.cast(labels, tf.int32)
-        message = (
-            f"a label in the data is outside 0..{num_classes - 1} (the model has "
-            f"num_classes={num_classes}); build the model with the data's number of classes "
-            "(keras_gen.data.info(name).num_classes). Labels in the batch range over:"
-        )
-        in_range = tf.reduce_all((labels >= 0) & (labels < num_classes))
-        with tf.control_dependencies([
-            tf.debugging.Assert(in_range, [message, tf.reduce_min(labels), tf.reduce_max(labels)])
-        ]):
-            return (images, tf.identity(labels), *rest)
-
-    return dataset.map(check)
-
-
 class _Stop(Exception):
     pass
 
 
 class _Guard(keras.callbacks.Callback):
-    """Counts steps, writes a checkpoint every `checkpoint_every` steps, and stops at the first
-    non-finite loss before anything is saved after it."""
+    """Counts steps; writes a checkpoint every `checkpoint_every` steps and at the end of every
+    epoch; stops at the first non-finite loss before anything is saved after it. Listed last, so
+    that its epoch-end checkpoint holds what other callbacks changed (a reduced learning rate)."""
 
     def __init__(self, checkpointer, checkpoint_every, epoch, skipped, global_step):
         super().__init__()
@@ -269,6 +247,10 @@ class _Guard(keras.callbacks.Callback):
         self.epoch, self.skipped, self.global_step = epoch, skipped, global_step
         self.step_in_epoch = skipped
         self.diverged = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch != self.epoch:  # a fresh epoch (the resumed one starts after `skipped`)
+            self.epoch, self.skipped, self.step_in_epoch = epoch, 0, 0
 
     def on_train_batch_end(self, batch, logs=None):
         # Keras passes the index of the last step of the execution (steps_per_execution).
@@ -286,6 +268,27 @@ class _Guard(keras.callbacks.Callback):
         if self.every and self.global_step // self.every > previous // self.every:
             self.checkpointer.save(self.model, self.epoch, self.step_in_epoch, self.global_step)
 
+    def on_epoch_end(self, epoch, logs=None):
+        self.checkpointer.save(self.model, epoch + 1, 0, self.global_step)
+
+
+def _batches_per_epoch(dataset):
+    cardinality = int(dataset.cardinality())
+    if cardinality >= 0:
+        return cardinality
+    return sum(1 for _ in dataset)  # unknown (e.g. filtered): count one pass
+
+
+def _epoch_stream(data, first, last):
+    """One dataset holding epochs first..last-1 of `data` back to back, and the batches per
+    epoch, so that a single `model.fit(..., steps_per_epoch=...)` sees epoch e's own data in
+    epoch e. The per-epoch datasets are built up front but read lazily, one after the other."""
+    datasets = [data(epoch) for epoch in range(first, last)]
+    stream = datasets[0]
+    for dataset in datasets[1:]:
+        stream = stream.concatenate(dataset)
+    return stream, _batches_per_epoch(datasets[0])
+
 
 def fit(
     model,
@@ -296,9 +299,10 @@ def fit(
     callbacks=None,
     verbose=0,
     resume=True,
-    on_epoch_end=None,
 ):
-    """Trains `model` for `epochs` epochs with checkpoints that survive SIGKILL.
+    """Trains `model` for `epochs` epochs with checkpoints that survive SIGKILL: one
+    `model.fit(initial_epoch=..., epochs=...)`, so every Keras callback (EarlyStopping,
+    ReduceLROnPlateau, TensorBoard, your own) works as it does in plain `fit`.
 
     Args:
       model: a compiled keras-gen model (any compiled `keras.Model` works).
@@ -308,9 +312,10 @@ def fit(
       epochs: total number of epochs of the run (a resumed run trains only what is left).
       checkpoint_dir: folder of the checkpoints (created if needed).
       checkpoint_every: also checkpoint every this many steps (None: at each epoch's end only).
-      callbacks: Keras callbacks for every epoch's `model.fit`.
+      callbacks: Keras callbacks. A run resumed in the middle of an epoch finishes that epoch
+        in a `fit` call of its own first (its callbacks see two trainings, as they would see two
+        processes anyway); Keras callbacks keep no state across a restart.
       resume: continue from the checkpoint in `checkpoint_dir` if there is one.
-      on_epoch_end: `fn(epoch, logs)` called after each epoch's checkpoint is written.
 
     Returns:
       A dict of per-epoch logs of the epochs trained in this call.
@@ -327,57 +332,64 @@ def fit(
     epoch, skip, global_step = (0, 0, 0) if state is None else (
         state["epoch"], state["step_in_epoch"], state["global_step"]
     )
+    by_epoch = data if callable(data) else (lambda _: data)
+    guard = _Guard(checkpointer, checkpoint_every, epoch, skip, global_step)
+    callbacks = list(callbacks or []) + [guard]
     history = {}
-    while epoch < epochs:
-        dataset = data(epoch) if callable(data) else data
-        if skip:
-            cardinality = int(dataset.cardinality())
-            if 0 <= cardinality <= skip:  # killed after the last batch, before the epoch's save
-                epoch, skip = epoch + 1, 0
-                checkpointer.save(model, epoch, 0, global_step)
-                continue
-            dataset = dataset.skip(skip)
-        dataset = _checked_labels(dataset, getattr(model, "num_classes", None))
-        guard = _Guard(checkpointer, checkpoint_every, epoch, skip, global_step)
-        result = None
-        try:
-            result = model.fit(
-                dataset, initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
-                callbacks=list(callbacks or []) + [guard],
-            )
-        except _Stop:
-            result = explained = None
-        except tf.errors.OpError as e:
-            explained = explain_op_error(e, model)
-            if explained is None:
-                raise
-        if result is None:
-            # Free the interrupted input pipeline now (the traceback's reference cycles hold
-            # it): left to interpreter shutdown, its worker threads can deadlock the exit.
-            gc.collect()
-            if explained is not None:
-                raise explained
-        global_step = guard.global_step
-        if guard.diverged is not None:
-            name, value = guard.diverged
-            last = checkpointer.latest()
-            kept = (
-                f"The last good checkpoint (step {last['global_step']}, epoch {last['epoch'] + 1}) "
-                f"is kept in {checkpointer.directory}; nothing was saved after it."
-                if last else "No checkpoint had been written yet."
-            )
-            raise TrainingDiverged(
-                f"training diverged: the loss {name!r} became {value} at step {global_step} "
-                f"(epoch {epoch + 1}, batch {guard.step_in_epoch}). {kept} Lower the learning "
-                "rate(s), or check the data for NaN/Inf values, then resume.",
-                step=global_step, loss_name=name, value=value, checkpoint=last,
-            )
-        for key, values in result.history.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
-        epoch, skip = epoch + 1, 0
-        checkpointer.save(model, epoch, 0, global_step)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch - 1, {k: v[-1] for k, v in result.history.items()})
+    if skip and epoch < epochs:  # killed in the middle of an epoch: finish it first
+        remainder = by_epoch(epoch)
+        if 0 <= int(remainder.cardinality()) <= skip:  # killed after its last batch
+            checkpointer.save(model, epoch + 1, 0, global_step)
+            guard.epoch, guard.skipped = epoch + 1, 0
+        else:
+            _run(model, remainder.skip(skip), guard, checkpointer,
+                 history, initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
+                 callbacks=callbacks)
+        epoch += 1
+    if epoch < epochs:
+        if callable(data):
+            stream, steps = _epoch_stream(data, epoch, epochs)
+        else:
+            stream, steps = data, None  # Keras iterates it anew each epoch
+        _run(model, stream, guard, checkpointer, history,
+             initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, verbose=verbose,
+             callbacks=callbacks)
     if checkpointer.write_directory != checkpointer.directory:
         shutil.rmtree(checkpointer.write_directory, ignore_errors=True)
     return history
+
+
+def _run(model, dataset, guard, checkpointer, history, **fit_kwargs):
+    """One `model.fit`, turning a NaN stop and bad data into their readable errors."""
+    result = None
+    try:
+        result = model.fit(dataset, **fit_kwargs)
+    except _Stop:
+        pass
+    except (tf.errors.OpError, ValueError) as e:
+        # Free the interrupted input pipeline now (the traceback's reference cycles hold it):
+        # left to interpreter shutdown, its worker threads can deadlock the exit.
+        explained = explain_op_error(e, model) if isinstance(e, tf.errors.OpError) else None
+        del e
+        gc.collect()
+        if explained is None:
+            raise
+        raise explained from None
+    if result is None:
+        gc.collect()
+    if guard.diverged is not None:
+        name, value = guard.diverged
+        last = checkpointer.latest()
+        kept = (
+            f"The last good checkpoint (step {last['global_step']}, epoch {last['epoch'] + 1}) "
+            f"is kept in {checkpointer.directory}; nothing was saved after it."
+            if last else "No checkpoint had been written yet."
+        )
+        raise TrainingDiverged(
+            f"training diverged: the loss {name!r} became {value} at step {guard.global_step} "
+            f"(epoch {guard.epoch + 1}, batch {guard.step_in_epoch}). {kept} Lower the learning "
+            "rate(s), or check the data for NaN/Inf values, then resume.",
+            step=guard.global_step, loss_name=name, value=value, checkpoint=last,
+        )
+    for key, values in result.history.items():
+        history.setdefault(key, []).extend(float(v) for v in values)

@@ -1,7 +1,10 @@
 """Tiny models of every family, and matching data, for the cross-family tests (distribution,
 mixed precision)."""
 
-from keras_gen import data
+import pytest
+import tensorflow as tf
+
+from keras_gen import data, distribute
 
 FAMILIES = ["dcgan", "vae", "pixelcnn"]
 
@@ -9,14 +12,13 @@ FAMILIES = ["dcgan", "vae", "pixelcnn"]
 def build(family, **kwargs):
     from keras_gen import models
 
-    if family == "dcgan":
-        # dropout=0: Keras' Dropout draws its mask per replica, so it alone would make 1 and
-        # 2 replicas differ.
-        return models.DCGAN((8, 8, 1), latent_dim=8, filters=4, num_classes=10, dropout=0.0, seed=0, **kwargs)
+    kwargs.setdefault("num_classes", 10)
+    if family == "dcgan":  # DCGAN's own defaults (EMA, batch norm in both networks), tiny widths
+        return models.DCGAN((8, 8, 1), latent_dim=8, filters=4, seed=0, **kwargs)
     if family == "pixelcnn":
-        return models.PixelCNN((8, 8, 1), levels=256, filters=8, num_layers=2, num_classes=10, seed=0, **kwargs)
+        return models.PixelCNN((8, 8, 1), levels=256, filters=8, num_layers=2, seed=0, **kwargs)
     if family == "vae":
-        return models.ConvVAE((8, 8, 1), latent_dim=4, num_classes=10, seed=0, **kwargs)
+        return models.ConvVAE((8, 8, 1), latent_dim=4, seed=0, **kwargs)
     raise ValueError(family)
 
 
@@ -27,3 +29,16 @@ def image_range(family):
 def dataset(family, batch_size=16, n=64):
     return data.load("digits", split=f"train[:{n}]", batch_size=batch_size, image_range=image_range(family),
                      with_labels=True, shuffle=False, seed=0)
+
+
+def two_replicas():
+    """MirroredStrategy over two logical CPU devices (tests/conftest.py makes them, also on a
+    GPU host, where "mirrored" alone would take the GPUs); skips, saying why, where there are
+    not two."""
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(cpus) < 2:
+        pytest.skip("needs two logical CPU devices (tests/conftest.py configures them before "
+                    "TensorFlow initialises; something initialised it first)")
+    strategy = distribute.get_strategy("mirrored", devices=cpus[:2])
+    assert strategy.num_replicas_in_sync == 2
+    return strategy

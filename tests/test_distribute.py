@@ -28,9 +28,13 @@ def train(family, strategy, **kwargs):
 
 
 def test_get_strategy():
-    assert distribute.get_strategy("mirrored").num_replicas_in_sync == 2
+    assert families.two_replicas().num_replicas_in_sync == 2
+    gpus = tf.config.list_logical_devices("GPU")
+    local = len(gpus) or len(tf.config.list_logical_devices("CPU"))
+    assert distribute.get_strategy("mirrored").num_replicas_in_sync == local
     assert distribute.get_strategy("one_device").num_replicas_in_sync == 1
-    assert distribute.get_strategy("auto") is tf.distribute.get_strategy()  # no GPUs, no TF_CONFIG
+    if len(gpus) < 2:  # one GPU or none, no TF_CONFIG: the default strategy
+        assert distribute.get_strategy("auto") is tf.distribute.get_strategy()
     with pytest.raises(ValueError, match="strategy must be one of"):
         distribute.get_strategy("mirror")
 
@@ -44,7 +48,7 @@ def test_multi_worker_needs_tf_config(monkeypatch):
 @pytest.mark.parametrize("family", families.FAMILIES)
 def test_two_replicas_equal_one(family):
     one, logs_one = train(family, tf.distribute.get_strategy())
-    two, logs_two = train(family, distribute.get_strategy("mirrored"))
+    two, logs_two = train(family, families.two_replicas())
     for a, b in zip(one.get_weights(), two.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
     assert logs_one.keys() == logs_two.keys()
@@ -52,16 +56,31 @@ def test_two_replicas_equal_one(family):
         np.testing.assert_allclose(logs_one[key], logs_two[key], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("num_classes", [None, 10])
+def test_dcgan_defaults_with_augmentation_and_dropout_are_replica_exact(num_classes):
+    """DCGAN at its defaults plus every kind of noise a step draws (DiffAugment, dropout): the
+    noise of the global batch is drawn once and sliced, so 2 replicas equal 1."""
+    options = dict(num_classes=num_classes, diffaugment="color,translation,cutout", dropout=0.3)
+    one, logs_one = train("dcgan", tf.distribute.get_strategy(), **options)
+    two, logs_two = train("dcgan", families.two_replicas(), **options)
+    for a, b in zip(one.get_weights(), two.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for key in logs_one:
+        np.testing.assert_allclose(logs_one[key], logs_two[key], rtol=1e-5, atol=1e-6)
+
+
 def test_wgan_gp_under_mirrored_strategy_equals_one_replica():
-    one, logs_one = train("dcgan", tf.distribute.get_strategy(), loss="wasserstein_gp")
-    two, logs_two = train("dcgan", distribute.get_strategy("mirrored"), loss="wasserstein_gp")
+    # Two critic steps, each on its own strided half of every replica's batch of 8.
+    options = dict(loss="wasserstein_gp", discriminator_steps=2)
+    one, logs_one = train("dcgan", tf.distribute.get_strategy(), **options)
+    two, logs_two = train("dcgan", families.two_replicas(), **options)
     for a, b in zip(one.get_weights(), two.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_allclose(logs_one["gradient_penalty"], logs_two["gradient_penalty"], rtol=1e-5)
 
 
 def test_noise_differs_between_replicas_and_tiles_the_global_draw():
-    strategy = distribute.get_strategy("mirrored")
+    strategy = families.two_replicas()
     with strategy.scope():
         model = families.build("dcgan")
 
@@ -135,9 +154,9 @@ def test_multi_worker_equals_single_process(family, tmp_path):
 
 
 def test_mirrored_strategy_is_reused_so_repeated_runs_work():
-    assert distribute.get_strategy("mirrored") is distribute.get_strategy("mirrored")
+    assert families.two_replicas() is families.two_replicas()
     for _ in range(2):  # a second model on the same devices (a re-run notebook cell)
-        train("dcgan", distribute.get_strategy("mirrored"))
+        train("dcgan", families.two_replicas())
 
 
 @pytest.mark.parametrize("family", families.FAMILIES)

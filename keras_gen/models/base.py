@@ -3,6 +3,8 @@ contract, and early checks of what `fit` is given."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import keras
 import tensorflow as tf
@@ -16,6 +18,44 @@ def num_replicas():
     """Replicas in sync in the current replica context (1 outside tf.distribute)."""
     ctx = tf.distribute.get_replica_context()
     return ctx.num_replicas_in_sync if ctx is not None else 1
+
+
+def label_error(num_classes):
+    return (
+        f"a label in the data is outside 0..{num_classes - 1} (the model has "
+        f"num_classes={num_classes}); build the model with the data's number of classes "
+        "(keras_gen.data.info(name).num_classes)."
+    )
+
+
+def labels_checked_in_pipeline(dataset, num_classes):
+    """`dataset` of (images, labels, ...) batches with an assertion on every batch's labels."""
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or len(spec) < 2:
+        return dataset
+
+    def check(images, labels, *rest):
+        labels = tf.cast(labels, tf.int32)
+        in_range = tf.reduce_all((labels >= 0) & (labels < num_classes))
+        message = label_error(num_classes) + " Labels in the batch range over:"
+        with tf.control_dependencies([
+            tf.debugging.Assert(in_range, [message, tf.reduce_min(labels), tf.reduce_max(labels)])
+        ]):
+            return (images, tf.identity(labels), *rest)
+
+    return dataset.map(check)
+
+
+def first_images(x):
+    """The images of the first batch of a dataset (or the array itself) as NumPy, or None."""
+    if isinstance(x, tf.data.Dataset):
+        batch = next(iter(x.take(1)), None)
+        if isinstance(batch, (tuple, list)):
+            batch = batch[0]
+        return None if batch is None else keras.ops.convert_to_numpy(batch)
+    if isinstance(x, np.ndarray):
+        return x
+    return None
 
 
 class GenerativeModel(keras.Model):
@@ -100,7 +140,10 @@ class GenerativeModel(keras.Model):
     # -- data checks --------------------------------------------------------------------------
 
     def _unpack(self, data):
-        """Splits a batch into (images, labels); labels are None for unconditional models."""
+        """Splits a batch into (images, labels); labels are None for unconditional models.
+        Labels are checked against num_classes outside the step (`checked_labels`, by `fit` and
+        `evaluate`): inside an XLA-compiled step an out-of-range label would index an embedding
+        silently, since XLA has no Assert op."""
         if isinstance(data, (tuple, list)):
             images = data[0]
             labels = data[1] if len(data) > 1 else None
@@ -108,19 +151,7 @@ class GenerativeModel(keras.Model):
             images, labels = data, None
         if self.num_classes is None:
             return images, None
-        labels = tf.cast(labels, tf.int32)
-        if not self.jit_compile:  # XLA has no Assert op; the check is for eager/graph runs
-            checks = [
-                tf.debugging.assert_less(
-                    labels, self.num_classes,
-                    message=f"a label in the data is >= num_classes={self.num_classes}: build the "
-                    "model with the data's number of classes (keras_gen.data.info(name).num_classes)",
-                ),
-                tf.debugging.assert_non_negative(labels, message="a label in the data is negative"),
-            ]
-            with tf.control_dependencies(checks):  # before any embedding lookup uses them
-                labels = tf.identity(labels)
-        return images, labels
+        return images, tf.cast(labels, tf.int32)
 
     def check_data(self, x, y=None):
         """Fails early, with a readable message, on data this model cannot train on."""
@@ -155,16 +186,40 @@ class GenerativeModel(keras.Model):
         none is given (a GAN has two: "d_optimizer", "g_optimizer"). Default: Adam(1e-3)."""
         return keras.optimizers.Adam(1e-3)
 
-    def compile(self, optimizer=None, **kwargs):
-        """Keras' compile (with `default_optimizer()` when no optimiser is given), then the
-        optimiser is built at once under the model's strategy (so `fit` needs no symbolic build;
-        see `_maybe_symbolic_build`)."""
+    # XLA for this family's train step on a CPU (where Keras' "auto" leaves it off): set from
+    # benchmarks/train_throughput.py on a 2-core CPU. On GPUs and TPUs "auto" turns XLA on.
+    xla_on_cpu = False
+
+    def compile(self, optimizer=None, jit_compile="auto", deterministic=False, **kwargs):
+        """Keras' compile with the family's defaults: `default_optimizer()` when no optimiser
+        is given, and `jit_compile="auto"` resolved by `default_jit_compile()` (XLA where it
+        measured faster). `deterministic=True` makes every op deterministic
+        (`tf.config.experimental.enable_op_determinism`, process-wide, needed on GPUs for exact
+        repeatability) and seeds Keras' global generators with the model's seed. The optimiser
+        is built at once under the model's strategy (so `fit` needs no symbolic build; see
+        `_maybe_symbolic_build`)."""
         if optimizer is None:
             optimizer = self.default_optimizer()
-        super().compile(optimizer=optimizer, **kwargs)
+        if deterministic:
+            keras.utils.set_random_seed(self.seed)
+            tf.config.experimental.enable_op_determinism()
+        if jit_compile == "auto":
+            jit_compile = self.default_jit_compile(kwargs.get("run_eagerly", False))
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.optimized_variables())
+
+    def default_jit_compile(self, run_eagerly=False):
+        """What `compile(jit_compile="auto")` means for this model: Keras' own choice (XLA on
+        GPUs/TPUs), and on a CPU the family's measured `xla_on_cpu`. Off under several replicas:
+        one compiled step cannot reach the variables on the other replicas' devices ("resource
+        ... located in device ...:1")."""
+        if run_eagerly or self.distribute_strategy.num_replicas_in_sync > 1:
+            return False
+        if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+            return True
+        return self.xla_on_cpu
 
     def get_compile_config(self):
         # The families' compile() takes optimisers only, so that is all a saved file needs to
@@ -201,19 +256,58 @@ class GenerativeModel(keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self.check_data(x, y)
+        x, y = self.checked_labels(x, y)
         if isinstance(x, tf.data.Dataset):
             # keras_gen.data.load shuffles already; Keras would warn that it ignores shuffle.
             kwargs.setdefault("shuffle", False)
-        return super().fit(x, y, *args, **kwargs)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, tf.data.Dataset):
+            kwargs["validation_data"] = self.checked_labels(validation)[0]
+        with self._readable_data_errors():
+            return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self.check_data(x, y)
-        return super().evaluate(x, y, *args, **kwargs)
+        x, y = self.checked_labels(x, y)
+        with self._readable_data_errors():
+            return super().evaluate(x, y, *args, **kwargs)
+
+    def checked_labels(self, x, y=None):
+        """(x, y) with the labels of a conditional model checked against num_classes: NumPy
+        labels at once, a dataset's in its pipeline (outside any compiled step, so the check
+        holds under XLA too)."""
+        if not self.num_classes:
+            return x, y
+        if isinstance(x, tf.data.Dataset):
+            return labels_checked_in_pipeline(x, self.num_classes), y
+        if y is not None and not isinstance(y, tf.data.Dataset):
+            labels = np.asarray(keras.ops.convert_to_numpy(y))
+            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise ValueError(label_error(self.num_classes) + (
+                    f" Labels in the data: {int(labels.min())}..{int(labels.max())}."))
+        return x, y
+
+    @contextlib.contextmanager
+    def _readable_data_errors(self):
+        """A label or image error raised inside the input pipeline, as a ValueError that says
+        what to do instead of a TensorFlow traceback."""
+        from keras_gen.training import explain_op_error
+
+        try:
+            yield
+        except tf.errors.InvalidArgumentError as e:
+            explained = explain_op_error(e, self)
+            if explained is None:
+                raise
+            raise explained from None
 
     # -- generate -----------------------------------------------------------------------------
 
     # Images per network call in `generate` (a family may choose less, e.g. PixelCNN).
     generate_batch_size = 256
+    # The training batch the family's defaults were measured with; `keras-gen train` loads
+    # batches of this size unless --batch-size says otherwise.
+    default_batch_size = 64
 
     @property
     def noise_shape(self):
