@@ -8,7 +8,10 @@ check is a stub that calls every model compatible (tensorflow/tensorflow#77042),
 rules below are applied here: the GPU delegate's op table and the constraints that matter for
 keras-gen graphs, from `tensorflow/lite/tools/versioning/gpu_compatibility.cc`. Warnings the
 Analyzer prints itself (older runtimes) are added. A "yes" means every op of the signature is
-in the delegate's table, not that it runs well there.
+in the delegate's table, not that it runs well there; a "no" names the ops that would stay on
+the CPU (the delegate then runs the rest in pieces). Graphs exported with a free batch size
+often compute shapes at run time (SHAPE, STRIDED_SLICE, a RESHAPE to the result), which the
+delegate leaves to the CPU.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def _parse(dump):
             ops[current][-1][4] = m.group(1).strip()
         elif m := _TENSOR.match(line):
             dims = [d for d in m.group(2).split(",") if d.strip()]
-            tensors[m.group(1)] = (len(dims), m.group(3))
+            tensors[m.group(1)] = (len(dims), m.group(3), " RO " in line)  # RO: a constant
         elif m := _SIGNATURE.match(line):
             signature = m.group(1)
         elif (m := _SIGNATURE_SUBGRAPH.match(line)) and signature is not None:
@@ -83,8 +86,10 @@ def _rule(op, inputs, outputs, tensors):
     """Why the GPU delegate cannot run this op, or None."""
     if op not in SUPPORTED:
         return "not implemented by the GPU delegate"
-    spec = lambda names: [tensors.get(t, (0, "?")) for t in names]  # noqa: E731
+    spec = lambda names: [tensors.get(t, (0, "?", False)) for t in names]  # noqa: E731
     ins, outs = spec(inputs), spec(outputs)
+    if op == "RESHAPE" and len(ins) > 1 and not ins[1][2]:
+        return "RESHAPE to a shape computed at run time (e.g. from a dynamic batch size)"
     if op in ("SLICE", "STRIDED_SLICE") and ins and ins[0][0] not in (3, 4):
         return f"{op} on a {ins[0][0]}-D tensor (3-D or 4-D only)"
     if op == "CAST" and ins and outs:
@@ -94,7 +99,7 @@ def _rule(op, inputs, outputs, tensors):
             return f"CAST {ins[0][1]} -> {outs[0][1]}"
     if op == "GATHER" and len(ins) > 1 and (ins[0][1] == "INT32" or ins[1][0] != 1):
         return "GATHER of int32 values or with indices that are not 1-D"
-    if any(rank > 4 for rank, _ in ins + outs):
+    if any(rank > 4 for rank, _, _ in ins + outs):
         return f"{op} on a tensor of rank > 4"
     return None
 

@@ -170,8 +170,8 @@ class PixelCNN(GenerativeModel):
     def _to_params(self, x):
         """(..., P * C) with channel k of group k % C -> (..., C, P)."""
         c = self.image_shape[2]
-        shape = tf.concat([tf.shape(x)[:-1], [self.num_params, c]], axis=0)
-        x = tf.reshape(x, shape)
+        # Static sizes but the batch: no SHAPE ops in exported graphs.
+        x = tf.reshape(x, [-1, *x.shape[1:-1], self.num_params, c])
         rank = len(x.shape)
         perm = list(range(rank - 2)) + [rank - 1, rank - 2]
         return tf.transpose(x, perm)
@@ -568,7 +568,7 @@ class PixelCNN(GenerativeModel):
         r0 = self.first_kernel_size // 2
         # Gumbel noise for every sub-pixel at once (vectorised), laid out (H, W * C, B, levels)
         # so that a row, and in it a sub-pixel, is a contiguous slice (rank 4, as TFLite wants).
-        gumbel = tf.reshape(_gumbel(uniform), tf.stack([batch, h, w * c, self.levels]))
+        gumbel = _gumbel(tf.reshape(uniform, [-1, h, w * c, self.levels]))
         gumbel = tf.transpose(gumbel, [1, 2, 0, 3])
 
         def row_body(i, images, caches):
