@@ -79,18 +79,31 @@ def naive_export_graph(model):
         )
         return {"images": images}
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([sample.get_concrete_function()], model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return converter.convert()
+    module = tf.Module()
+    # The variables the graph reads, tracked so the SavedModel holds them and the converter
+    # freezes them into constants.
+    module.weights = list(sample.get_concrete_function().variables)
+    module.sample = sample
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(module, tmp, signatures={"sample": sample.get_concrete_function()})
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["sample"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter.convert()
 
 
-def litert(content_or_path, signature, threads):
+def litert(path, signature, threads):
     from ai_edge_litert.interpreter import Interpreter
 
-    if isinstance(content_or_path, bytes):
-        interpreter = Interpreter(model_content=content_or_path, num_threads=threads)
-    else:
-        interpreter = Interpreter(model_path=str(content_or_path), num_threads=threads)
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    runner = interpreter.get_signature_runner(signature)
+    runner.interpreter = interpreter
+    return runner
+
+
+def litert_content(content, signature, threads):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content, num_threads=threads)
     runner = interpreter.get_signature_runner(signature)
     runner.interpreter = interpreter
     return runner
@@ -119,7 +132,7 @@ def bench(shape, filters, num_layers, n, rows, full, repeats, threads):
     with tempfile.TemporaryDirectory() as tmp:
         export.tflite(model, Path(tmp) / "model.tflite", signatures=["sample"])
         fast_lite = litert(Path(tmp) / "model.tflite", "sample", threads)
-    old_lite = litert(naive_export_graph(model), "serving_default", threads)
+    old_lite = litert_content(naive_export_graph(model), "sample", threads)
     one = np.float32(1.0)
 
     def lite_sample(u):

@@ -90,8 +90,10 @@ def _representative_data(model, args, spec):
         import keras_gen
 
         for sig in needs_images:
-            image_spec = sig.inputs["images"]
-            image_range = "levels" if image_spec.dtype.is_integer else "unit"
+            # The image input: the first of rank 4 (batch, H, W, C), whatever the family calls it.
+            name, image_spec = next((k, v) for k, v in sig.inputs.items() if len(v.shape) == 4)
+            # The range the model trains on (PixelCNN: "levels" or "binary"; VAE: "unit").
+            image_range = getattr(model, "data_range", "levels" if image_spec.dtype.is_integer else "unit")
             conditional = "label" in sig.inputs
             ds = keras_gen.data.load(
                 args.representative_data, batch_size=args.representative_samples,
@@ -101,7 +103,7 @@ def _representative_data(model, args, spec):
             images = batch[0] if conditional else batch
             # The signature's other inputs (noise, a start row, ...) as validation draws them.
             inputs = sig.example_inputs(len(images), args.seed + 1)
-            inputs["images"] = images.numpy()
+            inputs[name] = images.numpy()
             if conditional:
                 inputs["label"] = batch[1].numpy()
             data[sig.name] = inputs
