@@ -206,7 +206,7 @@ def test_advance_is_the_pending_part_of_pixel():
     layer.build((None, 4, 4, 3))
     step = layer.stepper()
     x = tf.random.stateless_normal((2, 3), seed=(9, 9))
-    pending = tf.random.stateless_normal((2, 2, 6), seed=(9, 1))
+    pending = tf.random.stateless_normal((2, 2 * 6), seed=(9, 1))
     np.testing.assert_allclose(
         step.advance(x, pending).numpy(), step.pixel(x, pending)[1].numpy(), atol=1e-6
     )

@@ -145,7 +145,7 @@ class ConvStep:
     `rows_above(window)` gives the first part for every column at once, from the input's rows
     i-kh//2..i-1, (B, kh//2, W + 2 (kw//2), C_in) zero-padded at the sides, -> (B, W, filters)
     (None when kh = 1); and `pixel(x, pending, above)` takes the input at pixel j, x (B, C_in),
-    and returns the output there (B, filters) with the new `pending` (B, kw//2, filters): what
+    and returns the output there (B, filters) with the new `pending` (B, kw//2 * filters): what
     pixels j-kw//2+1..j add to outputs j+1..j+kw//2, so each input pixel is multiplied by the
     kernel once, when it is known (one matrix product per pixel). `above` is
     rows_above(...)[:, j]; pending starts at zeros (the padding left of the row). `advance`
@@ -168,9 +168,10 @@ class ConvStep:
         self.activation = conv.activation
 
     def empty_pending(self, batch):
-        """Pending sums at the start of a row: zeros, (B, max(1, kw//2), filters) (one unused
-        entry for 1-wide kernels keeps a sampling loop's state the same shape)."""
-        return ops.zeros((batch, max(1, self.rw), self.filters))
+        """Pending sums at the start of a row: zeros, (B, max(1, kw//2) * filters), the sums
+        for outputs j+1, j+2, ... side by side (one unused block for 1-wide kernels keeps a
+        sampling loop's state the same shape)."""
+        return ops.zeros((batch, max(1, self.rw) * self.filters))
 
     def rows_above(self, window):
         if self.above_kernel is None:
@@ -179,10 +180,11 @@ class ConvStep:
 
     def pixel(self, x, pending=None, above=None):
         parts = ops.matmul(x, self.row_kernel)
-        outputs = parts[:, : self.filters]
-        if self.rw:
-            outputs = outputs + pending[:, 0]
-            pending = self._shift(parts[:, self.filters :], pending)
+        outputs = parts
+        if self.rw:  # (no slicing for 1-wide kernels: every op counts in a LiteRT loop)
+            outputs, later = ops.split(parts, [self.filters], axis=-1)
+            outputs = outputs + pending[:, : self.filters]
+            pending = self._shift(later, pending)
         if above is not None:
             outputs = outputs + above
         if self.bias is not None:
@@ -200,10 +202,10 @@ class ConvStep:
         return self._shift(ops.matmul(x, self.row_kernel[:, self.filters :]), pending)
 
     def _shift(self, later, pending):
-        later = ops.reshape(later, (-1, self.rw, self.filters))
-        if self.rw > 1:
-            later = later + ops.pad(pending[:, 1:], ((0, 0), (0, 1), (0, 0)))
-        return later
+        """x's parts for outputs j+1..j+rw plus what earlier pixels left for j+2..j+rw."""
+        if self.rw == 1:
+            return later
+        return later + ops.pad(pending[:, self.filters :], ((0, 0), (0, self.filters)))
 
     def __call__(self, x):
         """A 1 x 1 layer at one pixel: x (B, C_in) -> (B, filters)."""

@@ -570,6 +570,7 @@ class PixelCNN(GenerativeModel):
         # so that a row, and in it a sub-pixel, is a contiguous slice (rank 4, as TFLite wants).
         gumbel = _gumbel(tf.reshape(uniform, [-1, h, w * c, self.levels]))
         gumbel = tf.transpose(gumbel, [1, 2, 0, 3])
+        no_value = tf.zeros(tf.stack([batch, c]), tf.int32)
 
         def row_body(i, images, caches):
             context, caches = stack.row_start(caches)
@@ -577,12 +578,15 @@ class PixelCNN(GenerativeModel):
 
             def pixel_body(j, row, state):
                 # row: the levels drawn so far, sliding left (the whole row after W steps).
-                value = tf.zeros(tf.stack([batch, c]), tf.int32)
+                value = no_value
                 for ch in range(c):
-                    params, new_state = stack.pixel(self.scale(value), j, context, state)
+                    params, new_state = stack.pixel(self.scale(value), j, context, state, ch)
                     noise = tf.gather(row_gumbel, j * c + ch)
-                    drawn = self._draw(params[:, ch], noise, inv_temperature)
-                    value = value + drawn[:, None] * tf.one_hot(ch, c, dtype=tf.int32)
+                    drawn = self._draw(params, noise, inv_temperature)
+                    if c == 1:
+                        value = drawn[:, None]
+                    else:
+                        value = value + drawn[:, None] * tf.one_hot(ch, c, dtype=tf.int32)
                 # The passes above saw the pixel partly drawn; now it is whole.
                 new_state = stack.pixel_drawn(self.scale(value), state, new_state)
                 return j + 1, _slide(row, value), new_state
@@ -666,10 +670,13 @@ class _Stack:
         self.head_hidden = model.head_hidden.stepper()
         self.head_out = model.head_out.stepper()
 
-    def head(self, features):
-        """Features (B, F) at one pixel -> distribution parameters (B, C, P)."""
+    def head(self, features, channel):
+        """Features (B, F) at one pixel -> the distribution parameters of one channel (B, P).
+        The head's output k belongs to channel k % C (see `PixelCNN._to_params`)."""
         hidden = self.head_hidden(tf.nn.elu(features))
-        return self.model._to_params(self.head_out(tf.nn.elu(hidden)))
+        out = self.head_out(tf.nn.elu(hidden))
+        c = self.model.image_shape[2]
+        return out if c == 1 else out[:, channel::c]
 
     def caches_from(self, x, labels, start_row):
         """The row windows at row `start_row` of known (scaled) images, from one forward pass."""
@@ -697,9 +704,9 @@ class _GatedStack(_Stack):
         ]
 
     def row_start(self, caches):
-        """Row i of every vertical stack: each block's contribution to its horizontal stack
-        (B, W, 2F), and the windows of blocks 1.. advanced to row i (block 0's, the image's,
-        advances when the row has been drawn)."""
+        """Row i of every vertical stack: the blocks' contributions to their horizontal stacks,
+        all in one (W, B, L * 2F) tensor (one read per pixel), and the windows of blocks 1..
+        advanced to row i (block 0's, the image's, advances when the row has been drawn)."""
         caches = list(caches)
         to_h = []
         for l, step in enumerate(self.steps):
@@ -707,17 +714,19 @@ class _GatedStack(_Stack):
             to_h.append(contribution)
             if l + 1 < len(self.steps):
                 caches[l + 1] = _push_row(caches[l + 1], v, self.radii[l + 1])
-        return to_h, caches
+        return tf.transpose(tf.concat(to_h, axis=-1), [1, 0, 2]), caches
 
     def empty_state(self, batch):
         return [step.empty_pending(batch) for step in self.steps]
 
-    def pixel(self, x, j, to_h, pending):
-        """Parameters at pixel (i, j), (B, C, P), from the (scaled) image there, x (B, C)."""
+    def pixel(self, x, j, to_h, pending, channel):
+        """Parameters of `channel` at pixel (i, j), (B, P), from the (scaled) image there, x
+        (B, C)."""
         pending = list(pending)
+        to_h = tf.split(tf.gather(to_h, j), len(self.steps), axis=-1)
         for l, step in enumerate(self.steps):
-            x, pending[l] = step.horizontal_pixel(x, _column(to_h[l], j), pending[l])
-        return self.head(x), pending
+            x, pending[l] = step.horizontal_pixel(x, to_h[l], pending[l])
+        return self.head(x, channel), pending
 
     def pixel_drawn(self, x, before, after):
         """`after` with the first block's pending sums from the whole drawn pixel x."""
@@ -750,9 +759,10 @@ class _ResidualStack(_Stack):
         ]
 
     def row_start(self, caches):
-        """Each k x k layer's part from the rows above, for every column of row i."""
+        """Each k x k layer's part from the rows above, for every column of row i, laid out
+        (W, B, F) so that a pixel's is one read."""
         above = [
-            step.rows_above(cache[:, 1:]) if r else None
+            tf.transpose(step.rows_above(cache[:, 1:]), [1, 0, 2]) if r else None
             for step, cache, r in zip([self.first] + self.steps, caches, self.radii)
         ]
         return above, caches
@@ -763,16 +773,16 @@ class _ResidualStack(_Stack):
         pending = [self.first.empty_pending(batch)] + [s.empty_pending(batch) for s in self.steps]
         return rows, pending
 
-    def pixel(self, x, j, above, state):
+    def pixel(self, x, j, above, state, channel):
         rows, pending = list(state[0]), list(state[1])
-        column = [None if a is None else _column(a, j) for a in above]
+        column = [None if a is None else tf.gather(a, j) for a in above]
         features, pending[0] = self.first.pixel(x, pending[0], column[0])
         for l, step in enumerate(self.steps):
             t = step.inner(features)
             rows[l] = _slide(rows[l], t)
             out, pending[l + 1] = step.outer(t, pending[l + 1], column[l + 1])
             features = features + out
-        return self.head(features), (rows, pending)
+        return self.head(features, channel), (rows, pending)
 
     def pixel_drawn(self, x, before, after):
         return after[0], [self.first.advance(x, before[1][0])] + list(after[1][1:])
@@ -801,11 +811,6 @@ def _rows_before(tap, r, start_row):
     at the sides: its window when row `start_row` is next."""
     padded = tf.pad(tf.cast(tap, tf.float32), [[0, 0], [r + 1, 0], [r, r], [0, 0]])
     return tf.slice(padded, [0, start_row, 0, 0], [-1, r + 1, -1, -1])
-
-
-def _column(t, j):
-    """t[:, j] of a (B, W, F) tensor, as a static-size slice."""
-    return tf.slice(t, [0, j, 0], [-1, 1, -1])[:, 0]
 
 
 def _gumbel(uniform):
