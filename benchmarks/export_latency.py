@@ -1,13 +1,17 @@
-"""Per-image latency of an exported DCGAN generator on this CPU: the Keras call `model(z)`, the
-SavedModel signature, and TFLite float32 / float16 / dynamic / int8 (LiteRT interpreter), at
-batch 1 and 16, with file sizes, error against Keras and speed ratios against the Keras call.
+"""Size, error against Keras and per-image latency of an exported model in every format: the
+SavedModel and one `.tflite` file per mode (float32, float16, dynamic, int8), each holding all
+of the family's signatures, run in the LiteRT interpreter, at batch 1 and 16; with the GPU
+delegate column of `export.validate`.
 
-    python benchmarks/export_latency.py                       # trains a DCGAN on fashion_mnist_10k
-    python benchmarks/export_latency.py --model runs/x/model.keras
+    python benchmarks/export_latency.py --family gan       # DCGAN, 3 epochs on fashion_mnist_10k
+    python benchmarks/export_latency.py --family vae       # ConvVAE, 3 epochs
+    python benchmarks/export_latency.py --family pixelcnn  # Gated PixelCNN, binarised, 300 steps
+    python benchmarks/export_latency.py --family gan --model runs/x/model.keras --details
 
-Without --model it trains DCGAN((28, 28, 1), latent_dim=100, filters=32, seed=0) with the default
-compile() on the bundled fashion_mnist_10k for --epochs epochs (saved to --work-dir/model.keras
-and reused on the next run).
+The model is trained (default compile()) on the bundled fashion_mnist_10k and saved to
+--work-dir/<family>/model.keras, then reused. --details adds the dynamic-range converter
+variants (max abs error, PSNR and latency per signature), which decided `quantize="dynamic"`
+(see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -28,145 +32,162 @@ import tensorflow as tf  # noqa: E402
 
 import export  # noqa: E402
 import keras_gen as kg  # noqa: E402
-from export.validation import compare, saved_model_runner, tflite_runner  # noqa: E402
+from export.signatures import spec_for  # noqa: E402
+from export import gpu  # noqa: E402
+from export.validation import compare, tflite_runner  # noqa: E402
+
+DATA = "fashion_mnist_10k"
 
 
-def trained_model(work_dir, epochs):
+def build(family):
+    if family == "gan":
+        return kg.models.DCGAN((28, 28, 1), latent_dim=100, filters=32, seed=0), "tanh"
+    if family == "vae":
+        return kg.models.ConvVAE((28, 28, 1), seed=0), "unit"
+    return kg.models.PixelCNN((28, 28, 1), levels=2, filters=32, num_layers=5, seed=0), "binary"
+
+
+def trained_model(family, work_dir, epochs, steps):
     path = work_dir / "model.keras"
     if path.exists():
         print(f"reusing {path}")
         return keras.models.load_model(path), None
-    start = time.perf_counter()
-    data = kg.data.load("fashion_mnist_10k", batch_size=64, image_range="tanh", seed=0)
-    gan = kg.models.DCGAN((28, 28, 1), latent_dim=100, filters=32, seed=0)
-    gan.compile()
-    gan.fit(data, epochs=epochs, verbose=2)
-    seconds = time.perf_counter() - start
+    model, image_range = build(family)
+    data = kg.data.load(DATA, batch_size=64, image_range=image_range, seed=0)
+    if family == "pixelcnn":
+        data = data.repeat().take(steps)
+        epochs = 1
+    model.compile()
+    start = time.process_time()
+    model.fit(data, epochs=epochs, verbose=2)
+    cpu_seconds = time.process_time() - start
     work_dir.mkdir(parents=True, exist_ok=True)
-    gan.save(path)
-    return gan, seconds
+    model.save(path)
+    return model, cpu_seconds
 
 
-def median_ms_per_image(call, batch, repeats):
-    for _ in range(3):
-        call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times)) / batch
+def calibration_data(model, n):
+    """int8 calibration: the prior's own inputs, real images for signatures that take images."""
+    spec = spec_for(model)
+    data = export.prior_samples(model, n=n, seed=1)
+    for sig in spec.signatures:
+        if sig.prior_inputs:
+            continue
+        image_range = "levels" if sig.inputs["images"].dtype.is_integer else "unit"
+        if getattr(model, "levels", None) == 2:
+            image_range = "binary"
+        images = next(iter(kg.data.load(DATA, batch_size=n, image_range=image_range, seed=1)))
+        inputs = sig.example_inputs(n, 1)
+        inputs["images"] = images.numpy().astype(inputs["images"].dtype)
+        data[sig.name] = inputs
+    return data
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="a saved keras-gen GAN (.keras); default: train one")
-    parser.add_argument("--work-dir", default="runs/export_latency")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="TFLite interpreter threads")
-    parser.add_argument("--calibration", type=int, default=512, help="int8 calibration latent vectors")
-    parser.add_argument(
-        "--details", action="store_true",
-        help="also: int8/float32 with and without the XNNPACK delegate, and dynamic-range "
-        "converter variants (error at batch 1 and 64, latency)",
-    )
-    args = parser.parse_args(argv)
-
-    work_dir = Path(args.work_dir)
-    if args.model:
-        model, train_seconds = keras.models.load_model(args.model), None
-    else:
-        model, train_seconds = trained_model(work_dir, args.epochs)
-    if not isinstance(model, kg.models.GAN) or model.num_classes is not None:
-        parser.error("--model must be an unconditional keras-gen GAN")
-
-    out = work_dir / "exported"
-    shutil.rmtree(out, ignore_errors=True)
-    saved = export.saved_model(model, out / "saved_model")
-    tflite_files = {}
-    for quantize in export.QUANTIZE_MODES:
-        data = export.prior_samples(model, n=args.calibration, seed=1) if quantize == "int8" else None
-        tflite_files[quantize] = export.tflite(saved, out, quantize=quantize, representative_data=data)["generate"]
-
-    # Keras model(z): the call a user makes on the trained model (eager, training=False).
-    def keras_call(z):
-        images = model(z, training=False)
-        return {"images": model.to_unit_range(keras.ops.convert_to_numpy(images))}
-
-    runners = [("keras model(z)", None, keras_call)]
-    sm = saved_model_runner(saved, "generate")
-    runners.append(("SavedModel generate", sum(p.stat().st_size for p in Path(saved).rglob("*") if p.is_file()), lambda z: sm({"z": z})))
-    for quantize, path in tflite_files.items():
-        run = tflite_runner(path, "generate", num_threads=args.threads)
-        runners.append((f"TFLite {quantize or 'float32'}", path.stat().st_size, lambda z, run=run: run({"z": z})))
-
-    z_all = model.latent_vectors(16, 0)
-    reference = keras_call(z_all)["images"]
-    rows = []
-    for name, size, call in runners:
-        latency = {b: median_ms_per_image(lambda: call(z_all[:b]), b, args.repeats) for b in (1, 16)}
-        error, psnr = compare(reference, call(z_all)["images"], peak=1.0)
-        rows.append((name, size, latency, error, psnr))
-
-    keras_latency = rows[0][2]
-    print()
-    print(f"DCGAN generator, {model.generator.count_params():,} parameters, image {model.image_shape}, "
-          f"TF {tf.__version__}, TFLite threads {args.threads}, CPU cores {os.cpu_count()}, "
-          f"median of {args.repeats} calls")
-    if train_seconds is not None:
-        print(f"training: {args.epochs} epochs on fashion_mnist_10k in {train_seconds:.0f} s")
-    header = "| format | file size | ms/image b=1 | speed-up vs Keras b=1 | ms/image b=16 | speed-up vs Keras b=16 | max abs error | PSNR dB |"
-    print(header)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, size, latency, error, psnr in rows:
-        size_text = "-" if size is None else f"{size / 1024:.0f} KiB"
-        print(
-            f"| {name} | {size_text} | {latency[1]:.3f} | {keras_latency[1] / latency[1]:.1f}x | "
-            f"{latency[16]:.3f} | {keras_latency[16] / latency[16]:.1f}x | {error:.1e} | "
-            f"{'inf' if np.isinf(psnr) else f'{psnr:.1f}'} |"
-        )
-
-    if args.details:
-        details(model, saved, tflite_files, args)
+DYNAMIC_VARIANTS = {
+    "default (new quantizer, per-channel)": {},
+    "old dynamic-range quantizer": {"experimental_new_dynamic_range_quantizer": False},
+    "per-tensor weights": {"_experimental_disable_per_channel": True},
+}
 
 
-def details(model, saved, tflite_files, args):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    z = model.latent_vectors(64, 0)
-    reference = model.generate(64, z=z)
-    print("\nbatch 1, ms/image, XNNPACK default delegate vs builtin kernels only:")
-    for quantize in (None, "int8", "dynamic"):
-        times = []
-        for resolver in (OpResolverType.AUTO, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
-            interpreter = Interpreter(
-                model_path=str(tflite_files[quantize]), num_threads=args.threads,
-                experimental_op_resolver_type=resolver,
-            )
-            runner = interpreter.get_signature_runner("generate")
-            times.append(median_ms_per_image(lambda: runner(z=z[:1]), 1, args.repeats))
-        print(f"  {quantize or 'float32'}: {times[0]:.2f} with XNNPACK, {times[1]:.2f} without")
-
-    print("\ndynamic-range converter variants: max abs error b=1, b=64; ms/image b=64")
-    variants = {
-        "default": {},
-        "old dynamic-range quantizer": {"experimental_new_dynamic_range_quantizer": False},
-        "per-tensor weights": {"_experimental_disable_per_channel": True},
-    }
-    for name, attributes in variants.items():
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["generate"])
+def details(model, saved, work_dir, threads, repeats):
+    """The dynamic-range converter variants: error against Keras at batch 1 and 16 and latency
+    per image at batch 16, per signature."""
+    spec = spec_for(model)
+    print("\ndynamic-range converter variants (max abs error b=1 / b=16, PSNR b=16, ms/image b=16):")
+    for name, attributes in DYNAMIC_VARIANTS.items():
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=[s.name for s in spec.signatures])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         for key, value in attributes.items():
             setattr(converter, key, value)
-        path = Path(args.work_dir) / "dynamic_variant.tflite"
+        path = work_dir / "dynamic_variant.tflite"
         path.write_bytes(converter.convert())
-        run = tflite_runner(path, "generate", num_threads=args.threads)
-        e1 = compare(reference[:1], run({"z": z[:1]})["images"], peak=1.0)[0]
-        e64 = compare(reference, run({"z": z})["images"], peak=1.0)[0]
-        ms = median_ms_per_image(lambda: run({"z": z}), 64, max(3, args.repeats // 10))
-        print(f"  {name}: {e1:.1e}, {e64:.1e}; {ms:.2f} ms/image")
+        for sig in spec.signatures:
+            run = tflite_runner(path, sig.name, threads)
+            inputs = sig.example_inputs(16, 0)
+            reference = sig.reference(**inputs)
+            small = {k: v[:1] if np.ndim(v) else v for k, v in inputs.items()}
+            reference_small = sig.reference(**small)
+            out, out_small = run(inputs), run(small)
+            errors, psnrs, errors_small = [], [], []
+            for output in sig.outputs:
+                transform, peak = sig.compare[output]
+                e, p = compare(reference[output], out[output], transform, peak)
+                errors.append(e)
+                psnrs.append(p)
+                errors_small.append(compare(reference_small[output], out_small[output], transform, peak)[0])
+            run(inputs)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                run(inputs)
+            ms = 1000 * (time.perf_counter() - start) / repeats / 16
+            print(
+                f"  {name}, {sig.name}: {max(errors_small):.1e} / {max(errors):.1e}, "
+                f"{min(psnrs):.1f} dB, {ms:.2f} ms/image, {path.stat().st_size / 1024:.0f} KiB"
+            )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", choices=("gan", "vae", "pixelcnn"), default="gan")
+    parser.add_argument("--model", help="a saved keras-gen model (.keras) of that family; default: train one")
+    parser.add_argument("--work-dir", default="runs/export_latency")
+    parser.add_argument("--epochs", type=int, default=3, help="GAN/VAE training epochs")
+    parser.add_argument("--steps", type=int, default=300, help="PixelCNN training steps")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="TFLite interpreter threads")
+    parser.add_argument("--calibration", type=int, default=256, help="int8 calibration examples")
+    parser.add_argument("--details", action="store_true", help="also the dynamic-range converter variants")
+    args = parser.parse_args(argv)
+
+    work_dir = Path(args.work_dir) / args.family
+    if args.model:
+        model, cpu_seconds = keras.models.load_model(args.model), None
+    else:
+        model, cpu_seconds = trained_model(args.family, work_dir, args.epochs, args.steps)
+    out = work_dir / "exported"
+    shutil.rmtree(out, ignore_errors=True)
+    saved = export.saved_model(model, out / "saved_model")
+    n_calibration = min(args.calibration, 64) if args.family == "pixelcnn" else args.calibration
+    data = calibration_data(model, n_calibration)
+    for quantize in export.QUANTIZE_MODES:
+        export.tflite(saved, out, quantize=quantize, representative_data=data if quantize == "int8" else None)
+
+    report = export.validate(
+        model, out, n=16, repeats=args.repeats, num_threads=args.threads, raise_on_failure=False,
+    )
+    print()
+    print(
+        f"{type(model).__name__}, {model.count_params():,} parameters, image {model.image_shape}, "
+        f"TF {tf.__version__}, LiteRT threads {args.threads}, median of {args.repeats} calls"
+        + ("" if cpu_seconds is None else f"; trained in {cpu_seconds:.0f} process CPU seconds")
+    )
+    keras_ms = {r.signature: r.latency_ms for r in report.rows if r.format == "keras"}
+    print("| format | signature | file size | max abs error | PSNR dB | ms/image b=16 | vs Keras | limit | ok | GPU delegate |")
+    print("|---|---|---:|---:|---:|---:|---:|---|---|---|")
+    merged = {}
+    for r in report.rows:
+        key = (r.format, r.signature)
+        m = merged.setdefault(key, dict(error=0.0, psnr=np.inf, ok=True, row=r))
+        m["error"] = max(m["error"], r.max_abs_error)
+        m["psnr"] = min(m["psnr"], r.psnr)
+        m["ok"] = m["ok"] and r.passed
+        if r.latency_ms is not None:
+            m["row"] = r
+    for (fmt, signature), m in merged.items():
+        r = m["row"]
+        size = "-" if r.size_bytes is None else f"{r.size_bytes / 1024:.0f} KiB"
+        psnr = "inf" if np.isinf(m["psnr"]) else f"{m['psnr']:.1f}"
+        speed = keras_ms[signature] / r.latency_ms if r.latency_ms else float("nan")
+        print(
+            f"| {fmt} | {signature} | {size} | {m['error']:.1e} | {psnr} | {r.latency_ms:.3f} | "
+            f"{speed:.1f}x | {r.limit} | {'yes' if m['ok'] else 'NO'} | "
+            f"{gpu.summary(r.gpu_delegate) if fmt != 'keras' else '-'} |"
+        )
+    print("(max abs error and PSNR: worst of batch 1 and 16; Keras: the model's own call)")
+    if args.details:
+        details(model, saved, work_dir, args.threads, max(3, args.repeats // 4))
 
 
 if __name__ == "__main__":

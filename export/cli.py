@@ -3,9 +3,11 @@
     python -m export --model runs/x/model.keras --out exported/ \
         --formats saved_model,tflite --quantize float16
 
-exports, validates every file against the Keras model and prints a table (format, file size,
-max error, PSNR, latency). Exit status 0 when every file is within tolerance, 1 when one is
-not, 2 on bad input.
+writes out/saved_model/ and one out/model[.<mode>].tflite per TFLite mode holding every signature
+of the model (--separate-files: one file per signature), validates every file against the Keras
+model and prints a table (format, file size, max error, PSNR, latency, whether each signature
+runs on the LiteRT GPU delegate). Exit status 0 when every file is within tolerance, 1 when one
+is not, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ def configure(parser):
         help="override a validation limit, e.g. dynamic=0.05 (max abs error) or int8=35 (PSNR "
         "floor, dB); defaults: float32 1e-4, float16 and dynamic 1e-2, int8 30 dB",
     )
+    parser.add_argument(
+        "--separate-files", action="store_true",
+        help="one <signature>[.<mode>].tflite per signature instead of one model[.<mode>].tflite",
+    )
     parser.add_argument("--no-validate", action="store_true", help="export only")
     parser.add_argument("--force", action="store_true", help="replace existing exported files in --out")
     parser.set_defaults(func=run)
@@ -84,18 +90,23 @@ def _representative_data(model, args, spec):
         import keras_gen
 
         for sig in needs_images:
-            image_spec = sig.inputs[next(iter(sig.inputs))]
-            image_range = "levels" if image_spec.dtype.is_integer else "unit"
+            # The image input: the first of rank 4 (batch, H, W, C), whatever the family calls it.
+            name, image_spec = next((k, v) for k, v in sig.inputs.items() if len(v.shape) == 4)
+            # The range the model trains on (PixelCNN: "levels" or "binary"; VAE: "unit").
+            image_range = getattr(model, "data_range", "levels" if image_spec.dtype.is_integer else "unit")
             conditional = "label" in sig.inputs
             ds = keras_gen.data.load(
                 args.representative_data, batch_size=args.representative_samples,
                 image_range=image_range, with_labels=conditional, seed=args.seed,
             )
             batch = next(iter(ds))
+            images = batch[0] if conditional else batch
+            # The signature's other inputs (noise, a start row, ...) as validation draws them.
+            inputs = sig.example_inputs(len(images), args.seed + 1)
+            inputs[name] = images.numpy()
             if conditional:
-                data[sig.name] = {"images": batch[0].numpy(), "label": batch[1].numpy()}
-            else:
-                data[sig.name] = {"images": batch.numpy()}
+                inputs["label"] = batch[1].numpy()
+            data[sig.name] = inputs
     return data
 
 
@@ -158,8 +169,9 @@ def run(args):
                 paths = export.tflite(
                     saved if saved is not None else model, out, quantize=q,
                     representative_data=data, overwrite=args.force,
+                    separate_files=args.separate_files,
                 )
-                written.extend(paths.values())
+                written.extend(dict.fromkeys(paths.values()))
     except (ExportError, ValueError, FileExistsError, OSError) as e:
         return _error(e)
 

@@ -248,7 +248,9 @@ def _vae_spec(model):
 
 
 # --------------------------------------------------------------------------------------------
-# PixelCNN: distribution(images[, label]) -> per-sub-pixel parameters; sample(uniform[, label])
+# PixelCNN: distribution(images[, label]) -> per-sub-pixel parameters;
+# sample(uniform[, label], temperature) and complete(images, start_row, uniform[, label],
+# temperature) -> levels: PixelCNN.sample_tensor, the cached sampler, as one graph
 
 
 def _pixelcnn_spec(model):
@@ -260,12 +262,19 @@ def _pixelcnn_spec(model):
     likelihood = model.likelihood
     params_name = "logits" if likelihood == "categorical" else "mixture_params"
     label = {"label": tf.TensorSpec([None], tf.int32, name="label")} if conditional else {}
+    images_spec = tf.TensorSpec([None, h, w, c], tf.int32, name="images")
+    uniform_spec = tf.TensorSpec([None, h, w, c, levels], tf.float32, name="uniform")
+    temperature_spec = tf.TensorSpec([], tf.float32, name="temperature")
+    start_row_spec = tf.TensorSpec([], tf.int32, name="start_row")
 
     def distribution_fn(images, label=None):
         return {params_name: tf.cast(model.distribution_params(images, labels=label), tf.float32)}
 
-    def sample_fn(uniform, label=None):
-        return {"images": model.sample_tensor(uniform, label)}
+    def sample_fn(uniform, temperature, label=None):
+        return {"images": model.sample_tensor(uniform, label, temperature)}
+
+    def complete_fn(images, start_row, uniform, temperature, label=None):
+        return {"images": model.sample_tensor(uniform, label, temperature, images, start_row)}
 
     def distribution_ref(images, label=None):
         params = model.distribution_params(
@@ -273,8 +282,13 @@ def _pixelcnn_spec(model):
         )
         return {params_name: keras.ops.convert_to_numpy(params).astype(np.float32)}
 
-    def sample_ref(uniform, label=None):
-        return {"images": _pixelcnn_sample_reference(model, uniform, label, lik)}
+    def sample_ref(uniform, temperature, label=None):
+        return {"images": model.sample_from_noise(uniform, label, float(temperature))}
+
+    def complete_ref(images, start_row, uniform, temperature, label=None):
+        return {"images": model.sample_from_noise(
+            uniform, label, float(temperature), images, int(start_row)
+        )}
 
     def level_probabilities(params):
         # Logits are defined up to a constant and mixture parameters are not unique: compare
@@ -292,22 +306,35 @@ def _pixelcnn_spec(model):
         out = {"uniform": model.uniform_noise(seed, 0, n).numpy()}
         if conditional:
             out["label"] = _labels(n, model.num_classes)
+        out["temperature"] = np.float32(1.0)
         return out
 
+    def complete_inputs(n, seed):
+        return {
+            "images": distribution_inputs(n, seed)["images"],
+            "start_row": np.int32(h // 2),
+            **sample_inputs(n, seed),
+        }
+
+    as_unit = {"images": (lambda x: x.astype(np.float32) / (levels - 1), 1.0)}
     signatures = [
         Signature(
-            "distribution",
-            {"images": tf.TensorSpec([None, h, w, c], tf.int32, name="images"), **label},
-            distribution_fn, distribution_ref, distribution_inputs, (params_name,),
-            {params_name: (level_probabilities, 1.0)},
+            "distribution", {"images": images_spec, **label}, distribution_fn, distribution_ref,
+            distribution_inputs, (params_name,), {params_name: (level_probabilities, 1.0)},
             prior_inputs=False,
         ),
         Signature(
-            "sample",
-            {"uniform": tf.TensorSpec([None, h, w, c, levels], tf.float32, name="uniform"), **label},
-            sample_fn, sample_ref, sample_inputs, ("images",),
-            {"images": (lambda x: x.astype(np.float32) / (levels - 1), 1.0)},
-            exact=True,
+            "sample", {"uniform": uniform_spec, **label, "temperature": temperature_spec},
+            sample_fn, sample_ref, sample_inputs, ("images",), as_unit, exact=True,
+        ),
+        Signature(
+            "complete",
+            {
+                "images": images_spec, "start_row": start_row_spec, "uniform": uniform_spec,
+                **label, "temperature": temperature_spec,
+            },
+            complete_fn, complete_ref, complete_inputs, ("images",), as_unit,
+            prior_inputs=False, exact=True,
         ),
     ]
     extra = {
@@ -316,27 +343,14 @@ def _pixelcnn_spec(model):
         "likelihood": likelihood,
         "variant": getattr(model, "variant", None),
         "sampling": (
-            "sample(uniform): uniform noise in (0, 1), shape (batch, H, W, C, levels); each "
-            "sub-pixel, in raster order (row, column, then channel), takes the level maximising "
-            "log p(level) - log(-log(uniform)) (Gumbel-max), as PixelCNN.sample does."
+            "sample(uniform, temperature): uniform noise in (0, 1), shape (batch, H, W, C, "
+            "levels); each sub-pixel, in raster order (row, column, then channel), takes the "
+            "level maximising log p(level) / temperature - log(-log(uniform)) (Gumbel-max), as "
+            "PixelCNN.sample does. complete(images, start_row, ...): rows from start_row on are "
+            "sampled, the rows above are kept."
         ),
     }
     return signatures, extra
-
-
-def _pixelcnn_sample_reference(model, uniform, label, lik):
-    """The same Gumbel-max draw, run eagerly sub-pixel by sub-pixel on the Keras model."""
-    h, w, c = model.image_shape
-    gumbel = -np.log(-np.log(uniform.astype(np.float32)))
-    images = np.zeros(uniform.shape[:-1], np.int32)
-    label_t = None if label is None else tf.constant(label)
-    for i in range(h):
-        for j in range(w):
-            for k in range(c):
-                params = model.distribution_params(tf.constant(images), labels=label_t)
-                logp = lik.level_log_probs(params[:, i, j, k], model.likelihood, model.levels)
-                images[:, i, j, k] = np.argmax(logp.numpy() + gumbel[:, i, j, k], axis=-1)
-    return images
 
 
 # Family name -> (model class, signature builder). A new family is one entry here.

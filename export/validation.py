@@ -18,7 +18,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from export import files
+from export import files, gpu
 from export.signatures import ExportError, spec_for
 
 FLOAT_TOLERANCE = {None: 1e-4, "float16": 1e-2, "dynamic": 1e-2}
@@ -49,6 +49,7 @@ class Row:
     passed: bool
     size_bytes: int | None = None
     latency_ms: float | None = None  # per image, at this batch size
+    gpu_delegate: dict | None = None  # TFLite: export.gpu's report of this signature
 
 
 @dataclasses.dataclass
@@ -60,7 +61,10 @@ class ValidationReport:
         return all(r.passed for r in self.rows)
 
     def table(self):
-        header = ("format", "signature", "batch", "size", "max error", "PSNR dB", "ms/image", "limit", "ok")
+        header = (
+            "format", "signature", "batch", "size", "max error", "PSNR dB", "ms/image", "limit",
+            "ok", "GPU delegate",
+        )
         lines = []
         for r in self.rows:
             lines.append((
@@ -73,6 +77,7 @@ class ValidationReport:
                 "-" if r.latency_ms is None else f"{r.latency_ms:.3f}",
                 r.limit,
                 "yes" if r.passed else "NO",
+                gpu.summary(r.gpu_delegate),
             ))
         widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(header)]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
@@ -179,29 +184,19 @@ def saved_model_runner(path, signature):
 
 
 def tflite_runner(path, signature, num_threads=None):
-    """Runs one signature of a .tflite file with `ai_edge_litert`, resizing the input tensors
-    to each call's batch size (`resize_tensor_input`)."""
+    """Runs one signature of a .tflite file with `ai_edge_litert`'s signature runner, which
+    resizes the inputs to each call's batch size."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=num_threads or os.cpu_count())
     runner = interpreter.get_signature_runner(signature)
-    input_details = runner.get_input_details()
-    output_details = runner.get_output_details()
-    shapes = {}
+    dtypes = {name: d["dtype"] for name, d in runner.get_input_details().items()}
 
     def run(inputs):
-        new_shapes = {k: tuple(np.shape(inputs[k])) for k in input_details}
-        if new_shapes != shapes:
-            for name, d in input_details.items():
-                interpreter.resize_tensor_input(d["index"], new_shapes[name], strict=False)
-            interpreter.allocate_tensors()
-            shapes.clear()
-            shapes.update(new_shapes)
-        for name, d in input_details.items():
-            interpreter.set_tensor(d["index"], np.asarray(inputs[name], d["dtype"]))
-        interpreter.invoke()
-        return {name: interpreter.get_tensor(d["index"]).copy() for name, d in output_details.items()}
+        outputs = runner(**{k: np.asarray(inputs[k], dtypes[k]) for k in dtypes})
+        return {k: np.array(v) for k, v in outputs.items()}
 
+    run.interpreter = interpreter  # keep it alive
     return run
 
 
@@ -236,7 +231,7 @@ def find_artifacts(exported_path):
             )
         meta = files.read_json(meta_file)
         quantize = meta.get("quantize")
-        found.append(("tflite" if quantize is None else f"tflite.{quantize}", quantize, f, [meta["signature"]]))
+        found.append(("tflite" if quantize is None else f"tflite.{quantize}", quantize, f, list(meta["signatures"])))
     if not found:
         raise ExportError(
             f"exported_path {str(path)!r} holds no SavedModel (saved_model.pb) and no .tflite file."
@@ -267,7 +262,8 @@ def validate(
     Runs each signature on the same inputs (latent vectors / noise from `seed`, labels cycling
     through the classes, images decoded by the model or random levels) at batch 1 and batch `n`,
     and reports, per format, signature and batch: max absolute error and PSNR against Keras,
-    file size and median latency per image. Raises ValidationError beyond tolerance (float32
+    file size, median latency per image, and for TFLite whether the signature suits the GPU
+    delegate (export.gpu; the blocking ops otherwise). Raises ValidationError beyond tolerance (float32
     1e-4, float16 / dynamic 1e-2, int8 PSNR >= 30 dB; `tolerances`, e.g. {"dynamic": 5e-2,
     "int8": 35.0}, overrides them) unless `raise_on_failure=False`. `exported_path` may also be
     a list of such paths.
@@ -285,7 +281,7 @@ def validate(
     peaks = {}  # PSNR peak per output: its given peak, or the range of the reference at batch n
     for sig in spec.signatures:
         inputs = sig.example_inputs(n, seed)
-        small = {k: v[:1] for k, v in inputs.items()}
+        small = {k: v[:1] if np.ndim(v) else v for k, v in inputs.items()}
         cases[sig.name] = {1: (small, sig.reference(**small)), n: (inputs, sig.reference(**inputs))}
         peaks[sig.name] = {}
         for name in sig.outputs:
@@ -301,10 +297,11 @@ def validate(
     for fmt, quantize, path, signature_names in artifacts:
         if fmt == "saved_model":
             size = _dir_size(path)
-            _check_same_model(spec, files.read_json(Path(path) / "assets" / "keras_gen_metadata.json"), path)
+            metadata = files.read_json(Path(path) / "assets" / "keras_gen_metadata.json")
         else:
             size = Path(path).stat().st_size
-            _check_same_model(spec, files.read_json(files.json_path(path)), path)
+            metadata = files.read_json(files.json_path(path))
+        _check_same_model(spec, metadata, path)
         for sig in spec.signatures:
             if signature_names is not None and sig.name not in signature_names:
                 continue
@@ -328,7 +325,11 @@ def validate(
                 latency = (
                     _median_ms_per_image(lambda: run(inputs), batch, repeats) if batch == n else None
                 )
-                rows.append(Row(fmt, str(path), sig.name, batch, worst_error, worst_psnr, limit, ok, size, latency))
+                report = metadata["signatures"].get(sig.name, {}).get("gpu_delegate")
+                rows.append(Row(
+                    fmt, str(path), sig.name, batch, worst_error, worst_psnr, limit, ok, size,
+                    latency, report if fmt != "saved_model" else None,
+                ))
     report = ValidationReport(rows)
     if raise_on_failure and not report.passed:
         raise ValidationError(report)

@@ -218,9 +218,11 @@ print("by hand:", -log_p.mean() / (pixelcnn.num_dims * np.log(2)), " bits_per_di
     ("md", """## Naive vs fast sampling
 
 `method="naive"` runs the whole network once per sub-pixel (H x W x C passes); `method="fast"`
-caches each layer's activations and computes only what the new sub-pixel changes. Both draw
-the same images for the same seed. The first call of each traces a TensorFlow graph, so time
-a second call."""),
+(the default) is the cached sampler: every layer keeps the rows above and the pixels to the
+left it needs, and computes each activation once, when its pixel is drawn. It is one
+XLA-compiled loop, the same algorithm the exported `.tflite` file runs on a phone
+(`04_export_tflite`). Both methods draw the same images for the same seed. The first call of
+each traces (and compiles) a graph, so time a second call."""),
     ("code", """N = 16
 timings = {}
 for method in ("naive", "fast"):
@@ -290,13 +292,14 @@ Image(f"{OUT}/keras.png", width=400)"""),
     ("md", """## Export
 
 `export.saved_model` writes a SavedModel whose `generate` signature maps (`z`, `label`) to
-`images` in [0, 1]; `export.tflite` converts it, once per quantisation mode. Full int8 needs
+`images` in [0, 1]; `export.tflite` converts it, once per quantisation mode, to one `.tflite`
+file holding every signature of the model (`separate_files=True` writes one per signature). Full int8 needs
 representative inputs to calibrate its activation ranges: `export.prior_samples` draws them
 from the generator's own prior. The same is one command: `python -m export --model
 runs/nb_export/gan.keras --out runs/nb_export/exported`."""),
     ("code", """EXPORTED = f"{OUT}/exported"
 export.saved_model(gan, f"{EXPORTED}/saved_model")
-for quantize in (None, "float16", "dynamic", "int8"):  # None = float32
+for quantize in (None, "float16", "dynamic", "int8"):  # None = float32; one model[.<mode>].tflite each
     export.tflite(f"{EXPORTED}/saved_model", EXPORTED, quantize=quantize,
                   representative_data=export.prior_samples(gan, n=256, seed=1))
 for name in sorted(os.listdir(EXPORTED)):
@@ -315,14 +318,17 @@ print(report.table())
 assert report.passed"""),
     ("md", """## Run the `.tflite` file as an app would
 
-An app ships `generate.tflite` and its metadata `generate.json` (input names, shapes, value
-range), and needs only the LiteRT interpreter and NumPy: no TensorFlow, no keras-gen."""),
+An app ships `model.tflite` (every signature of the model in one file; here `generate`) and its
+metadata `model.json` (input names and shapes, value range, and whether each signature runs on
+the mobile GPU delegate), and needs only the LiteRT interpreter and NumPy: no TensorFlow, no
+keras-gen."""),
     ("code", """from ai_edge_litert.interpreter import Interpreter
 
-meta = json.load(open(f"{EXPORTED}/generate.json"))
-print({k: meta[k] for k in ("model_class", "latent_dim", "image_shape", "num_classes", "value_range", "inputs")})
+meta = json.load(open(f"{EXPORTED}/model.json"))
+print({k: meta[k] for k in ("model_class", "latent_dim", "image_shape", "num_classes", "value_range")})
+print(meta["signatures"]["generate"]["inputs"], meta["signatures"]["generate"]["gpu_delegate"]["blocking_ops"])
 
-interpreter = Interpreter(model_path=f"{EXPORTED}/generate.tflite")
+interpreter = Interpreter(model_path=f"{EXPORTED}/model.tflite")
 generate = interpreter.get_signature_runner("generate")
 rng = np.random.default_rng(7)
 app_images = []
@@ -336,11 +342,41 @@ rng = np.random.default_rng(7)
 z = np.concatenate([rng.standard_normal((1, meta["latent_dim"])).astype(np.float32) for _ in range(10)])
 np.testing.assert_allclose(app_images, gan.generate(10, labels=np.arange(10), z=z), atol=1e-4)
 
-int8 = Interpreter(model_path=f"{EXPORTED}/generate.int8.tflite").get_signature_runner("generate")
+int8 = Interpreter(model_path=f"{EXPORTED}/model.int8.tflite").get_signature_runner("generate")
 int8_images = np.stack([int8(z=z[i : i + 1], label=np.array([i], np.int32))["images"][0] for i in range(10)])
 print("int8 vs float32 max pixel difference:", float(np.abs(int8_images - app_images).max()))
 kg.callbacks.save_grid(f"{OUT}/tflite.png", np.concatenate([app_images, int8_images]), columns=10)
 Image(f"{OUT}/tflite.png", width=400)  # top: float32 .tflite, bottom: int8 .tflite"""),
+    ("md", """## A PixelCNN on the device: sampling and completion in one `.tflite` file
+
+A PixelCNN's file holds three signatures: `distribution` (the per-sub-pixel distributions of
+given images), `sample` and `complete`. The last two run the model's cached sampler, the whole
+autoregressive loop inside the file (TFLite WHILE loops, builtin ops only): the app passes the
+uniform noise (and labels, a temperature), so the same noise gives exactly the images
+`pixelcnn.sample` gives."""),
+    ("code", """pixel_data = kg.data.load("digits", batch_size=32, image_range="binary", with_labels=True, seed=0)
+pixelcnn = kg.models.PixelCNN((8, 8, 1), levels=2, filters=16, num_layers=3, num_classes=10, seed=0)
+pixelcnn.compile(optimizer=keras.optimizers.Adam(3e-3))
+pixelcnn.fit(pixel_data.repeat().take(60 if QUICK else 2000), epochs=1, verbose=0)
+export.tflite(pixelcnn, f"{OUT}/pixelcnn.tflite")  # one file, all three signatures
+print(json.load(open(f"{OUT}/pixelcnn.json"))["signatures"]["sample"]["inputs"])
+
+sample = Interpreter(model_path=f"{OUT}/pixelcnn.tflite").get_signature_runner("sample")
+labels = np.arange(10, dtype=np.int32)
+uniform = pixelcnn.uniform_noise(seed=3, start=0, stop=10).numpy()  # or any uniform noise in (0, 1)
+on_device = sample(uniform=uniform, label=labels, temperature=np.float32(1.0))["images"]
+np.testing.assert_array_equal(on_device, pixelcnn.sample(10, seed=3, labels=labels))
+print("LiteRT sample == pixelcnn.sample, bit for bit")
+
+complete = Interpreter(model_path=f"{OUT}/pixelcnn.tflite").get_signature_runner("complete")
+halves = complete(images=on_device, start_row=np.int32(4), uniform=pixelcnn.uniform_noise(4, 0, 10).numpy(),
+                  label=labels, temperature=np.float32(1.0))["images"]
+np.testing.assert_array_equal(halves, pixelcnn.complete(on_device, known_rows=4, seed=4, labels=labels))
+kg.callbacks.save_grid(f"{OUT}/pixelcnn.png", np.concatenate([on_device, halves]).astype(np.float32), columns=10)
+Image(f"{OUT}/pixelcnn.png", width=400)  # top: samples; bottom: their top halves completed"""),
+    ("code", """# The validation table: every signature against Keras, and whether it suits the GPU delegate
+# (the sampler's WHILE loop and ARG_MAX stay on the CPU).
+print(export.validate(pixelcnn, f"{OUT}/pixelcnn.tflite", n=4, repeats=2).table())"""),
 ]
 
 

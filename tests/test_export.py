@@ -1,5 +1,6 @@
 """export/ for the GAN family: SavedModel + TFLite in every quantisation mode match Keras, run in
-fresh processes without keras-gen, carry their metadata, and refuse bad input."""
+fresh processes without keras-gen, carry their metadata (GPU-delegate report included), and
+refuse bad input."""
 
 import json
 import math
@@ -44,7 +45,8 @@ def cgan():
 
 @pytest.fixture(scope="module")
 def exported(cgan, tmp_path_factory):
-    """SavedModel + the four TFLite variants in one folder, as `python -m export` lays it out."""
+    """SavedModel + the four TFLite variants (model[.<mode>].tflite) in one folder, as `python -m
+    export` lays it out."""
     out = tmp_path_factory.mktemp("exported")
     export.saved_model(cgan, out / "saved_model")
     for quantize in export.QUANTIZE_MODES:
@@ -104,7 +106,7 @@ def test_validate_fails_for_a_different_model(cgan, exported):
     """Same architecture, other weights: validation must notice."""
     other = kg.models.DCGAN((8, 8, 1), latent_dim=LATENT, filters=8, num_classes=10, seed=5)
     with pytest.raises(export.ValidationError, match="beyond tolerance") as info:
-        export.validate(other, exported / "generate.tflite", n=4)
+        export.validate(other, exported / "model.tflite", n=4)
     assert not info.value.report.passed
 
 
@@ -123,7 +125,7 @@ def test_label_input_selects_the_class(cgan, exported):
     z = np.repeat(cgan.latent_vectors(1, 3), 10, axis=0)
     labels = np.arange(10, dtype=np.int32)
     keras_images = cgan.generate(10, labels=labels, z=z)
-    runner = Interpreter(model_path=str(exported / "generate.tflite")).get_signature_runner("generate")
+    runner = Interpreter(model_path=str(exported / "model.tflite")).get_signature_runner("generate")
     for label in range(10):
         out = runner(z=z[:1], label=labels[label : label + 1])["images"]
         np.testing.assert_allclose(out[0], keras_images[label], atol=1e-5)
@@ -171,7 +173,7 @@ def test_tflite_in_a_fresh_process_with_only_litert_and_numpy(cgan, exported, tm
         import numpy as np
         from ai_edge_litert.interpreter import Interpreter
         inputs = np.load("inputs.npz")
-        interpreter = Interpreter(model_path={str(exported / "generate.tflite")!r})
+        interpreter = Interpreter(model_path={str(exported / "model.tflite")!r})
         runner = interpreter.get_signature_runner("generate")
         out = runner(z=inputs["z"], label=inputs["label"])["images"]
         np.save("out.npy", out)
@@ -189,7 +191,7 @@ def test_tflite_in_a_fresh_process_with_only_litert_and_numpy(cgan, exported, tm
 
 def test_metadata_beside_every_tflite_file_and_in_the_saved_model(cgan, exported):
     for quantize in export.QUANTIZE_MODES:
-        name = "generate" if quantize is None else f"generate.{quantize}"
+        name = "model" if quantize is None else f"model.{quantize}"
         meta = json.loads((exported / f"{name}.json").read_text())
         assert meta["family"] == "gan"
         assert meta["model_class"] == "DCGAN"
@@ -198,15 +200,23 @@ def test_metadata_beside_every_tflite_file_and_in_the_saved_model(cgan, exported
         assert meta["image_shape"] == [8, 8, 1]
         assert meta["num_classes"] == 10
         assert meta["value_range"] == [0.0, 1.0]
-        assert meta["signature"] == "generate"
+        assert list(meta["signatures"]) == ["generate"]
         assert meta["quantize"] == quantize
-        assert meta["inputs"] == {
+        generate = meta["signatures"]["generate"]
+        assert generate["inputs"] == {
             "z": {"shape": [None, LATENT], "dtype": "float32"},
             "label": {"shape": [None], "dtype": "int32"},
         }
-        assert meta["outputs"] == ["images"]
+        assert generate["outputs"] == ["images"]
+        assert set(generate["gpu_delegate"]) == {"compatible", "blocking_ops", "reasons"}
         assert not any(op.startswith("Flex") or op == "CUSTOM" for op in meta["tflite_ops"])
-        assert meta["calibration_examples"] == (256 if quantize == "int8" else None)
+        assert meta["calibration_examples"] == ({"generate": 256} if quantize == "int8" else None)
+    # A DCGAN generator's layers are ops the GPU delegate implements; with the free batch size
+    # only Keras' Reshape, whose target shape is computed at run time, stays on the CPU.
+    report = json.loads((exported / "model.json").read_text())["signatures"]["generate"]["gpu_delegate"]
+    assert report["compatible"] is False
+    assert set(report["blocking_ops"]) <= {"SHAPE", "STRIDED_SLICE", "RESHAPE"}
+    assert "run time" in report["reasons"]["RESHAPE"]
     saved = export.read_metadata(exported / "saved_model")
     assert saved["signatures"]["generate"]["inputs"]["z"]["shape"] == [None, LATENT]
     assert saved["family"] == "gan" and saved["num_classes"] == 10
@@ -228,12 +238,12 @@ def test_int8_without_representative_data_is_a_clear_error(cgan, tmp_path):
 
 
 def test_existing_outputs_are_not_overwritten(cgan, exported, tmp_path):
-    before = (exported / "generate.tflite").read_bytes()
+    before = (exported / "model.tflite").read_bytes()
     with pytest.raises(FileExistsError, match="overwrite=True"):
         export.tflite(exported / "saved_model", exported)
     with pytest.raises(FileExistsError, match="overwrite=True"):
         export.saved_model(cgan, exported / "saved_model")
-    assert (exported / "generate.tflite").read_bytes() == before
+    assert (exported / "model.tflite").read_bytes() == before
 
     path = tmp_path / "sm"
     export.saved_model(cgan, path)
@@ -279,6 +289,44 @@ def test_ops_without_a_tflite_builtin_are_named(tmp_path):
         export.tflite(gan, tmp_path / "out")
 
 
+class _ArgMaxMask(keras.layers.Layer):
+    """Keeps each image's brightest column only: ARG_MAX, which the GPU delegate lacks."""
+
+    def call(self, x):
+        column = tf.argmax(tf.reduce_sum(x, axis=[1, 3]), axis=-1, output_type=tf.int32)
+        return x * tf.one_hot(column, x.shape[2])[:, None, :, None]
+
+
+def _gan_with(layer):
+    z = keras.Input((LATENT,))
+    x = keras.layers.Reshape((8, 8, 1))(keras.layers.Dense(64, activation="sigmoid")(z))
+    generator = keras.Model(z, x if layer is None else layer(x))
+    discriminator = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    return kg.models.GAN(generator, discriminator, LATENT, image_range="unit", seed=0)
+
+
+def test_gpu_report_names_the_op_that_blocks_the_delegate(tmp_path):
+    reports = {}
+    for name, layer in (("plain", None), ("argmax", _ArgMaxMask())):
+        gan = _gan_with(layer)
+        export.tflite(gan, tmp_path / f"{name}.tflite")
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())["signatures"]["generate"]["gpu_delegate"]
+    assert reports["argmax"]["compatible"] is False and "ARG_MAX" in reports["argmax"]["blocking_ops"]
+    assert "GPU delegate" in reports["argmax"]["reasons"]["ARG_MAX"]
+    assert "ARG_MAX" not in reports["plain"]["blocking_ops"]
+    rows = export.validate(gan, tmp_path / "argmax.tflite", n=2, repeats=1).rows
+    assert all("ARG_MAX" in r.gpu_delegate["blocking_ops"] for r in rows if r.format == "tflite")
+    assert "ARG_MAX" in export.validate(gan, tmp_path / "argmax.tflite", n=2, repeats=1).table()
+
+
+def test_separate_files_on_request(cgan, tmp_path):
+    paths = export.tflite(cgan, tmp_path, separate_files=True, quantize="float16")
+    assert paths == {"generate": tmp_path / "generate.float16.tflite"}
+    meta = json.loads((tmp_path / "generate.float16.json").read_text())
+    assert list(meta["signatures"]) == ["generate"] and meta["quantize"] == "float16"
+    assert export.validate(cgan, tmp_path, n=2, repeats=1).passed
+
+
 # -- other GAN set-ups ------------------------------------------------------------------------
 
 
@@ -315,16 +363,19 @@ def test_cli_exports_validates_and_refuses_to_overwrite(cgan, tmp_path, capsys):
     for fmt in ("saved_model", "tflite.float16"):
         assert fmt in printed
     assert "PSNR" in printed and "ms/image" in printed and "NO" not in printed
+    assert "GPU delegate" in printed
     assert sorted(p.name for p in out.iterdir()) == [
-        "generate.float16.json", "generate.float16.tflite", "generate.json", "generate.tflite",
-        "saved_model",
+        "model.float16.json", "model.float16.tflite", "model.json", "model.tflite", "saved_model",
     ]
-    stamp = (out / "generate.tflite").stat().st_mtime_ns
+    stamp = (out / "model.tflite").stat().st_mtime_ns
     assert cli.main(argv) == 2
     assert "--force" in capsys.readouterr().err
-    assert (out / "generate.tflite").stat().st_mtime_ns == stamp
+    assert (out / "model.tflite").stat().st_mtime_ns == stamp
     assert cli.main(argv + ["--force", "--no-validate"]) == 0
-    assert (out / "generate.tflite").stat().st_mtime_ns != stamp
+    assert (out / "model.tflite").stat().st_mtime_ns != stamp
+    separate = tmp_path / "separate"
+    assert cli.main(argv[:2] + ["--out", str(separate), "--formats", "tflite", "--separate-files", "--no-validate"]) == 0
+    assert sorted(p.name for p in separate.iterdir()) == ["generate.json", "generate.tflite"]
 
     # keras-gen discovers the sub-command through add_parser: the same arguments and code.
     import argparse

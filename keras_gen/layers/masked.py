@@ -6,6 +6,13 @@ Oord et al. 2016), so feature maps are split into `channel_groups` groups (chann
 group k % channel_groups; the image's own channel c is group c) and, at the centre tap, an
 output of group g sees inputs of groups < g (mask "A", first layer) or <= g (mask "B", later
 layers).
+
+Cached single steps (Ramachandran et al. 2017, "Fast Generation for Convolutional Autoregressive
+Models"): `layer.stepper(labels)` gives the layer one row or one pixel at a time (`ConvStep`,
+`GatedStep`, `ResidualStep`), computing what `call` computes there (tests/test_masked.py checks
+it pixel by pixel) from caches the PixelCNN sampler keeps: the rows above, computed once per row
+for all columns, and pending sums for the pixels to the right. Plain TensorFlow on static
+shapes, so the same code runs in graphs, under XLA and in LiteRT (builtin ops only).
 """
 
 from __future__ import annotations
@@ -110,6 +117,10 @@ class MaskedConv2D(keras.layers.Conv2D):
     def masked_kernel(self):
         return self.kernel * ops.convert_to_tensor(self.mask, dtype=self.kernel.dtype)
 
+    def stepper(self):
+        """This layer one output pixel at a time (see `ConvStep`), its weights prepared once."""
+        return ConvStep(self)
+
     def call(self, inputs):
         outputs = self.convolution_op(inputs, self.masked_kernel())
         if self.use_bias:
@@ -124,6 +135,81 @@ class MaskedConv2D(keras.layers.Conv2D):
             config.pop(arg, None)
         config.update(mask_type=self.mask_type, channel_groups=self.channel_groups)
         return config
+
+
+class ConvStep:
+    """A `MaskedConv2D` one output pixel at a time, for row-by-row, left-to-right generation.
+
+    Row i's output at pixel j sums the kernel's taps over the rows above (known for the whole
+    row when row i starts) and over pixels j-kw//2..j of row i (known one by one). So:
+    `rows_above(window)` gives the first part for every column at once, from the input's rows
+    i-kh//2..i-1, (B, kh//2, W + 2 (kw//2), C_in) zero-padded at the sides, -> (B, W, filters)
+    (None when kh = 1); and `pixel(x, pending, above)` takes the input at pixel j, x (B, C_in),
+    and returns the output there (B, filters) with the new `pending` (B, kw//2 * filters): what
+    pixels j-kw//2+1..j add to outputs j+1..j+kw//2, so each input pixel is multiplied by the
+    kernel once, when it is known (one matrix product per pixel). `above` is
+    rows_above(...)[:, j]; pending starts at zeros (the padding left of the row). `advance`
+    serves the first layer, whose input at j (the pixel being drawn) is complete only after
+    its output there was used.
+
+    The masked kernel is cut once into the matrices these multiply by, in float32 whatever the
+    layer's dtype policy.
+    """
+
+    def __init__(self, conv):
+        kh, kw = conv.kernel_size
+        self.rh, self.rw = kh // 2, kw // 2
+        self.filters = conv.filters
+        kernel = ops.cast(conv.masked_kernel(), "float32")
+        # Input pixel j reaches output j + d through tap (rh, rw - d): one (C_in, (rw+1) F) matrix.
+        self.row_kernel = ops.concatenate([kernel[self.rh, self.rw - d] for d in range(self.rw + 1)], axis=-1)
+        self.above_kernel = kernel[: self.rh] if self.rh else None
+        self.bias = ops.cast(conv.bias, "float32") if conv.use_bias else None
+        self.activation = conv.activation
+
+    def empty_pending(self, batch):
+        """Pending sums at the start of a row: zeros, (B, max(1, kw//2) * filters), the sums
+        for outputs j+1, j+2, ... side by side (one unused block for 1-wide kernels keeps a
+        sampling loop's state the same shape)."""
+        return ops.zeros((batch, max(1, self.rw) * self.filters))
+
+    def rows_above(self, window):
+        if self.above_kernel is None:
+            return None
+        return ops.conv(window, self.above_kernel, padding="valid")[:, 0]
+
+    def pixel(self, x, pending=None, above=None):
+        parts = ops.matmul(x, self.row_kernel)
+        outputs = parts
+        if self.rw:  # (no slicing for 1-wide kernels: every op counts in a LiteRT loop)
+            outputs, later = ops.split(parts, [self.filters], axis=-1)
+            outputs = outputs + pending[:, : self.filters]
+            pending = self._shift(later, pending)
+        if above is not None:
+            outputs = outputs + above
+        if self.bias is not None:
+            outputs = outputs + self.bias
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs, pending
+
+    def advance(self, x, pending):
+        """The pending sums after pixel j from its input x alone: for a layer whose input at j
+        is completed after its output there was needed (the first layer, whose input is the
+        pixel being drawn, channel by channel)."""
+        if not self.rw:
+            return pending
+        return self._shift(ops.matmul(x, self.row_kernel[:, self.filters :]), pending)
+
+    def _shift(self, later, pending):
+        """x's parts for outputs j+1..j+rw plus what earlier pixels left for j+2..j+rw."""
+        if self.rw == 1:
+            return later
+        return later + ops.pad(pending[:, self.filters :], ((0, 0), (0, self.filters)))
+
+    def __call__(self, x):
+        """A 1 x 1 layer at one pixel: x (B, C_in) -> (B, filters)."""
+        return self.pixel(x)[0]
 
 
 def gate(x):
@@ -269,8 +355,61 @@ class GatedPixelCNNBlock(_PixelCNNBlock):
             h_new = h_new + h
         return [gate(v_pre), h_new]
 
+    def stepper(self, labels=None):
+        """This block one row (vertical stack) or one pixel (horizontal stack) at a time, for
+        a batch with these `labels` (see `GatedStep`)."""
+        return GatedStep(self, labels)
+
     def get_config(self):
         return {**super().get_config(), "first": self.first}
+
+
+class GatedStep:
+    """A `GatedPixelCNNBlock`'s cached steps, computing what `call` computes.
+
+    `vertical_row(window)`: row i of the vertical stack for all columns, from the vertical
+    input's rows i-k//2..i (the image's rows i-k//2-1..i-1 in the first block), (B, k//2 + 1,
+    W + 2 (k//2), C_in) zero-padded at the sides -> (gated output (B, W, F), contribution to
+    the horizontal stack (B, W, 2F)). `horizontal_pixel(x, to_h, pending)`: the horizontal
+    stack at pixel (i, j) from its input there, x (B, C_in), the vertical contribution there
+    (B, 2F) and the horizontal convolution's `pending` sums (see `ConvStep`) -> (B, F) and the
+    new pending. Weights and label biases are prepared once, in float32.
+    """
+
+    def __init__(self, block, labels=None):
+        self.first = block.first
+        self.v_kernel = ops.cast(block.v_conv.kernel, "float32")
+        self.v_bias = ops.cast(block.v_conv.bias, "float32")
+        self.to_h_kernel = ops.cast(block.v_to_h.kernel[0, 0], "float32")
+        self.to_h_bias = ops.cast(block.v_to_h.bias, "float32")
+        self.h_conv = block.h_conv.stepper()
+        self.h_out = block.h_out.stepper()
+        self.v_label = self.h_label = None
+        if labels is not None and block.num_classes is not None:
+            self.v_label = ops.cast(ops.take(block.v_embedding.embeddings, labels, axis=0), "float32")
+            self.h_label = ops.cast(ops.take(block.h_embedding.embeddings, labels, axis=0), "float32")
+
+    def empty_pending(self, batch):
+        return self.h_conv.empty_pending(batch)
+
+    def advance(self, x, pending):
+        """The horizontal convolution's pending sums from input x at pixel j alone (the first
+        block: its input is the pixel being drawn; see `ConvStep.advance`)."""
+        return self.h_conv.advance(x, pending)
+
+    def vertical_row(self, window):
+        v_pre = ops.conv(window, self.v_kernel, padding="valid")[:, 0] + self.v_bias
+        to_h = ops.matmul(v_pre, self.to_h_kernel) + self.to_h_bias
+        if self.v_label is not None:
+            v_pre = v_pre + self.v_label[:, None, :]
+        return gate(v_pre), to_h
+
+    def horizontal_pixel(self, x, to_h, pending):
+        h_pre, pending = self.h_conv.pixel(x, pending, to_h)
+        if self.h_label is not None:
+            h_pre = h_pre + self.h_label
+        h_new = self.h_out(gate(h_pre))
+        return (h_new if self.first else h_new + x), pending
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
@@ -323,3 +462,38 @@ class MaskedResidualBlock(_PixelCNNBlock):
         else:
             x, labels = inputs, None
         return x + self.outer(self.inner_input(x, labels))
+
+    def stepper(self, labels=None):
+        """This block one pixel at a time, for a batch with these `labels` (see
+        `ResidualStep`)."""
+        return ResidualStep(self, labels)
+
+
+class ResidualStep:
+    """A `MaskedResidualBlock`'s cached steps at pixel (i, j). `inner(x)`: `inner_input` there
+    from the block input (B, F). `rows_above(window)`: the k x k convolution's part from the
+    rows above for all of row i (see `ConvStep`), from the inner inputs' rows i-k//2..i-1.
+    `outer(t, pending, above)`: `outer` at pixel j from the inner input there (B, F) -> (B, F)
+    and the new pending sums. The block's output is x + outer."""
+
+    def __init__(self, block, labels=None):
+        self.conv_in = block.conv_in.stepper()
+        self.conv_mid = block.conv_mid.stepper()
+        self.conv_out = block.conv_out.stepper()
+        self.label = None
+        if labels is not None and block.num_classes is not None:
+            self.label = ops.cast(ops.take(block.embedding.embeddings, labels, axis=0), "float32")
+
+    def inner(self, x):
+        t = self.conv_in(ops.relu(x))
+        return ops.relu(t if self.label is None else t + self.label)
+
+    def empty_pending(self, batch):
+        return self.conv_mid.empty_pending(batch)
+
+    def rows_above(self, window):
+        return self.conv_mid.rows_above(window)
+
+    def outer(self, t, pending, above=None):
+        u, pending = self.conv_mid.pixel(t, pending, above)
+        return self.conv_out(ops.relu(u)), pending

@@ -3,10 +3,12 @@
 `PixelCNN` models p(x) = prod_i p(x_i | x_<i) over sub-pixels in raster order, channels R, G, B
 within a pixel. `variant="gated"` is the Gated PixelCNN (van den Oord et al. 2016, no blind
 spot, class conditioning); `variant="original"` the residual masked-convolution PixelCNN of
-"Pixel Recurrent Neural Networks" (with its blind spot). Sampling runs inside one compiled
-graph, either naively (a full forward pass per sub-pixel) or with the cached incremental
-scheme of Ramachandran et al. 2017, which computes only the activations the next pixel needs.
-Both draw the same Gumbel noise, so for the same seed they return the same images.
+"Pixel Recurrent Neural Networks" (with its blind spot). Sampling has one algorithm,
+`sample_tensor`: the cached incremental scheme of Ramachandran et al. 2017 (each layer computes
+only the activations the next pixel needs), one pure graph that `sample`, `complete`,
+`generate` and the exported signatures all run. The naive sampler (a full forward pass per
+sub-pixel) stays as its reference; both turn the same uniform noise into Gumbel noise, so for
+the same seed they return the same images.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from keras_gen.networks import Initializers
 
 VARIANTS = ("gated", "original")
 METHODS = ("fast", "naive")
+_DATA_HINT = (
+    "Load 8-bit images with keras_gen.data.load(..., image_range='levels') for levels=256, "
+    "binarised ones with image_range='binary' for levels=2; other levels take integer codes, "
+    "e.g. a VQ-VAE's code grids"
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
@@ -34,7 +41,8 @@ class PixelCNN(GenerativeModel):
     Args:
       image_shape: (height, width, channels); channels are generated in order (R, G, B).
       levels: pixel values 0..levels-1 (256 for 8-bit data loaded with image_range="levels";
-        2 for image_range="binary").
+        2 for image_range="binary"; the codebook size, e.g. 512, for a prior over a VQ-VAE's
+        integer code grids (batch, h, w, 1)).
       filters: feature maps per layer (a multiple of the channel count).
       num_layers: gated blocks (variant="gated") or residual blocks (variant="original").
       variant: "gated" (Gated PixelCNN, no blind spot) or "original" (2016 PixelCNN).
@@ -162,15 +170,16 @@ class PixelCNN(GenerativeModel):
     def _to_params(self, x):
         """(..., P * C) with channel k of group k % C -> (..., C, P)."""
         c = self.image_shape[2]
-        shape = tf.concat([tf.shape(x)[:-1], [self.num_params, c]], axis=0)
-        x = tf.reshape(x, shape)
+        # Static sizes but the batch: no SHAPE ops in exported graphs.
+        x = tf.reshape(x, [-1, *x.shape[1:-1], self.num_params, c])
         rank = len(x.shape)
         perm = list(range(rank - 2)) + [rank - 1, rank - 2]
         return tf.transpose(x, perm)
 
     def _network(self, x, labels, collect=False):
         """Scaled images (B, H, W, C) -> distribution parameters (B, H, W, C, P), and with
-        `collect`, the inputs of the layers the fast sampler caches."""
+        `collect`, the inputs of the layers whose rows the cached sampler keeps (the image, then
+        each gated block's vertical input or each residual block's inner input)."""
         taps = []
         if self.variant == "gated":
             v = h = x
@@ -178,6 +187,7 @@ class PixelCNN(GenerativeModel):
                 taps.append(v)
                 v, h = block([v, h] if labels is None else [v, h, labels])
         else:
+            taps.append(x)
             h = self.input_conv(x)
             for block in self.blocks:
                 if collect:  # the fast sampler caches the inner input of each block
@@ -239,11 +249,7 @@ class PixelCNN(GenerativeModel):
 
     def _levels_from_batch(self, images):
         """Casts a batch to int32 levels, failing with a clear message outside 0..levels-1."""
-        message = (
-            f"PixelCNN(levels={self.levels}) takes integer pixel levels 0..{self.levels - 1}. "
-            "Load the data with keras_gen.data.load(..., image_range='levels') for levels=256, "
-            "or image_range='binary' for levels=2."
-        )
+        message = f"PixelCNN(levels={self.levels}) takes integer levels 0..{self.levels - 1}. {_DATA_HINT}."
         levels = tf.cast(images, tf.int32)
         if self.jit_compile:  # XLA has no Assert op; fit's check_data covers the data up front
             return levels
@@ -288,20 +294,17 @@ class PixelCNN(GenerativeModel):
         images = np.asarray(images)
         if images.size == 0:
             return
-        hint = (
-            "Load the data with keras_gen.data.load(..., image_range='levels') for levels=256, "
-            "or image_range='binary' for levels=2"
-        )
+        hint = _DATA_HINT
         if np.issubdtype(images.dtype, np.floating) and not np.all(images == np.round(images)):
             raise ValueError(
-                f"PixelCNN takes integer pixel levels 0..{self.levels - 1}; {where} has "
+                f"PixelCNN takes integer levels 0..{self.levels - 1}; {where} has "
                 f"non-integer values (e.g. {float(images[images != np.round(images)][0])}), "
                 f"probably images scaled to [0, 1] or [-1, 1]. {hint}."
             )
         lo, hi = int(np.min(images)), int(np.max(images))
         if lo < 0 or hi >= self.levels:
             raise ValueError(
-                f"PixelCNN(levels={self.levels}) takes pixel levels 0..{self.levels - 1}; {where} "
+                f"PixelCNN(levels={self.levels}) takes levels 0..{self.levels - 1}; {where} "
                 f"has values in {lo}..{hi}. {hint}, or build the model with levels={hi + 1}."
             )
 
@@ -312,7 +315,7 @@ class PixelCNN(GenerativeModel):
         images = self._check_images(images, "images")
         n = len(images)
         labels = checks.labels(labels, n, self.num_classes)
-        fn = self._compiled("log_prob", self._log_prob_fn)
+        fn = self._compiled("log_prob")
         out = np.zeros((n,), np.float64)
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
@@ -360,16 +363,16 @@ class PixelCNN(GenerativeModel):
 
     @property
     def noise_shape(self):
-        """Gumbel noise: one value per level of every sub-pixel."""
+        """Uniform noise in (0, 1): one value per level of every sub-pixel (Gumbel-max)."""
         return self.image_shape + (self.levels,)
 
     def sample(self, n, seed=None, labels=None, method="fast", temperature=1.0, batch_size=64):
         """`n` images as int32 NumPy levels (n, H, W, C). Same seed, same images, with either
-        method: "fast" (cached incremental generation) or "naive" (a full forward pass per
-        sub-pixel). `temperature` < 1 sharpens every conditional, > 1 flattens it."""
+        method: "fast" (the cached sampler of `sample_tensor`) or "naive" (a full forward pass
+        per sub-pixel, the reference). `temperature` < 1 sharpens every conditional, > 1
+        flattens it."""
         n = checks.count(n)
-        levels = np.zeros((n,) + self.image_shape, np.int32)
-        return self._autoregress(levels, 0, labels, seed, method, temperature, batch_size)
+        return self._autoregress(n, None, 0, labels, seed, method, temperature, batch_size)
 
     def complete(
         self, images, known_rows, seed=None, labels=None, method="fast", temperature=1.0,
@@ -383,12 +386,13 @@ class PixelCNN(GenerativeModel):
         ):
             raise ValueError(f"known_rows must be an integer in 0..{h}; got {known_rows!r}.")
         return self._autoregress(
-            images.astype(np.int32), int(known_rows), labels, seed, method, temperature, batch_size
+            len(images), images, int(known_rows), labels, seed, method, temperature, batch_size
         )
 
     def generate(self, n, seed=None, labels=None, batch_size=None, method="fast", temperature=1.0, z=None):
         """`n` images as float32 (n, H, W, C) in [0, 1] (levels / (levels - 1)): `sample`
-        through the package's `generate` contract. `z` is the Gumbel noise itself."""
+        through the package's `generate` contract. `z` is the uniform noise itself, (n, H, W, C,
+        levels), as the exported `sample` signature takes it."""
         checks.choice("method", method, METHODS)
         _check_temperature(temperature)
         return super().generate(
@@ -396,312 +400,207 @@ class PixelCNN(GenerativeModel):
         )
 
     def generation_noise(self, seed, start, stop):
-        return self.gumbel_noise(seed, start, stop)
+        return self.uniform_noise(seed, start, stop)
 
     def images_from_noise(self, noise, labels=None, method="fast", temperature=1.0):
-        levels = self._sample_batch(
-            np.zeros((len(noise),) + self.image_shape, np.int32), 0, labels, noise, method,
-            temperature,
-        )
+        levels = self._sample_batch(noise, labels, method, temperature)
         return levels.astype(np.float32) / (self.levels - 1)
 
     def uniform_noise(self, seed, start, stop):
-        """The uniform noise in (0, 1), (stop - start, H, W, C, levels), behind images
-        start..stop-1 of `sample(n, seed)`: keyed by (seed, image index), so an image does not
-        depend on n or the batch size. `sample_tensor(uniform)` turns it into the same images."""
-        shape = self.image_shape + (self.levels,)
-        tiny = np.finfo(np.float32).tiny
-        return tf.stack([
-            tf.random.stateless_uniform(shape, seed=[seed, k], minval=tiny, maxval=1.0)
-            for k in range(start, stop)
-        ])
+        """The noise behind images start..stop-1 of `sample(n, seed)`: uniform in (tiny, 1),
+        (stop - start, H, W, C, levels), keyed by (seed, image index), so an image depends on
+        neither n nor the batch size. The one definition of PixelCNN noise: `sample`,
+        `generate`, `complete` and the exported signatures all take it."""
+        if "noise" not in self._sampler_fns:
+            tiny = np.finfo(np.float32).tiny
 
-    def gumbel_noise(self, seed, start, stop):
-        """Gumbel noise -log(-log(u)) of `uniform_noise`: what sampling adds to the (tempered)
-        log-probabilities of the levels before taking the argmax (Gumbel-max)."""
-        return -tf.math.log(-tf.math.log(self.uniform_noise(seed, start, stop)))
+            def noise(seed, indices):
+                return tf.map_fn(
+                    lambda k: tf.random.stateless_uniform(
+                        self.noise_shape, seed=tf.stack([seed, k]), minval=tiny, maxval=1.0
+                    ),
+                    indices, fn_output_signature=tf.float32,
+                )
 
-    def sample_tensor(self, uniform, labels=None, temperature=1.0, images=None, start_row=0):
-        """Sampling as one pure TensorFlow graph, for export: no random ops, TFLite builtin ops
-        only, any batch size. `uniform` (B, H, W, C, levels) in (0, 1) (see `uniform_noise`),
-        int32 `labels` (B,) for conditional models; with `images` (B, H, W, C) levels, rows
-        from `start_row` on are resampled (completion). Returns int32 levels (B, H, W, C), the
-        images `sample`/`complete` give for the same noise."""
-        h, w, c = self.image_shape
-        steps = h * w * c
-        uniform = tf.convert_to_tensor(uniform, tf.float32)
-        batch = tf.shape(uniform)[0]
-        labels = None if self.num_classes is None else _labels_tensor(labels)
-        inv_temperature = 1.0 / tf.cast(temperature, tf.float32)
-        gumbel = tf.reshape(-tf.math.log(-tf.math.log(uniform)), (batch, steps, self.levels))
-        if images is None:
-            images = tf.zeros(tf.stack([batch, h, w, c]), tf.int32)
-        images = tf.cast(images, tf.int32)
-
-        # One network pass per sub-pixel. The current sub-pixel's parameters and noise are
-        # picked, and its level written, with one-hot masks, so every tensor stays rank <= 4
-        # (TFLite's limit for several kernels) and no gather/scatter is needed.
-        def body(t, images):
-            params = self._network(self.scale(images), labels)  # (B, H, W, C, P)
-            params = tf.reshape(tf.cast(params, tf.float32), (batch, steps, params.shape[-1]))
-            pick = tf.reshape(tf.one_hot(t, steps, dtype=tf.float32), (1, steps, 1))
-            logp = lik.level_log_probs(tf.reduce_sum(params * pick, axis=1), self.likelihood, self.levels)
-            noise = tf.reduce_sum(gumbel * pick, axis=1)
-            drawn = tf.argmax(logp * inv_temperature + noise, axis=-1, output_type=tf.int32)
-            mask = tf.reshape(tf.one_hot(t, steps, dtype=tf.int32), (1, h, w, c))
-            images = images * (1 - mask) + drawn[:, None, None, None] * mask
-            return t + 1, tf.ensure_shape(images, [None, h, w, c])
-
-        start = tf.cast(start_row, tf.int32) * (w * c)
-        _, images = tf.while_loop(
-            lambda t, _: t < steps, body, (start, images), maximum_iterations=steps,
-            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, h, w, c])),
+            # A graph (one call per batch), not XLA: XLA's generator gives other numbers.
+            self._sampler_fns["noise"] = tf.function(noise, input_signature=[
+                tf.TensorSpec((), tf.int64), tf.TensorSpec((None,), tf.int64)
+            ])
+        return self._sampler_fns["noise"](
+            tf.constant(seed, tf.int64), tf.range(start, stop, dtype=tf.int64)
         )
-        return images
 
-    def _autoregress(self, levels, start_row, labels, seed, method, temperature, batch_size):
+    def sample_from_noise(
+        self, uniform, labels=None, temperature=1.0, images=None, start_row=0, method="fast"
+    ):
+        """The images for given uniform noise (B, H, W, C, levels), as int32 NumPy levels: what
+        `sample` / `complete` do once they have drawn the noise of their seed, and what the
+        exported `sample` / `complete` signatures return for the same inputs. With `images`,
+        rows from `start_row` on are resampled."""
+        _check_temperature(temperature)
+        uniform = np.asarray(uniform, np.float32)
+        if uniform.ndim != 5 or uniform.shape[1:] != self.noise_shape:
+            raise ValueError(
+                f"uniform must have shape (batch, {', '.join(map(str, self.noise_shape))}); "
+                f"got {uniform.shape}."
+            )
+        labels = checks.labels(labels, len(uniform), self.num_classes)
+        if images is not None:
+            images = self._check_images(images, "images")
+        return self._sample_batch(uniform, labels, method, temperature, images, int(start_row))
+
+    def _autoregress(self, n, images, start_row, labels, seed, method, temperature, batch_size):
         checks.choice("method", method, METHODS)
         _check_temperature(temperature)
         batch_size = checks.positive_int("batch_size", batch_size)
-        n = len(levels)
         labels = checks.labels(labels, n, self.num_classes)
         seed = checks.seed_or_fresh(seed)
-        out = np.array(levels, np.int32, copy=True)
+        out = np.zeros((n,) + self.image_shape, np.int32)
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
             out[start:stop] = self._sample_batch(
-                out[start:stop], start_row, None if labels is None else labels[start:stop],
-                self.gumbel_noise(seed, start, stop), method, temperature,
+                self.uniform_noise(seed, start, stop), None if labels is None else labels[start:stop],
+                method, temperature, None if images is None else images[start:stop], start_row,
             )
         return out
 
-    def _sample_batch(self, levels, start_row, labels, gumbel, method, temperature):
-        """One batch through the compiled sampler: levels (B, H, W, C) with rows < start_row
-        known -> int32 NumPy levels."""
-        fn = self._compiled(method, self._sample_fast if method == "fast" else self._sample_naive)
-        batch = len(levels)
-        return fn(
-            tf.constant(levels, tf.int32),
+    def _sample_batch(self, uniform, labels, method, temperature, images=None, start_row=0):
+        """One batch through the compiled sampler -> int32 NumPy levels (B, H, W, C)."""
+        checks.choice("method", method, METHODS)
+        uniform = tf.convert_to_tensor(uniform, tf.float32)
+        batch = int(uniform.shape[0])
+        args = [
+            uniform,
             tf.zeros((batch,), tf.int32) if labels is None else tf.constant(labels, tf.int32),
-            tf.convert_to_tensor(gumbel, tf.float32),
-            tf.constant(start_row, tf.int32),
-            tf.constant(1.0 / float(temperature), tf.float32),
-        ).numpy()
+            tf.constant(float(temperature), tf.float32),
+        ]
+        if images is not None:
+            args += [tf.constant(images, tf.int32), tf.constant(start_row, tf.int32)]
+        return self._compiled(method, images is not None)(*args).numpy()
 
-    def _compiled(self, key, fn):
-        """One traced graph per entry point; batch size free, so it traces once."""
+    def _compiled(self, key, completion=False):
+        """One traced graph per entry point; batch size free, so it traces once per size
+        under XLA and once otherwise."""
+        key = (key, completion)
         if key not in self._sampler_fns:
             h, w, c = self.image_shape
             images = tf.TensorSpec((None, h, w, c), tf.int32)
             labels = tf.TensorSpec((None,), tf.int32)
-            if key == "log_prob":
-                signature = [images, labels]
+            if key[0] == "log_prob":
+                fn, signature, jit = self._log_prob_fn, [images, labels], False
             else:
+                fn = self.sample_tensor if key[0] == "fast" else self._sample_naive
                 signature = [
-                    images, labels, tf.TensorSpec((None, h, w, c, self.levels), tf.float32),
-                    tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.float32),
-                ]
-            # Plain graphs, not XLA: on CPU they compile 3-4x faster and run as fast or faster.
-            self._sampler_fns[key] = tf.function(fn, input_signature=signature)
+                    tf.TensorSpec((None, h, w, c, self.levels), tf.float32), labels,
+                    tf.TensorSpec((), tf.float32),
+                ] + ([images, tf.TensorSpec((), tf.int32)] if completion else [])
+                jit = key[0] == "fast" and self.jit_sampling
+            self._sampler_fns[key] = tf.function(fn, input_signature=signature, jit_compile=jit)
         return self._sampler_fns[key]
+
+    # XLA compiles the cached sampler's loops into one program: measured faster on CPU
+    # (benchmarks/pixelcnn_sampling.py). The exported graphs use the same code without XLA.
+    jit_sampling = True
 
     def _draw(self, params, gumbel, inv_temperature):
         """Gumbel-max: the level maximising log p(level) / T + g; params (B, P), g (B, levels)."""
-        logp = lik.level_log_probs(tf.cast(params, tf.float32), self.likelihood, self.levels)
-        return tf.argmax(logp * inv_temperature + gumbel, axis=-1, output_type=tf.int32)
+        scores = lik.sampling_scores(params, self.likelihood, self.levels)
+        return tf.argmax(scores * inv_temperature + gumbel, axis=-1, output_type=tf.int32)
 
-    def _sample_naive(self, levels, labels, gumbel, start_row, inv_temperature):
-        """A full forward pass per sub-pixel, in one tf.while_loop."""
+    def _sampling_inputs(self, uniform, labels, temperature, images):
         h, w, c = self.image_shape
-        labels = None if self.num_classes is None else labels
-        batch = tf.shape(levels)[0]
+        uniform = tf.convert_to_tensor(uniform, tf.float32)
+        batch = tf.shape(uniform)[0]
+        labels = None if self.num_classes is None else _labels_tensor(labels)
+        inv_temperature = 1.0 / tf.cast(temperature, tf.float32)
+        if images is None:
+            images = tf.zeros(tf.stack([batch, h, w, c]), tf.int32)
+        return uniform, batch, labels, inv_temperature, tf.cast(images, tf.int32)
+
+    def _sample_naive(self, uniform, labels=None, temperature=1.0, images=None, start_row=0):
+        """The reference sampler: a full forward pass per sub-pixel, in one tf.while_loop."""
+        h, w, c = self.image_shape
+        uniform, batch, labels, inv_temperature, images = self._sampling_inputs(
+            uniform, labels, temperature, images
+        )
         rows = tf.range(batch)
 
-        def body(t, levels):
+        def body(t, images):
             i, j, ch = t // (w * c), (t // c) % w, t % c
-            params = _at(self._network(self.scale(levels), labels), i, j, ch)
-            value = self._draw(params, _at(gumbel, i, j, ch), inv_temperature)
+            params = _at(self._network(self.scale(images), labels), i, j, ch)
+            value = self._draw(params, _gumbel(_at(uniform, i, j, ch)), inv_temperature)
             index = tf.stack(
                 [rows, tf.fill([batch], i), tf.fill([batch], j), tf.fill([batch], ch)], axis=1
             )
-            return t + 1, tf.tensor_scatter_nd_update(levels, index, value)
+            return t + 1, tf.tensor_scatter_nd_update(images, index, value)
 
-        _, levels = tf.while_loop(
-            lambda t, _: t < h * w * c, body, (start_row * w * c, levels)
+        _, images = tf.while_loop(
+            lambda t, _: t < h * w * c, body, (tf.cast(start_row, tf.int32) * w * c, images)
         )
-        return levels
+        return images
 
-    # -- fast sampling (Ramachandran et al. 2017) ---------------------------------------------
+    # -- the cached sampler (Ramachandran et al. 2017) -----------------------------------------
 
-    def _sample_fast(self, levels, labels, gumbel, start_row, inv_temperature):
-        """Cached incremental generation. Every activation at pixel p depends only on sub-pixels
-        before p, so each is computed once, when p is generated, and cached: per pixel each
-        layer computes one output vector from a window of its input cache. The gated variant's
-        vertical stack depends on rows above only, so it is computed a row at a time. The
-        caches start from one full forward pass over the starting image, which makes
-        `complete` (known top rows) the same loop."""
-        labels = None if self.num_classes is None else labels
-        x = self.scale(levels)
-        _, taps = self._network(x, labels, collect=True)
-        # The cached path computes in float32 whatever the dtype policy (layer calls below are
-        # cast back), so mixed-precision models sample too.
-        taps = [tf.cast(t, tf.float32) for t in taps]
-        if self.variant == "gated":
-            return self._fast_gated(levels, x, taps, labels, gumbel, start_row, inv_temperature)
-        return self._fast_original(levels, x, taps, labels, gumbel, start_row, inv_temperature)
+    def sample_tensor(self, uniform, labels=None, temperature=1.0, images=None, start_row=0):
+        """Sampling as one pure TensorFlow graph: what `sample`, `complete`, `generate` and the
+        exported `sample`/`complete` signatures run. No random ops, TFLite builtin ops only, any
+        batch size. `uniform` (B, H, W, C, levels) in (0, 1) (see `uniform_noise`), int32
+        `labels` (B,) for conditional models; with `images` (B, H, W, C) levels, rows from
+        `start_row` on are resampled (completion). Returns int32 levels (B, H, W, C).
 
-    def _head_vector(self, features):
-        """The head at one pixel: (B, F) -> (B, C, P)."""
-        hid = tf.matmul(tf.nn.elu(features), _matrix(self.head_hidden)) + self.head_hidden.bias
-        out = tf.matmul(tf.nn.elu(hid), _matrix(self.head_out)) + self.head_out.bias
-        return self._to_params(out)
-
-    def _write(self, levels, x_pad, i, j, ch, value, offset):
-        """Stores a sampled level in the int image and in the padded scaled image."""
-        batch = tf.shape(levels)[0]
-        rows = tf.range(batch)
-        fill = lambda v: tf.fill([batch], v)  # noqa: E731
-        levels = tf.tensor_scatter_nd_update(
-            levels, tf.stack([rows, fill(i), fill(j), fill(ch)], 1), value
-        )
-        x_pad = tf.tensor_scatter_nd_update(
-            x_pad,
-            tf.stack([rows, fill(i + offset[0]), fill(j + offset[1]), fill(ch)], 1),
-            self.scale(value),
-        )
-        return levels, x_pad
-
-    def _fast_gated(self, levels, x, taps, labels, gumbel, start_row, inv_temperature):
+        Cached generation: an activation at pixel (i, j) depends only on earlier pixels, so each
+        is computed once, when (i, j) is generated. Every layer keeps a rolling window of its
+        input (rows above; pixels to the left in the current row) and advances it one row or
+        one pixel at a time with the layers' single-step API. For colour images the pixel's
+        layers run once per channel. Known rows (completion) fill the windows with one forward
+        pass first."""
         h, w, c = self.image_shape
-        blocks = self.blocks
-        radii = [b.kernel_size // 2 for b in blocks]
-        r0 = radii[0]
-        batch = tf.shape(levels)[0]
-        rows = tf.range(batch)
-        # Image padded as the first block's vertical input: rows i-r0-1..i-1 for row i.
-        x_pad = tf.pad(x, [[0, 0], [r0 + 1, 0], [r0, r0], [0, 0]])
-        # Vertical inputs of blocks 1.. (padded top and sides), and one row of each block's
-        # horizontal input (padded left).
-        v_caches = [
-            tf.pad(taps[l], [[0, 0], [radii[l], 0], [radii[l], radii[l]], [0, 0]])
-            for l in range(1, len(blocks))
-        ]
-        h_rows = [
-            tf.zeros([batch, w + radii[l], self.filters]) for l in range(1, len(blocks))
-        ]
-        h_kernels = [b.h_conv.masked_kernel()[0, : b.kernel_size // 2 + 1] for b in blocks]
-        h_out = [_matrix(b.h_out) for b in blocks]
-        v_label = [None] * len(blocks)
-        h_label = [None] * len(blocks)
-        if labels is not None:
-            v_label = [tf.cast(b.v_embedding(labels), tf.float32)[:, None, None, :] for b in blocks]
-            h_label = [tf.cast(b.h_embedding(labels), tf.float32) for b in blocks]
+        completing = images is not None
+        uniform, batch, labels, inv_temperature, images = self._sampling_inputs(
+            uniform, labels, temperature, images
+        )
+        start_row = tf.cast(start_row, tf.int32)
+        stack = (_GatedStack if self.variant == "gated" else _ResidualStack)(self, labels)
+        if completing:
+            caches = stack.caches_from(self.scale(images), labels, start_row)
+        else:
+            caches = stack.empty_caches(batch)
+        r0 = self.first_kernel_size // 2
+        # Gumbel noise for every sub-pixel at once (vectorised), laid out (H, W * C, B, levels)
+        # so that a row, and in it a sub-pixel, is a contiguous slice (rank 4, as TFLite wants).
+        gumbel = _gumbel(tf.reshape(uniform, [-1, h, w * c, self.levels]))
+        gumbel = tf.transpose(gumbel, [1, 2, 0, 3])
+        no_value = tf.zeros(tf.stack([batch, c]), tf.int32)
 
-        def row_step(i, x_pad, v_caches):
-            """The vertical stack for row i (all columns); returns each block's v_to_h row."""
-            v_caches = list(v_caches)
-            strip = tf.slice(x_pad, [0, i, 0, 0], [-1, r0 + 1, -1, -1])
-            vh_rows = []
-            for l, block in enumerate(blocks):
-                v_pre = tf.nn.conv2d(strip, block.v_conv.kernel, 1, "VALID") + block.v_conv.bias
-                vh_rows.append(tf.cast(block.v_to_h(v_pre), tf.float32)[:, 0])
-                if v_label[l] is not None:
-                    v_pre = v_pre + v_label[l]
-                if l + 1 < len(blocks):
-                    r = radii[l + 1]
-                    v_out = tf.pad(gate(v_pre)[:, 0], [[0, 0], [r, r], [0, 0]])
-                    v_caches[l] = tf.tensor_scatter_nd_update(
-                        v_caches[l], tf.stack([rows, tf.fill([batch], i + r)], 1), v_out
-                    )
-                    strip = tf.slice(v_caches[l], [0, i, 0, 0], [-1, r + 1, -1, -1])
-            return vh_rows, v_caches
+        def row_body(i, images, caches):
+            context, caches = stack.row_start(caches)
+            row_gumbel = tf.gather(gumbel, i)
 
-        def pixel_step(i, j, x_pad, h_rows, vh_rows):
-            """The horizontal stack and head at pixel (i, j): (B, C, P)."""
-            h_rows = list(h_rows)
-            window = tf.slice(x_pad, [0, i + r0 + 1, j, 0], [-1, 1, r0 + 1, -1])[:, 0]
-            for l, block in enumerate(blocks):
-                pre = tf.einsum("bkc,kcf->bf", window, h_kernels[l]) + block.h_conv.bias
-                pre = pre + tf.slice(vh_rows[l], [0, j, 0], [-1, 1, -1])[:, 0]
-                if h_label[l] is not None:
-                    pre = pre + h_label[l]
-                out = tf.matmul(gate(pre), h_out[l]) + block.h_out.bias
-                if l > 0:
-                    out = out + window[:, -1]
-                if l + 1 < len(blocks):
-                    r = radii[l + 1]
-                    h_rows[l] = tf.tensor_scatter_nd_update(
-                        h_rows[l], tf.stack([rows, tf.fill([batch], j + r)], 1), out
-                    )
-                    window = tf.slice(h_rows[l], [0, j, 0], [-1, r + 1, -1])
-            return self._head_vector(out), h_rows
-
-        def row_body(i, levels, x_pad, v_caches, h_rows):
-            vh_rows, v_caches = row_step(i, x_pad, v_caches)
-
-            def col_body(j, levels, x_pad, h_rows):
+            def pixel_body(j, row, state):
+                # row: the levels drawn so far, sliding left (the whole row after W steps).
+                value = no_value
                 for ch in range(c):
-                    params, h_rows = pixel_step(i, j, x_pad, h_rows, vh_rows)
-                    value = self._draw(params[:, ch], _at(gumbel, i, j, ch), inv_temperature)
-                    levels, x_pad = self._write(levels, x_pad, i, j, ch, value, (r0 + 1, r0))
-                return j + 1, levels, x_pad, h_rows
+                    params, new_state = stack.pixel(self.scale(value), j, context, state, ch)
+                    noise = tf.gather(row_gumbel, j * c + ch)
+                    drawn = self._draw(params, noise, inv_temperature)
+                    if c == 1:
+                        value = drawn[:, None]
+                    else:
+                        value = value + drawn[:, None] * tf.one_hot(ch, c, dtype=tf.int32)
+                # The passes above saw the pixel partly drawn; now it is whole.
+                new_state = stack.pixel_drawn(self.scale(value), state, new_state)
+                return j + 1, _slide(row, value), new_state
 
-            _, levels, x_pad, h_rows = tf.while_loop(
-                lambda j, *_: j < w, col_body, (0, levels, x_pad, h_rows)
+            _, row, state = tf.while_loop(
+                lambda j, *_: j < w, pixel_body,
+                (tf.constant(0), tf.zeros(tf.stack([batch, w, c]), tf.int32), stack.empty_state(batch)),
             )
-            return i + 1, levels, x_pad, v_caches, h_rows
+            here = tf.reshape(tf.one_hot(i, h, dtype=tf.int32), (1, h, 1, 1))
+            images = images * (1 - here) + row[:, None] * here
+            return i + 1, images, stack.row_end(caches, self.scale(row), state)
 
-        loop = tf.while_loop(
-            lambda i, *_: i < h, row_body, (start_row, levels, x_pad, v_caches, h_rows)
-        )
-        return loop[1]
-
-    def _fast_original(self, levels, x, taps, labels, gumbel, start_row, inv_temperature):
-        h, w, c = self.image_shape
-        k0 = self.first_kernel_size
-        r0 = k0 // 2
-        k = self.kernel_size
-        r = k // 2
-        batch = tf.shape(levels)[0]
-        rows = tf.range(batch)
-        x_pad = tf.pad(x, [[0, 0], [r0, r0], [r0, r0], [0, 0]])
-        caches = [tf.pad(t, [[0, 0], [r, r], [r, r], [0, 0]]) for t in taps]
-        first_kernel = self.input_conv.masked_kernel()
-        mid_kernels = [b.conv_mid.masked_kernel() for b in self.blocks]
-        in_mats = [_matrix(b.conv_in) for b in self.blocks]
-        out_mats = [_matrix(b.conv_out) for b in self.blocks]
-        label_bias = [None] * len(self.blocks)
-        if labels is not None:
-            label_bias = [tf.cast(b.embedding(labels), tf.float32) for b in self.blocks]
-
-        def pixel_step(i, j, x_pad, caches):
-            caches = list(caches)
-            window = tf.slice(x_pad, [0, i, j, 0], [-1, k0, k0, -1])
-            feat = tf.einsum("bhwc,hwcf->bf", window, first_kernel) + self.input_conv.bias
-            for l, block in enumerate(self.blocks):
-                t = tf.matmul(tf.nn.relu(feat), in_mats[l]) + block.conv_in.bias
-                if label_bias[l] is not None:
-                    t = t + label_bias[l]
-                t = tf.nn.relu(t)
-                index = tf.stack([rows, tf.fill([batch], i + r), tf.fill([batch], j + r)], 1)
-                caches[l] = tf.tensor_scatter_nd_update(caches[l], index, t)
-                window_l = tf.slice(caches[l], [0, i, j, 0], [-1, k, k, -1])
-                u = tf.einsum("bhwc,hwcf->bf", window_l, mid_kernels[l]) + block.conv_mid.bias
-                feat = feat + tf.matmul(tf.nn.relu(u), out_mats[l]) + block.conv_out.bias
-            return self._head_vector(feat), caches
-
-        def body(p, levels, x_pad, caches):
-            i, j = p // w, p % w
-            for ch in range(c):
-                params, caches = pixel_step(i, j, x_pad, caches)
-                value = self._draw(params[:, ch], _at(gumbel, i, j, ch), inv_temperature)
-                levels, x_pad = self._write(levels, x_pad, i, j, ch, value, (r0, r0))
-            return p + 1, levels, x_pad, caches
-
-        loop = tf.while_loop(
-            lambda p, *_: p < h * w, body, (start_row * w, levels, x_pad, caches)
-        )
-        return loop[1]
+        _, images, _ = tf.while_loop(lambda i, *_: i < h, row_body, (start_row, images, caches))
+        return images
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -744,12 +643,6 @@ def _at(t, i, j, ch):
     return tf.slice(t, [0, i, j, ch, 0], [-1, 1, 1, 1, -1])[:, 0, 0, 0]
 
 
-def _matrix(conv):
-    """A 1x1 (masked) convolution's kernel as a (in, out) matrix."""
-    kernel = conv.masked_kernel() if isinstance(conv, MaskedConv2D) else conv.kernel
-    return kernel[0, 0]
-
-
 def _labels_tensor(labels):
     if labels is None:
         return None
@@ -767,3 +660,158 @@ def _square_odd(size, arg):
     if kh != kw:
         raise ValueError(f"{arg} must be one odd integer (square kernels); got {size!r}.")
     return kh
+
+
+class _Stack:
+    """What both variants' rolling caches share: the head at one pixel."""
+
+    def __init__(self, model):
+        self.model = model
+        self.head_hidden = model.head_hidden.stepper()
+        self.head_out = model.head_out.stepper()
+
+    def head(self, features, channel):
+        """Features (B, F) at one pixel -> the distribution parameters of one channel (B, P).
+        The head's output k belongs to channel k % C (see `PixelCNN._to_params`)."""
+        hidden = self.head_hidden(tf.nn.elu(features))
+        out = self.head_out(tf.nn.elu(hidden))
+        c = self.model.image_shape[2]
+        return out if c == 1 else out[:, channel::c]
+
+    def caches_from(self, x, labels, start_row):
+        """The row windows at row `start_row` of known (scaled) images, from one forward pass."""
+        _, taps = self.model._network(x, labels, collect=True)
+        return [_rows_before(tap, r, start_row) for tap, r in zip(taps, self.radii)]
+
+
+class _GatedStack(_Stack):
+    """The gated network as caches for `sample_tensor`. Per row, each block's vertical stack
+    computes row i, all columns, from a window of its input's last k//2 + 1 rows (`caches`);
+    per pixel, each block's horizontal stack advances by one pixel (`state`: its pending
+    sums)."""
+
+    def __init__(self, model, labels):
+        super().__init__(model)
+        self.steps = [b.stepper(labels) for b in model.blocks]
+        self.radii = [b.kernel_size // 2 for b in model.blocks]
+        self.inputs = [model.image_shape[2]] + [model.filters] * (len(model.blocks) - 1)
+
+    def empty_caches(self, batch):
+        """Each block's vertical input at rows -k//2-1..-1: padding."""
+        w = self.model.image_shape[1]
+        return [
+            tf.zeros(tf.stack([batch, r + 1, w + 2 * r, n])) for r, n in zip(self.radii, self.inputs)
+        ]
+
+    def row_start(self, caches):
+        """Row i of every vertical stack: the blocks' contributions to their horizontal stacks,
+        all in one (W, B, L * 2F) tensor (one read per pixel), and the windows of blocks 1..
+        advanced to row i (block 0's, the image's, advances when the row has been drawn)."""
+        caches = list(caches)
+        to_h = []
+        for l, step in enumerate(self.steps):
+            v, contribution = step.vertical_row(caches[l])
+            to_h.append(contribution)
+            if l + 1 < len(self.steps):
+                caches[l + 1] = _push_row(caches[l + 1], v, self.radii[l + 1])
+        return tf.transpose(tf.concat(to_h, axis=-1), [1, 0, 2]), caches
+
+    def empty_state(self, batch):
+        return [step.empty_pending(batch) for step in self.steps]
+
+    def pixel(self, x, j, to_h, pending, channel):
+        """Parameters of `channel` at pixel (i, j), (B, P), from the (scaled) image there, x
+        (B, C)."""
+        pending = list(pending)
+        to_h = tf.split(tf.gather(to_h, j), len(self.steps), axis=-1)
+        for l, step in enumerate(self.steps):
+            x, pending[l] = step.horizontal_pixel(x, to_h[l], pending[l])
+        return self.head(x, channel), pending
+
+    def pixel_drawn(self, x, before, after):
+        """`after` with the first block's pending sums from the whole drawn pixel x."""
+        return [self.steps[0].advance(x, before[0])] + list(after[1:])
+
+    def row_end(self, caches, x_row, state):
+        caches = list(caches)
+        caches[0] = _push_row(caches[0], x_row, self.radii[0])
+        return caches
+
+
+class _ResidualStack(_Stack):
+    """The original PixelCNN as caches for `sample_tensor`: each masked k x k layer keeps its
+    input's last k//2 + 1 rows (`caches`), whose part of row i is computed once per row for
+    all columns; per pixel (`state`), the pending sums of each k x k layer and the current
+    row of each block's inner input (pushed into `caches` when the row is done)."""
+
+    def __init__(self, model, labels):
+        super().__init__(model)
+        self.first = model.input_conv.stepper()
+        self.steps = [b.stepper(labels) for b in model.blocks]
+        self.radii = [model.first_kernel_size // 2] + [model.kernel_size // 2] * len(model.blocks)
+
+    def empty_caches(self, batch):
+        w, c = self.model.image_shape[1:]
+        f = self.model.filters
+        return [
+            tf.zeros(tf.stack([batch, r + 1, w + 2 * r, c if l == 0 else f]))
+            for l, r in enumerate(self.radii)
+        ]
+
+    def row_start(self, caches):
+        """Each k x k layer's part from the rows above, for every column of row i, laid out
+        (W, B, F) so that a pixel's is one read."""
+        above = [
+            tf.transpose(step.rows_above(cache[:, 1:]), [1, 0, 2]) if r else None
+            for step, cache, r in zip([self.first] + self.steps, caches, self.radii)
+        ]
+        return above, caches
+
+    def empty_state(self, batch):
+        w, f = self.model.image_shape[1], self.model.filters
+        rows = [tf.zeros(tf.stack([batch, w, f])) for _ in self.steps]
+        pending = [self.first.empty_pending(batch)] + [s.empty_pending(batch) for s in self.steps]
+        return rows, pending
+
+    def pixel(self, x, j, above, state, channel):
+        rows, pending = list(state[0]), list(state[1])
+        column = [None if a is None else tf.gather(a, j) for a in above]
+        features, pending[0] = self.first.pixel(x, pending[0], column[0])
+        for l, step in enumerate(self.steps):
+            t = step.inner(features)
+            rows[l] = _slide(rows[l], t)
+            out, pending[l + 1] = step.outer(t, pending[l + 1], column[l + 1])
+            features = features + out
+        return self.head(features, channel), (rows, pending)
+
+    def pixel_drawn(self, x, before, after):
+        return after[0], [self.first.advance(x, before[1][0])] + list(after[1][1:])
+
+    def row_end(self, caches, x_row, state):
+        rows = [x_row] + list(state[0])
+        return [_push_row(cache, row, r) for cache, row, r in zip(caches, rows, self.radii)]
+
+
+def _slide(window, value):
+    """A window (B, n, ...) moved one step along axis 1: drops the oldest entry, appends
+    `value` (B, ...). Static shapes, no scatter: what TFLite's WHILE needs."""
+    if window.shape[1] == 1:
+        return tf.cast(value, window.dtype)[:, None]
+    return tf.concat([window[:, 1:], tf.cast(value, window.dtype)[:, None]], axis=1)
+
+
+def _push_row(window, row, r):
+    """A window of rows (B, n, W + 2r, C) moved down one row: appends `row` (B, W, C),
+    zero-padded at the sides."""
+    return _slide(window, tf.pad(row, [[0, 0], [r, r], [0, 0]]))
+
+
+def _rows_before(tap, r, start_row):
+    """Rows start_row-r-1..start_row-1 of a layer input (B, H, W, C), zero-padded above and
+    at the sides: its window when row `start_row` is next."""
+    padded = tf.pad(tf.cast(tap, tf.float32), [[0, 0], [r + 1, 0], [r, r], [0, 0]])
+    return tf.slice(padded, [0, start_row, 0, 0], [-1, r + 1, -1, -1])
+
+
+def _gumbel(uniform):
+    return -tf.math.log(-tf.math.log(uniform))

@@ -66,6 +66,16 @@ def level_log_probs(params, likelihood, levels):
     return _mixture_log_mass(v, params[..., None, :], levels)
 
 
+def sampling_scores(params, likelihood, levels):
+    """log P(level) up to a constant per sub-pixel, which the Gumbel-max draw ignores:
+    the logits themselves for "categorical" (no log-softmax on the sampler's critical path),
+    `level_log_probs` for "logistic_mixture"."""
+    params = tf.cast(params, tf.float32)
+    if likelihood == "categorical":
+        return params
+    return level_log_probs(params, likelihood, levels)
+
+
 def log_prob(params, x_levels, likelihood, levels):
     """log P(x) per sub-pixel: params (..., P), integer levels x (...) -> (...)."""
     params = tf.cast(params, tf.float32)
