@@ -542,6 +542,10 @@ def _translation_results(model, args, names):
     task = getattr(model, "task", None) if args.task is None else args.task
     task = None if task == "none" else task
     if "fid" in names and args.extractor is None and not _has_extractor(model.image_shape):
+        if args.metrics is None:  # the default set: say so, and report the others
+            print(f"keras-gen evaluate: no feature extractor for {model.image_shape} images, so no "
+                  "FID; pass --extractor to get one.", file=sys.stderr)
+            return _translation_results(model, args, [m for m in names if m != "fid"])
         raise CommandError(
             f"no feature extractor for {model.image_shape} images, so no FID: pass --extractor "
             "(a classifier .keras file from scripts/train_feature_classifier.py) or --metrics "

@@ -820,7 +820,8 @@ def pair_info(source, task=None, split="train", data_dir=None, download=True, **
 
 
 def grey_levels(levels):
-    """ITU-R 601 luma of RGB levels (as `tf.image.rgb_to_grayscale`), rounded; grey stays."""
+    """ITU-R 601 luma of RGB levels (`tf.image.rgb_to_grayscale`: 0.2989 R + 0.5870 G +
+    0.1140 B), rounded; grey stays."""
     levels = tf.cast(levels, tf.float32)
     if levels.shape[-1] == 1:
         return levels

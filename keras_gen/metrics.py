@@ -782,8 +782,9 @@ def translation_metrics(
       `keras_gen.data.load_pairs` yields them (in `data_range`, default: the model's).
     metrics: among "mae" (mean absolute error, the L1 distance, in [0, 1] units), "psnr" (dB) and "ssim" (means over
       images), "fid" (outputs against targets, on `extractor` features; None picks
-      `default_extractor`), "class_accuracy" (the share of outputs that `classifier`, by default
-      the shipped Fashion-MNIST classifier, puts in their pair's class; needs labelled pairs).
+      `default_extractor` for the targets' shape), "class_accuracy" (the share of outputs that
+      `classifier`, by default the shipped Fashion-MNIST classifier, puts in their pair's class;
+      needs labelled pairs).
     num_samples: pairs to use (None: all).
 
     Returns a dict of floats with the metrics asked for and "num_pairs".
@@ -802,8 +803,6 @@ def translation_metrics(
     sums, count = {"mae": 0.0, "psnr": 0.0, "ssim": 0.0, "class_accuracy": 0.0}, 0
     fid = "fid" in metrics
     if fid:
-        image_shape = getattr(translator, "image_shape", None)
-        extractor = feature_extractor(extractor or default_extractor(image_shape))
         output_stats, target_stats = FeatureStatistics(0), FeatureStatistics(0)
     if "class_accuracy" in metrics:
         classifier = _classifier(classifier)
@@ -826,6 +825,8 @@ def translation_metrics(
         if "ssim" in metrics:
             sums["ssim"] += float(ssim(outputs, targets).sum())
         if fid:
+            if count == 0:  # the default extractor suits the targets' shape
+                extractor = feature_extractor(extractor or default_extractor(targets.shape[1:]))
             output_stats.update(_extract(extractor, outputs))
             target_stats.update(_extract(extractor, targets))
         if "class_accuracy" in metrics:
