@@ -10,6 +10,8 @@ import pytest
 import export
 import keras_gen as kg
 
+pytestmark = pytest.mark.slow  # trains and exports models: the slow tier, still in CI
+
 
 @pytest.fixture(scope="module")
 def pix2pix():
