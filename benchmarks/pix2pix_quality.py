@@ -12,8 +12,9 @@ measures on the 10,000 test pairs:
 and the same for two trivial baselines: the input copied, and the mean training image of the
 item's class (an oracle: it is told the class). Then it exports each model to TFLite in all four
 modes (int8 calibrated on 256 training inputs) and reports file size, per-image latency (LiteRT,
-one thread, batch 1 and batch 64) and the PSNR of the exported outputs against the Keras model's
-on 1,000 test inputs, with the task metrics of the exported outputs.
+one thread, batch 1 and batch 64, the modes interleaved call by call, median of 200 and 20 calls)
+and the mean PSNR of the exported outputs against the Keras model's on 1,000 test inputs, with
+the task metrics of the exported outputs.
 
     python benchmarks/pix2pix_quality.py --cpu-seconds 720 --out runs/pix2pix_bench
 
@@ -114,43 +115,52 @@ def baselines(pairs, means):
 
 def tflite_table(model, name, pairs, args):
     import export
+    from export.to_tflite import file_name
     from export.validation import tflite_runner
 
     out = Path(args.out) / f"{name}_export"
-    shutil.rmtree(out, ignore_errors=True)
-    saved = export.saved_model(model, out / "saved_model")
-    train = next(iter(kg.data.load_pairs(args.data, task=model.task, split="train", batch_size=256,
-                                         seed=args.seed + 2)))
-    calibration = {"translate": {"images": model.to_unit_range(train[0].numpy())}}
+    paths = {q: out / file_name("translate", q) for q in export.QUANTIZE_MODES}
+    if not (args.reuse and all(p.exists() for p in paths.values())):
+        shutil.rmtree(out, ignore_errors=True)
+        saved = export.saved_model(model, out / "saved_model")
+        train = next(iter(kg.data.load_pairs(args.data, task=model.task, split="train",
+                                             batch_size=256, seed=args.seed + 2)))
+        calibration = {"translate": {"images": model.to_unit_range(train[0].numpy())}}
+        for quantize in export.QUANTIZE_MODES:
+            export.tflite(saved, out, quantize=quantize, representative_data=calibration)
     inputs, targets, labels = (p[:1000] for p in pairs)
     unit_inputs = model.to_unit_range(inputs)
     keras_out = model.translate(inputs)
+    runners = {q: tflite_runner(p, "translate", num_threads=1) for q, p in paths.items()}
+    latency = {batch: _latencies(runners, unit_inputs[:batch]) for batch in (1, 64)}
     rows = []
-    for quantize in export.QUANTIZE_MODES:
-        path = export.tflite(saved, out, quantize=quantize, representative_data=calibration)["translate"]
-        run = tflite_runner(path, "translate", num_threads=1)
+    for quantize, run in runners.items():
         outputs = np.concatenate([run({"images": unit_inputs[i : i + 64]})["images"]
                                   for i in range(0, len(unit_inputs), 64)])
-        parity = float(np.mean(kg.metrics.psnr(outputs, keras_out)))
         in_order = iter(np.split(outputs, 2))  # as_dataset's two batches of 500, in order
         task = quality(lambda _: next(in_order), (inputs, targets, labels))
         rows.append({
-            "mode": quantize or "float32", "size_bytes": Path(path).stat().st_size,
-            "ms_per_image_batch1": _latency(run, unit_inputs[:1], 1),
-            "ms_per_image_batch64": _latency(run, unit_inputs[:64], 64),
-            "psnr_vs_keras": parity, **{k: task[k] for k in ("mae", "psnr", "ssim")},
+            "mode": quantize or "float32", "size_bytes": paths[quantize].stat().st_size,
+            "ms_per_image_batch1": latency[1][quantize], "ms_per_image_batch64": latency[64][quantize],
+            "psnr_vs_keras": float(np.mean(kg.metrics.psnr(outputs, keras_out))),
+            **{k: task[k] for k in ("mae", "psnr", "ssim")},
         })
     return rows
 
 
-def _latency(run, images, batch, repeats=30):
-    run({"images": images})  # warm-up, allocation at this size
-    times = []
-    for _ in range(repeats if batch == 1 else 5):
-        start = time.perf_counter()
-        run({"images": images})
-        times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times)) / batch
+def _latencies(runners, images):
+    """Median ms per image of each runner, the runners interleaved call by call, so load that
+    comes and goes on the machine falls on all of them alike."""
+    rounds = 200 if len(images) == 1 else 20
+    for run in runners.values():
+        run({"images": images})  # warm-up, allocation at this size
+    times = {q: [] for q in runners}
+    for _ in range(rounds):
+        for q, run in runners.items():
+            start = time.perf_counter()
+            run({"images": images})
+            times[q].append(time.perf_counter() - start)
+    return {q: 1000.0 * float(np.median(t)) / len(images) for q, t in times.items()}
 
 
 def grid(model, pairs, path):
@@ -176,11 +186,14 @@ def main():
     parser.add_argument("--out", default="runs/pix2pix_bench")
     parser.add_argument("--grid-dir", default=None, help="write input|output|target grids here")
     parser.add_argument("--reuse", action="store_true",
-                        help="evaluate the models a previous run left in --out instead of training")
+                        help="evaluate the models (and TFLite files) a previous run left in --out "
+                             "instead of training (and converting) again")
+    parser.add_argument("--grids-only", action="store_true",
+                        help="with --reuse: only write the grids of --grid-dir")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    means = class_means(args)
+    means = None if args.grids_only else class_means(args)
     results = {"args": vars(args), "load": os.getloadavg(), "runs": {}}
     for run in args.runs.split(","):
         task, upsampling = run.split(":")
@@ -192,9 +205,11 @@ def main():
             model.save(model_path)
             stats_path.write_text(json.dumps(stats, indent=1))
         pairs = test_pairs(task, args)
-        rows = {"pix2pix": quality(model, pairs), **baselines(pairs, means)}
         if args.grid_dir:
             grid(model, pairs, Path(args.grid_dir) / f"pix2pix_{task}_{upsampling}.png")
+        if args.grids_only:
+            continue
+        rows = {"pix2pix": quality(model, pairs), **baselines(pairs, means)}
         results["runs"][run] = {"train": stats, "test": rows,
                                 "tflite": tflite_table(model, f"{task}_{upsampling}", pairs, args)}
         (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
