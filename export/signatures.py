@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 import keras_gen
-from keras_gen.models import GAN, VAE, PixelCNN
+from keras_gen.models import GAN, VAE, Pix2Pix, PixelCNN
 
 METADATA_VERSION = 1
 
@@ -353,9 +353,50 @@ def _pixelcnn_spec(model):
     return signatures, extra
 
 
+# --------------------------------------------------------------------------------------------
+# Pix2Pix: translate(images in [0, 1]) -> images in [0, 1]
+
+
+def _pix2pix_spec(model):
+    """One signature, `translate`: images in [0, 1] in, images in [0, 1] out, whatever range the
+    model trained in (an app feeds pixels / 255, as to every other exported model); the graph
+    maps them to the model's range and back."""
+    network = model.generator
+    tanh = model.image_range == "tanh"
+    inputs = {"images": tf.TensorSpec([None, *model.input_image_shape], tf.float32, name="images")}
+
+    def fn(images):
+        x = images * 2.0 - 1.0 if tanh else images
+        out = tf.cast(network(x, training=False), tf.float32)
+        if tanh:  # the same mapping as Pix2Pix.to_unit_range
+            out = (out + 1.0) / 2.0
+        return {"images": tf.clip_by_value(out, 0.0, 1.0)}
+
+    def reference(images):
+        return {"images": model.translate(model.from_unit_range(images))}
+
+    def example_inputs(n, seed):
+        # The training inputs the model kept (Pix2Pix.example_inputs): inputs of the right kind,
+        # so they validate the export and calibrate int8 like the data would.
+        return {"images": model.to_unit_range(model.example_inputs(n, seed))}
+
+    translate = Signature(
+        "translate", inputs, fn, reference, example_inputs, ("images",), {"images": _IMAGE}
+    )
+    extra = {
+        "input_shape": [int(d) for d in model.input_image_shape],
+        "input_range": [0.0, 1.0],
+        "value_range": [0.0, 1.0],
+        "training_image_range": model.image_range,
+        "task": model.task,
+    }
+    return [translate], extra
+
+
 # Family name -> (model class, signature builder). A new family is one entry here.
 FAMILIES = {
     "gan": (GAN, _gan_spec),
     "vae": (VAE, _vae_spec),
     "pixelcnn": (PixelCNN, _pixelcnn_spec),
+    "pix2pix": (Pix2Pix, _pix2pix_spec),
 }

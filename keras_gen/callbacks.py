@@ -1,5 +1,6 @@
-"""Callbacks for generative models: sample grids and reconstructions in TensorBoard and as PNG,
-the family's quality metric each epoch (`Evaluate`), and a VAE's KL warm-up (`KLWarmup`)."""
+"""Callbacks for generative models: sample grids, reconstructions and translations (`Translations`)
+in TensorBoard and as PNG, the family's quality metric each epoch (`Evaluate`), and a VAE's KL
+warm-up (`KLWarmup`)."""
 
 from __future__ import annotations
 
@@ -116,15 +117,15 @@ class Evaluate(_SummaryCallback):
     `ModelCheckpoint(monitor="val_fid", save_best_only=True)` and Keras's `TensorBoard` (as
     validation/epoch_fid) see it. List `Evaluate` *before* those callbacks: Keras runs callbacks
     in order and they share one `logs` dict. Keras cannot guess the direction of a new metric:
-    pass `mode="min"` to `EarlyStopping` / `ModelCheckpoint` (every value here is lower-better).
+    pass `mode="min"` to `EarlyStopping` / `ModelCheckpoint` (`mode="max"` for psnr and ssim).
 
     Args:
       data: validation data: a `tf.data.Dataset` (or NumPy array) of images, or
-        (images, labels) batches.
+        (images, labels) batches; for a translator (Pix2Pix), (input, target) pairs.
       every: evaluate after every `every`-th epoch (other epochs have no "val_<metric>").
       metrics: names for `keras_gen.metrics.evaluate_model`; None picks the family's: "fid" for
         GANs, "neg_elbo" for VAEs (add "neg_iwae" for the importance-weighted bound),
-        "bits_per_dim" for PixelCNN.
+        "bits_per_dim" for PixelCNN, "mae", "psnr", "ssim" and "fid" for Pix2Pix.
       num_samples: generated images (and at most as many validation images) for FID/KID. Small
         counts bias FID upwards; compare values computed with the same count.
       extractor: feature extractor for FID/KID (see `keras_gen.metrics.feature_extractor`);
@@ -154,6 +155,11 @@ class Evaluate(_SummaryCallback):
         model = self.model
         names = self.metrics if self.metrics is not None else kg_metrics.default_metrics(model)
         names = [names] if isinstance(names, str) else list(names)
+        if callable(getattr(model, "translate", None)):  # a translator: `data` holds pairs
+            values = kg_metrics.translation_metrics(
+                model, self.data, names, self.extractor, num_samples=self.num_samples)
+            values.pop("num_pairs")
+            return {f"val_{k}": float(v) for k, v in values.items()}
         quality = [n for n in names if n in kg_metrics.QUALITY_METRICS]
         values = {}
         if quality:
@@ -227,6 +233,46 @@ class Reconstructions(_SummaryCallback):
         # An even number of columns keeps each original next to its reconstruction.
         columns = 2 * max(1, int(math.ceil(math.sqrt(len(self.images)))))
         self.write_grid(self.grid_images(), epoch, f"reconstructions_{epoch + 1:03d}.png", columns)
+
+
+class Translations(_SummaryCallback):
+    """Every `every` epochs, shows fixed held-out pairs as input | output | target triplets
+    (`model.translate`), in TensorBoard (`log_dir`, tag "translations") and/or PNG files
+    `png_dir/translations_NNN.png`. Grey inputs beside colour targets are shown in grey.
+
+    Args:
+      pairs: `(inputs, targets)` arrays in the model's data range (as `load_pairs` yields them),
+        or a dataset of such pairs, whose first `n` are used.
+      n: how many pairs to take from a dataset (all of the arrays are used).
+    """
+
+    def __init__(self, pairs, log_dir=None, png_dir=None, n=8, every=1, tag="translations"):
+        super().__init__(log_dir, png_dir, every, tag)
+        if isinstance(pairs, tf.data.Dataset):
+            pairs = _first_images(pairs, n, None)  # the second component: the targets
+        if not isinstance(pairs, (tuple, list)) or len(pairs) != 2 or pairs[1] is None:
+            raise ValueError("pairs must be (inputs, targets) arrays or a dataset of such pairs.")
+        self.inputs, self.targets = (np.asarray(p, np.float32) for p in pairs)
+        if self.inputs.ndim != 4 or len(self.inputs) == 0 or len(self.inputs) != len(self.targets):
+            raise ValueError(
+                "pairs must be two non-empty batches (n, H, W, C) of as many images; got shapes "
+                f"{self.inputs.shape} and {self.targets.shape}."
+            )
+
+    def grid_images(self):
+        """(3n, H, W, C) in [0, 1]: input, output, target of each pair in turn."""
+        model = self.model
+        outputs = np.asarray(model.translate(self.inputs), np.float32)
+        images = [model.to_unit_range(self.inputs), outputs, model.to_unit_range(self.targets)]
+        channels = max(x.shape[-1] for x in images)
+        images = [np.repeat(x, channels, axis=-1) if x.shape[-1] != channels else x for x in images]
+        return np.stack(images, axis=1).reshape((-1,) + images[1].shape[1:])
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.due(epoch):
+            return
+        columns = 3 * max(1, int(math.ceil(math.sqrt(len(self.inputs)))))
+        self.write_grid(self.grid_images(), epoch, f"translations_{epoch + 1:03d}.png", columns)
 
 
 class KLWarmup(keras.callbacks.Callback):

@@ -1,4 +1,5 @@
-"""The `keras-gen` command: train, sample, info. A thin layer over the public library.
+"""The `keras-gen` command: train, sample, evaluate, translate, info. A thin layer over the
+public library.
 
 Extra sub-commands (such as `keras-gen export` from the top-level `export` package) plug in
 through the entry-point group "keras_gen.cli", so the library never imports them.
@@ -46,6 +47,7 @@ class Family:
     # compile() argument -> the flag of its own learning rate (--lr sets them all)
     optimizers: dict = dataclasses.field(default_factory=lambda: {"optimizer": None})
     callbacks: Callable | None = None  # (args, model, out) -> extra callbacks of the family
+    pairs: bool = False  # trains on (input, target) pairs from kg_data.load_pairs (--task)
 
     def model_class(self):
         from keras_gen import models
@@ -68,6 +70,13 @@ def _vae_callbacks(args, model, out):
     return extra
 
 
+def _pix2pix_callbacks(args, model, out):
+    from keras_gen import callbacks as kg_callbacks
+
+    held = load_data(args, model, batch_size=8, shuffle=False, seed=args.seed)
+    return [kg_callbacks.Translations(held, log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=8)]
+
+
 FAMILIES = {
     "dcgan": Family(
         "DCGAN",
@@ -79,6 +88,11 @@ FAMILIES = {
         "ConvVAE", ("latent_dim", "filters", "likelihood", "beta"), callbacks=_vae_callbacks
     ),
     "pixelcnn": Family("PixelCNN", ("levels", "filters", "num_layers", "variant", "likelihood")),
+    "pix2pix": Family(
+        "Pix2Pix", ("filters", "l1_weight", "upsampling", "loss", "task"),
+        optimizers={"d_optimizer": "d_lr", "g_optimizer": "g_lr"}, callbacks=_pix2pix_callbacks,
+        pairs=True,
+    ),
 }
 
 
@@ -97,12 +111,42 @@ def build_model(args, info):
     """The family's model for this data: flags that were given, constructor defaults for the rest."""
     family = FAMILIES[args.model]
     options = {k: getattr(args, k) for k in family.options if getattr(args, k, None) is not None}
+    if hasattr(info, "target_shape"):  # pairs (kg_data.PairInfo): input and output shapes
+        shape, options["output_shape"] = info.input_shape, info.target_shape
+    else:
+        shape = info.image_shape
     return family.model_class()(
-        info.image_shape,
+        shape,
         num_classes=info.num_classes if args.conditional else None,
         seed=args.seed,
         **options,
     )
+
+
+def data_info(args):
+    """`kg_data.pair_info` for families trained on pairs (with --task), else `kg_data.info`."""
+    from keras_gen import data as kg_data
+
+    if FAMILIES[args.model].pairs:
+        return kg_data.pair_info(args.dataset, task=args.task, split=args.split, data_dir=args.data_dir)
+    if getattr(args, "task", None):
+        raise CommandError(
+            f"--task derives (input, target) pairs for translation models (pix2pix); --model "
+            f"{args.model} trains on single images. Leave --task out."
+        )
+    return kg_data.info(args.dataset, split=args.split, data_dir=args.data_dir)
+
+
+def load_data(args, model, **options):
+    """The run's data in the model's range: `(input, target)` pairs for families trained on pairs,
+    else images (with labels for --conditional). `options` go to the loader."""
+    from keras_gen import data as kg_data
+
+    if FAMILIES[args.model].pairs:
+        return kg_data.load_pairs(args.dataset, task=args.task, split=args.split,
+                                  image_range=model.data_range, data_dir=args.data_dir, **options)
+    return kg_data.load(args.dataset, split=args.split, image_range=model.data_range,
+                        with_labels=bool(args.conditional), data_dir=args.data_dir, **options)
 
 
 def compile_model(model, args):
@@ -186,7 +230,7 @@ def cmd_train(args):
     from keras_gen import training
 
     family = FAMILIES[args.model]
-    info = kg_data.info(args.dataset, split=args.split, data_dir=args.data_dir)
+    info = data_info(args)
     if args.conditional and not info.num_classes:
         raise CommandError(f"--conditional: the data set {args.dataset!r} has no labels.")
     from keras_gen import distribute
@@ -197,9 +241,8 @@ def cmd_train(args):
         compile_model(model, args)
     if not args.resume:
         config = {
-            "args": train_settings(args),
-            "data": {"image_shape": list(info.image_shape), "num_classes": info.num_classes,
-                     "num_examples": info.num_examples},
+            "args": {k: getattr(args, k) for k in TRAIN_SETTINGS},
+            "data": {k: v for k, v in dataclasses.asdict(info).items() if k not in ("name", "splits")},
             "model_config": model.get_config(),
             "versions": {"keras_gen": keras_gen.__version__, "keras": keras.__version__,
                          "tensorflow": _version("tensorflow")},
@@ -208,12 +251,11 @@ def cmd_train(args):
         training.write_atomic(
             config_path, lambda p: Path(p).write_text(json.dumps(config, indent=2, default=str))
         )
-    callbacks = [
-        keras.callbacks.TensorBoard(str(out / "logs")),
-        kg_callbacks.SampleGrid(
+    callbacks = [keras.callbacks.TensorBoard(str(out / "logs"))]
+    if not family.pairs:  # a translator has no samples without inputs: its callback shows pairs
+        callbacks.append(kg_callbacks.SampleGrid(
             log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=args.samples, seed=args.seed
-        ),
-    ]
+        ))
     evaluate = _default_evaluate(args, model, kg_data, kg_callbacks, out)
     if evaluate is not None:  # first, so TensorBoard and the history see its val_<metric>
         callbacks.insert(0, evaluate)
@@ -226,13 +268,11 @@ def cmd_train(args):
     try:
         history = training.fit(
             model,
-            lambda epoch: kg_data.load(
-                args.dataset, split=args.split,
+            lambda epoch: load_data(
                 # each discriminator step of a GAN takes its own part of the batch
-                batch_size=(model.default_batch_size if args.batch_size is None else args.batch_size)
-                * getattr(model, "discriminator_steps", 1),
-                image_range=model.data_range, with_labels=bool(args.conditional),
-                seed=training.epoch_seed(args.seed, epoch), data_dir=args.data_dir,
+                args, model, batch_size=(model.default_batch_size if args.batch_size is None
+                                         else args.batch_size) * getattr(model, "discriminator_steps", 1),
+                seed=training.epoch_seed(args.seed, epoch),
             ),
             epochs=args.epochs,
             checkpoint_dir=out / "checkpoints",
@@ -268,20 +308,26 @@ def _monitor_spec(flag, value):
     return metric, patience
 
 
+def _mode(metric):
+    higher = ("psnr", "ssim", "accuracy", "precision", "recall")
+    return "max" if any(metric.endswith(name) for name in higher) else "min"
+
+
 def _schedule_callbacks(args):
     """Keras' EarlyStopping and ReduceLROnPlateau from --early-stopping / --reduce-lr-on-plateau.
-    Every keras-gen metric is lower-better, so both watch for a minimum."""
+    Losses, FID, KID, MAE and bits/dim are lower-better; PSNR, SSIM, accuracy, precision and
+    recall higher-better."""
     import keras
 
     extra = []
     if args.early_stopping:
         metric, patience = _monitor_spec("--early-stopping", args.early_stopping)
         extra.append(keras.callbacks.EarlyStopping(
-            monitor=metric, patience=0 if patience is None else patience, mode="min", verbose=1))
+            monitor=metric, patience=0 if patience is None else patience, mode=_mode(metric), verbose=1))
     if args.reduce_lr_on_plateau:
         metric, patience = _monitor_spec("--reduce-lr-on-plateau", args.reduce_lr_on_plateau)
         extra.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=metric, patience=2 if patience is None else patience, mode="min", verbose=1))
+            monitor=metric, patience=2 if patience is None else patience, mode=_mode(metric), verbose=1))
     return extra
 
 
@@ -440,6 +486,12 @@ def _default_evaluate(args, model, kg_data, kg_callbacks, out):
 
     if not args.eval_samples:
         return None
+    batch = 250
+    if FAMILIES[args.model].pairs:  # MAE (L1), PSNR, SSIM (and FID where there are features) of outputs
+        names = ["mae", "psnr", "ssim"] + (["fid"] if _has_extractor(model.image_shape) else [])
+        data = load_data(args, model, batch_size=batch, shuffle=False, seed=args.seed)
+        return kg_callbacks.Evaluate(data.take(-(-args.eval_samples // batch)), metrics=names,
+                                     num_samples=args.eval_samples, log_dir=str(out / "logs"))
     gan = "fid" in kg_metrics.default_metrics(model)  # sample quality, not a likelihood
     if gan:
         try:
@@ -448,7 +500,6 @@ def _default_evaluate(args, model, kg_data, kg_callbacks, out):
             print(f"keras-gen train: no feature extractor for {model.image_shape} images, so no "
                   "FID is logged; use keras-gen evaluate --extractor later.", file=sys.stderr)
             return None
-    batch = 250
     data = kg_data.load(
         args.dataset, split=args.split, batch_size=batch,
         image_range="unit" if gan else model.data_range,
@@ -457,6 +508,17 @@ def _default_evaluate(args, model, kg_data, kg_callbacks, out):
     ).take(-(-args.eval_samples // batch))
     return kg_callbacks.Evaluate(data, every=1, num_samples=args.eval_samples, log_dir=str(out / "logs"),
                                  data_range="unit" if gan else None, seed=args.seed)
+
+
+def _has_extractor(image_shape):
+    """Whether the default feature extractor for these images is at hand (FID is skipped if not)."""
+    from keras_gen import metrics as kg_metrics
+
+    try:
+        kg_metrics.feature_extractor(kg_metrics.default_extractor(image_shape))
+    except (ValueError, FileNotFoundError):
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,13 +537,13 @@ def cmd_evaluate(args):
         raise CommandError(f"{out} exists; pass --force to overwrite it.")
     model = load_model(args.model)
     names = (args.metrics.split(",") if args.metrics else list(kg_metrics.default_metrics(model)))
-    unknown = [m for m in names if m not in SAMPLE_METRICS + LIKELIHOOD_METRICS]
+    translator = callable(getattr(model, "translate", None))
+    known = kg_metrics.TRANSLATION_METRICS if translator else SAMPLE_METRICS + LIKELIHOOD_METRICS
+    unknown = [m for m in names if m not in known]
     if unknown:
-        raise CommandError(
-            f"--metrics: unknown {unknown}; choose from {', '.join(SAMPLE_METRICS + LIKELIHOOD_METRICS)}."
-        )
-    results = {}
-    sample_metrics = [m for m in names if m in SAMPLE_METRICS]
+        raise CommandError(f"--metrics: unknown {unknown}; choose from {', '.join(known)}.")
+    results = _translation_results(model, args, names) if translator else {}
+    sample_metrics = [m for m in names if m in SAMPLE_METRICS and not translator]
     if sample_metrics:
         reference = kg_data.load(args.dataset, split=args.split, batch_size=250, image_range="unit",
                                  shuffle=False, data_dir=args.data_dir)
@@ -489,7 +551,7 @@ def cmd_evaluate(args):
         results.update(kg_metrics.quality_metrics(
             model, reference, sample_metrics, extractor, num_samples=args.num_samples, seed=args.seed,
         ))
-    likelihood_metrics = [m for m in names if m in LIKELIHOOD_METRICS]
+    likelihood_metrics = [m for m in names if m in LIKELIHOOD_METRICS and not translator]
     if likelihood_metrics:
         image_range = model.data_range
         dataset = kg_data.load(args.dataset, split=args.split, batch_size=250, image_range=image_range,
@@ -507,6 +569,104 @@ def cmd_evaluate(args):
         out.write_text(json.dumps({"model": str(args.model), "dataset": args.dataset,
                                    "split": args.split, "results": results}, indent=2))
         print(f"wrote {out}")
+    return 0
+
+
+def _translation_results(model, args, names):
+    """A translator's metrics on held pairs: derived by --task (default: the model's own task;
+    "none" for a paired source) from --dataset, or the pairs of a paired --dataset."""
+    from keras_gen import data as kg_data
+    from keras_gen import metrics as kg_metrics
+
+    task = getattr(model, "task", None) if args.task is None else args.task
+    task = None if task == "none" else task
+    if "fid" in names and args.extractor is None and not _has_extractor(model.image_shape):
+        if args.metrics is None:  # the default set: say so, and report the others
+            print(f"keras-gen evaluate: no feature extractor for {model.image_shape} images, so no "
+                  "FID; pass --extractor to get one.", file=sys.stderr)
+            return _translation_results(model, args, [m for m in names if m != "fid"])
+        raise CommandError(
+            f"no feature extractor for {model.image_shape} images, so no FID: pass --extractor "
+            "(a classifier .keras file from scripts/train_feature_classifier.py) or --metrics "
+            "mae,psnr,ssim."
+        )
+    pairs = kg_data.load_pairs(
+        args.dataset, task=task, split=args.split, batch_size=250, image_range=model.data_range,
+        shuffle=False, seed=args.seed, with_labels="class_accuracy" in names, data_dir=args.data_dir,
+    )
+    return kg_metrics.translation_metrics(model, pairs, names, args.extractor,
+                                          num_samples=args.num_samples)
+
+
+# --------------------------------------------------------------------------------------------
+# translate
+
+
+def _read_input_image(path, shape, resize):
+    """An image file as float32 [0, 1] (H, W, C) of the model's input shape."""
+    import numpy as np
+    from PIL import Image
+
+    h, w, c = shape
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if c == 1 else "RGB")
+            if im.size != (w, h):
+                if not resize:
+                    raise CommandError(
+                        f"{path} is {im.size[0]}x{im.size[1]} (WxH); the model translates {w}x{h} "
+                        "images. Resize it, or pass --resize to resize every input."
+                    )
+                im = im.resize((w, h), Image.BILINEAR)
+            pixels = np.asarray(im, np.float32) / 255.0
+    except CommandError:
+        raise
+    except Exception as e:
+        raise CommandError(f"--input: cannot read image {path}: {e}") from None
+    return pixels.reshape(h, w, c)
+
+
+def cmd_translate(args):
+    import numpy as np
+    from PIL import Image
+
+    from keras_gen.data import IMAGE_EXTENSIONS
+
+    source, out = Path(args.input), Path(args.out)
+    if not source.exists():
+        raise CommandError(f"--input: {source} does not exist.")
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise CommandError(f"--input: no images in {source} (looked for {', '.join(IMAGE_EXTENSIONS)}).")
+        if out.exists() and not out.is_dir():
+            raise CommandError(f"--input is a folder, so --out must be a folder; {out} is a file.")
+        targets = [out / (p.stem + ".png") for p in files]
+    else:
+        if out.suffix.lower() != ".png" or out.is_dir():
+            raise CommandError(f"--out must be a .png file when --input is one image; got {out}.")
+        files, targets = [source], [out]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not args.force:
+        raise CommandError(
+            f"{len(existing)} output file(s) exist ({', '.join(existing[:3])}"
+            f"{' ...' if len(existing) > 3 else ''}); pass --force to overwrite them."
+        )
+    model = load_model(args.model)
+    if not callable(getattr(model, "translate", None)):
+        raise CommandError(
+            f"{args.model} holds a {type(model).__name__}, which generates images instead of "
+            "translating them: use keras-gen sample."
+        )
+    shape = model.input_image_shape
+    # Read before anything is written, so a bad file fails the command with nothing half done.
+    images = np.stack([_read_input_image(p, shape, args.resize) for p in files])
+    outputs = model.translate(model.from_unit_range(images), batch_size=args.batch_size)
+    for target, image in zip(targets, outputs):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pixels = np.round(image * 255.0).astype(np.uint8)
+        Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(target)
+    print(f"translated {len(files)} image(s) to {out}")
     return 0
 
 
@@ -531,6 +691,10 @@ def cmd_info(args):
     print("  idx:PATH             MNIST-format IDX files, e.g. idx:/usr/share/datasets/fashion-mnist")
     print("  any TFDS image data set name (mnist, fashion_mnist, cifar10, celeb_a, ...), prepared")
     print("  in its TFDS data directory (--data-dir)")
+    print("\npairs for pix2pix (keras-gen train --model pix2pix):")
+    print("  --task edges|inpaint|colorize|superres  derived from any data set above")
+    print("  folder:PATH          sub-folders A/ (inputs) and B/ (targets), or side-by-side images")
+    print("  npz:PATH             a .npz file with arrays a (inputs) and b (targets)")
     return 0
 
 
@@ -575,7 +739,8 @@ def build_parser():
     train.add_argument("--lr", type=float, default=None, help="learning rate (all optimisers)")
     train.add_argument("--d-lr", type=float, default=None, help="GAN discriminator learning rate")
     train.add_argument("--g-lr", type=float, default=None, help="GAN generator learning rate")
-    train.add_argument("--loss", default=None, help="GAN loss: non_saturating, minimax, wasserstein_gp, hinge")
+    train.add_argument("--loss", default=None, help="GAN loss: non_saturating, minimax, wasserstein_gp, hinge "
+                       "(pix2pix: non_saturating, minimax, hinge)")
     train.add_argument("--latent-dim", type=int, default=None)
     train.add_argument("--filters", type=int, default=None, help="base width of the networks")
     train.add_argument("--ema-decay", type=float, default=None, help="GAN: EMA of generator weights, e.g. 0.999")
@@ -603,6 +768,12 @@ def build_parser():
     train.add_argument("--levels", type=int, default=None, help="PixelCNN: pixel levels (256, or 2)")
     train.add_argument("--num-layers", type=int, default=None, help="PixelCNN: blocks")
     train.add_argument("--variant", default=None, choices=["gated", "original"], help="PixelCNN variant")
+    train.add_argument("--task", default=None,
+                       help="pix2pix: derive (input, target) pairs from --dataset: edges, inpaint, "
+                            "colorize, superres (leave out for a paired folder:/npz: source)")
+    train.add_argument("--l1-weight", type=float, default=None, help="pix2pix: weight of the L1 term")
+    train.add_argument("--upsampling", default=None, choices=["transpose", "resize"],
+                       help="pix2pix: U-Net upsampling, transposed convolutions or resize + convolution")
     train.add_argument("--jit-compile", type=_jit, default=None, choices=["auto", True, False],
                        metavar="{auto,on,off}",
                        help="XLA compilation of the train step (default auto: the library's "
@@ -648,15 +819,31 @@ def build_parser():
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--metrics", default=None,
                           help="comma-separated: fid,kid,precision,recall (samples) and bpd,elbo,iwae "
-                               "(likelihoods); default: the family's own")
-    evaluate.add_argument("--num-samples", type=int, default=10000, help="generated images for fid/kid")
+                               "(likelihoods); pix2pix: mae,psnr,ssim,fid,class_accuracy; default: the "
+                               "family's own")
+    evaluate.add_argument("--num-samples", type=int, default=10000,
+                          help="generated images for fid/kid (pix2pix: held pairs)")
     evaluate.add_argument("--importance-samples", type=int, default=100, help="k of the IWAE bound")
+    evaluate.add_argument("--task", default=None,
+                          help="pix2pix: the task deriving held pairs from --dataset (default: the "
+                               "model's own; none: --dataset is a paired source)")
     evaluate.add_argument("--extractor", default=None,
                           help="feature extractor: fashion_mnist, inception_v3 or a .keras file")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--out", default=None, help="write the results as JSON")
     evaluate.add_argument("--force", action="store_true", help="overwrite --out")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    translate = sub.add_parser("translate", help="translate images with a saved pix2pix model")
+    translate.add_argument("--model", required=True, help="a .keras file written by keras-gen train")
+    translate.add_argument("--input", required=True, help="an image file, or a folder of images")
+    translate.add_argument("--out", required=True,
+                           help="a .png file (one input) or a folder (receives NAME.png per input)")
+    translate.add_argument("--resize", action="store_true",
+                           help="resize inputs to the model's size (default: other sizes are an error)")
+    translate.add_argument("--batch-size", type=int, default=64)
+    translate.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    translate.set_defaults(func=cmd_translate)
 
     info = sub.add_parser("info", help="list data sets and models")
     info.set_defaults(func=cmd_info)

@@ -1,6 +1,7 @@
 """Image data sets as batched `tf.data` pipelines, in the value range a model asks for.
 
-`load(name, ...)` is the one entry point. A name is one of:
+`load(name, ...)` is the one entry point for images, `load_pairs(source, task=None, ...)` for
+(input, target) pairs of image-to-image translation (see its docstring). A name is one of:
 
 - a TFDS image data set (`mnist`, `fashion_mnist`, `cifar10`, `celeb_a`, ...);
 - `folder:PATH`: a folder of images; sub-folders are class labels (plain or tfds.ImageFolder
@@ -686,3 +687,408 @@ def _tfds_image_key(name, features):
     if not keys:
         raise DataError(f"the TFDS data set {name!r} has no image feature.")
     return keys[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Pairs for image-to-image translation: `load_pairs` yields (input, target) batches.
+#
+# Pairs come from a paired source (a folder with A/ and B/ sub-folders, a folder of side-by-side
+# images, an npz: file with arrays `a` and `b`) or are derived from any source `load` reads by a
+# task computed in the tf.data pipeline. Every pair source yields uint8 levels first, like the
+# image sources, and `_to_range` turns both halves of a pair into the model's range.
+
+PAIR_TASKS = ("edges", "inpaint", "colorize", "superres")
+PAIR_RANGES = ("tanh", "unit")
+PAIR_DIRECTIONS = ("AtoB", "BtoA")
+# The range `Pix2Pix` trains on (its `data_range`); `load_pairs` yields it unless told otherwise.
+DEFAULT_PAIR_RANGE = "tanh"
+# Grey level a hole is filled with: mid-grey, 0.0 in the tanh range.
+HOLE_FILL = 128.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PairInfo:
+    """What a translation model needs to know about paired data before it sees a batch."""
+
+    name: str
+    task: str | None
+    input_shape: tuple  # (H, W, C) of the inputs
+    target_shape: tuple  # (H, W, C) of the targets
+    num_classes: int | None  # labels of the underlying images (derived tasks), else None
+    num_examples: int
+    splits: tuple
+
+
+def load_pairs(
+    source,
+    task=None,
+    split="train",
+    batch_size=64,
+    image_range=None,
+    shuffle=True,
+    seed=None,
+    with_labels=False,
+    data_dir=None,
+    drop_remainder=False,
+    channels=None,
+    image_size=None,
+    strict=False,
+    download=True,
+    direction="AtoB",
+    hole_size=None,
+    scale=4,
+    edge_threshold=0.2,
+):
+    """Returns a batched, prefetched `tf.data.Dataset` of `(input_image, target_image)` pairs
+    (or `(input, target, label)` with `with_labels=True`), NHWC float32.
+
+    Args:
+      source: a paired source, with `task=None`:
+        - `folder:PATH` with sub-folders `A/` (inputs) and `B/` (targets) of files with matching
+          names (extensions may differ), optionally split as `A/train/`, `A/test/`, ...;
+        - `folder:PATH` of side-by-side images (width twice the height), the layout of the
+          public pix2pix data sets (facades, maps, edges2shoes, ...): left half input, right
+          half target; `PATH/train/`, `PATH/val/`, `PATH/test/` sub-folders are splits;
+        - `npz:PATH` with arrays `a` (inputs) and `b` (targets), (N, H, W[, C]) each;
+        or, with a `task`, any name `load` reads (TFDS name, `digits`, `fashion_mnist_10k`,
+        `npz:` with `x`, `folder:`, `idx:`).
+      task: None (a paired source), or a pair derived from each image in the pipeline:
+        - "edges": binary edge map -> image. Edge pixels (255) are those whose Sobel gradient
+          magnitude on the grey image in [0, 1], normalised so a full black-to-white step is
+          1, exceeds `edge_threshold`; the rest are 0. A flat image has no edges.
+        - "inpaint": image with a square hole of side `hole_size` (default: half the smaller
+          side) filled with mid-grey -> image. The hole's position is random, fresh every
+          epoch and repeatable with `seed`.
+        - "colorize": grey (ITU-R 601 luma, rounded to levels) -> colour image; colour data only.
+        - "superres": each `scale` x `scale` block replaced by its mean (the downsampled image
+          shown at full size, nearest neighbour) -> image; the sides must divide by `scale`.
+      image_range: "tanh" ([-1, 1]) or "unit" ([0, 1]) for both images of a pair; None: "tanh",
+        what `Pix2Pix` trains on by default (its `data_range`).
+      with_labels: also yield the label of each image (derived tasks on labelled data).
+      direction: "AtoB" (A / left half / `a` is the input) or "BtoA" (swapped), as in pix2pix.
+      split, batch_size, shuffle, seed, data_dir, drop_remainder, channels, image_size, strict,
+      download: as in `load`; `image_size` is the size of one image of a pair (each half of a
+        side-by-side image), `channels` applies to both images of a paired folder.
+    """
+    image_range = DEFAULT_PAIR_RANGE if image_range is None else image_range
+    checks.choice("image_range", image_range, PAIR_RANGES)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    source = _resolve_pairs(
+        source, task, split, data_dir, channels, image_size, strict, download, direction,
+        hole_size, scale, edge_threshold,
+    )
+    if with_labels and source.num_classes is None:
+        raise DataError(
+            f"with_labels=True, but the pairs of {source.name!r} have no labels (only a task "
+            "derived from a labelled data set has them). Load them with with_labels=False."
+        )
+    ds = source.dataset(shuffle=shuffle, seed=seed).batch(batch_size, drop_remainder=drop_remainder)
+    if source.task is not None:
+        # One stateless seed pair per batch, fresh every epoch and repeatable with `seed` (the
+        # holes of "inpaint"; the other tasks draw nothing).
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda batch, s: (*source.make_pair(batch[0], s), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def finish(inputs, targets, labels):
+        pair = (_to_range(inputs, image_range), _to_range(targets, image_range))
+        return pair + (labels,) if with_labels else pair
+
+    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def pair_info(source, task=None, split="train", data_dir=None, download=True, **options):
+    """`PairInfo(name, task, input_shape, target_shape, num_classes, num_examples, splits)` of
+    what `load_pairs(source, task, split, ...)` yields, without reading the pixel data.
+    `options`: `load_pairs`' channels, image_size, strict, direction, hole_size, scale,
+    edge_threshold."""
+    s = _resolve_pairs(
+        source, task, split, data_dir, options.get("channels"), options.get("image_size"),
+        options.get("strict", False), download, options.get("direction", "AtoB"),
+        options.get("hole_size"), options.get("scale", 4), options.get("edge_threshold", 0.2),
+    )
+    return PairInfo(s.name, s.task, s.input_shape, s.target_shape, s.num_classes, s.num_examples,
+                    s.splits)
+
+
+# -- the derived tasks, on float32 levels 0..255 (batch, H, W, C)
+
+
+def grey_levels(levels):
+    """ITU-R 601 luma of RGB levels (`tf.image.rgb_to_grayscale`: 0.2989 R + 0.5870 G +
+    0.1140 B), rounded; grey stays."""
+    levels = tf.cast(levels, tf.float32)
+    if levels.shape[-1] == 1:
+        return levels
+    return tf.round(tf.image.rgb_to_grayscale(levels))
+
+
+def edge_map(levels, threshold=0.2):
+    """255 where the Sobel gradient magnitude of the grey image (in [0, 1], a full step
+    normalised to 1) exceeds `threshold`, else 0. `tf.image.sobel_edges` pads by reflection, so
+    a flat image (borders included) gives no edges."""
+    grey = grey_levels(levels) / 255.0
+    gradients = tf.image.sobel_edges(grey)  # (batch, H, W, 1, [dy, dx])
+    magnitude = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=-1)) / 4.0
+    return tf.where(magnitude > threshold, 255.0, 0.0)
+
+
+def hole_mask(batch, height, width, hole_size, seed_pair):
+    """(batch, H, W, 1) float32: 1 inside one `hole_size` square per image at a position drawn
+    from the stateless `seed_pair`, 0 outside."""
+    limits = tf.constant([height - hole_size + 1, width - hole_size + 1], tf.int32)
+    corners = tf.random.stateless_uniform(
+        (batch, 2), seed=tf.cast(seed_pair, tf.int32), minval=0, maxval=tf.int32.max, dtype=tf.int32
+    ) % limits
+    rows = tf.range(height)[None, :, None]
+    cols = tf.range(width)[None, None, :]
+    top, left = corners[:, 0, None, None], corners[:, 1, None, None]
+    inside = (rows >= top) & (rows < top + hole_size) & (cols >= left) & (cols < left + hole_size)
+    return tf.cast(inside, tf.float32)[..., None]
+
+
+def block_means(levels, scale):
+    """Each `scale` x `scale` block replaced by its mean: the image downsampled by area
+    averaging and shown at full size (nearest neighbour)."""
+    levels = tf.cast(levels, tf.float32)
+    small = tf.nn.avg_pool2d(levels, scale, scale, "VALID")
+    return tf.repeat(tf.repeat(small, scale, axis=1), scale, axis=2)
+
+
+# -- pair sources
+
+
+class _PairSource:
+    """Base of the pair sources: shapes, size, and `dataset()` of unbatched (input, target,
+    label) uint8 triples (label -1: none)."""
+
+    task = None
+
+    def __init__(self, name, input_shape, target_shape, num_examples, num_classes, splits):
+        self.name = name
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.target_shape = tuple(int(d) for d in target_shape)
+        self.num_examples = int(num_examples)
+        self.num_classes = num_classes
+        self.splits = tuple(splits)
+
+
+class _IndexedPairs(_PairSource):
+    """Stored pairs read by index (`read(i) -> (input, target)` uint8), so shuffling moves
+    indices, never decoded images."""
+
+    def __init__(self, name, read, input_shape, target_shape, num_examples, splits):
+        super().__init__(name, input_shape, target_shape, num_examples, None, splits)
+        self.read = read
+
+    def dataset(self, shuffle, seed):
+        if self.num_examples == 0:
+            raise DataError("the selected split holds no pairs; choose a larger split.")
+        ds = tf.data.Dataset.range(self.num_examples)
+        if shuffle:
+            ds = ds.shuffle(self.num_examples, seed=seed, reshuffle_each_iteration=True)
+
+        def fetch(i):
+            a, b = tf.numpy_function(self.read, [i], (tf.uint8, tf.uint8), stateful=False)
+            a.set_shape(self.input_shape)
+            b.set_shape(self.target_shape)
+            return a, b, tf.constant(-1, tf.int32)
+
+        return ds.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+class _DerivedPairs(_PairSource):
+    """Pairs made from the images of any `load` source by a task."""
+
+    def __init__(self, name, images, task, hole_size, scale, edge_threshold):
+        h, w, c = images.image_shape
+        input_channels = c if task in ("inpaint", "superres") else 1
+        super().__init__(name, (h, w, input_channels), (h, w, c), images.num_examples,
+                         images.num_classes, images.splits)
+        self.images, self.task = images, task
+        self.hole_size, self.scale, self.edge_threshold = hole_size, scale, edge_threshold
+
+    def dataset(self, shuffle, seed):
+        # (image, label): `load_pairs` makes each batch's inputs with `make_pair`.
+        return self.images.dataset(shuffle, seed)
+
+    def make_pair(self, images, seed_pair):
+        """(input, target) float32 levels of a batch of uint8 images."""
+        target = tf.cast(images, tf.float32)
+        if self.task == "edges":
+            return edge_map(target, self.edge_threshold), target
+        if self.task == "colorize":
+            return grey_levels(target), target
+        if self.task == "superres":
+            return block_means(target, self.scale), target
+        h, w, _ = self.target_shape  # inpaint
+        mask = hole_mask(tf.shape(target)[0], h, w, self.hole_size, seed_pair)
+        return target * (1.0 - mask) + HOLE_FILL * mask, target
+
+
+def _resolve_pairs(source, task, split, data_dir, channels, image_size, strict, download,
+                   direction, hole_size, scale, edge_threshold):
+    checks.choice("direction", direction, PAIR_DIRECTIONS)
+    if task is not None:
+        checks.choice("task", task, PAIR_TASKS)
+        if direction != "AtoB":
+            raise DataError(
+                f"direction={direction!r} swaps the images of a paired source; a task "
+                f"({task!r}) always makes the input from the image. Leave direction='AtoB'."
+            )
+        images = _resolve(source, split, data_dir, channels=channels, image_size=image_size,
+                          strict=strict, download=download)
+        hole_size, scale = _check_task(source, task, images.image_shape, hole_size, scale,
+                                       edge_threshold)
+        return _DerivedPairs(source, images, task, hole_size, scale, edge_threshold)
+    if not isinstance(source, str) or not source.startswith(("folder:", "npz:")):
+        raise DataError(
+            f"{source!r} is a data set of single images, not pairs: derive pairs from it with "
+            f"task= one of {', '.join(PAIR_TASKS)} (command: --task), or give a paired source "
+            "(folder:PATH with A/ and B/ sub-folders or side-by-side images; npz:PATH with "
+            "arrays 'a' and 'b')."
+        )
+    if source.startswith("npz:"):
+        pairs = _npz_pairs(source[4:], split)
+    elif (Path(source[7:]) / "A").is_dir() or (Path(source[7:]) / "B").is_dir():
+        pairs = _folder_pairs(source[7:], split, channels, image_size, strict)
+    else:
+        pairs = _side_by_side_pairs(source[7:], split, channels, image_size, strict)
+    if direction == "BtoA":
+        read = pairs.read
+        pairs = _IndexedPairs(source, lambda i: read(i)[::-1], pairs.target_shape,
+                              pairs.input_shape, pairs.num_examples, pairs.splits)
+    pairs.name = source
+    return pairs
+
+
+def _check_task(name, task, shape, hole_size, scale, edge_threshold):
+    h, w, c = shape
+    if task == "colorize" and c != 3:
+        raise DataError(
+            f"task='colorize' turns grey into colour and needs colour images (3 channels); "
+            f"{name!r} has {c} channel(s). Use colour data, or another task (edges, inpaint, "
+            "superres)."
+        )
+    if task == "inpaint":
+        hole_size = min(h, w) // 2 if hole_size is None else hole_size
+        if isinstance(hole_size, bool) or not isinstance(hole_size, (int, np.integer)) \
+                or not 1 <= hole_size < min(h, w):
+            raise DataError(
+                f"hole_size must be an integer from 1 to {min(h, w) - 1} (smaller than the "
+                f"{h}x{w} images of {name!r}); got {hole_size!r}."
+            )
+    if task == "superres":
+        scale = checks.positive_int("scale", scale)
+        if scale < 2 or h % scale or w % scale:
+            raise DataError(
+                f"task='superres' with scale={scale} needs image sides divisible by the scale "
+                f"(and scale >= 2); {name!r} has {h}x{w} images. Choose a scale that divides "
+                "both sides, or resize the images (image_size= for folder: data)."
+            )
+    if task == "edges":
+        checks.non_negative_number("edge_threshold", edge_threshold)
+    return hole_size, scale
+
+
+def _npz_pairs(path, split):
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"npz: file {str(path)!r} does not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = list(f.keys())
+            if "a" not in keys or "b" not in keys:
+                hint = (" It holds single images ('x'): derive pairs with task=... instead."
+                        if "x" in keys else "")
+                raise DataError(
+                    f"{path} has arrays {keys}; paired data needs arrays 'a' (inputs) and 'b' "
+                    f"(targets), (N, H, W) or (N, H, W, C) each.{hint}"
+                )
+            a, b = f["a"], f["b"]
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"cannot read {path} as a NumPy .npz file: {e}") from e
+    a, b = _levels_from_array(a, f"{path} 'a'"), _levels_from_array(b, f"{path} 'b'")
+    if len(a) != len(b) or a.shape[1:3] != b.shape[1:3]:
+        raise DataError(
+            f"{path}: 'a' and 'b' must hold as many images of the same height and width; got "
+            f"shapes {a.shape} and {b.shape}."
+        )
+    a_part = _array_source(a, None, None, split, ("train",))
+    b_part = _array_source(b, None, None, split, ("train",))
+    a, b = a_part.images, b_part.images
+    return _IndexedPairs(f"npz:{path}", lambda i: (a[i], b[i]), a.shape[1:], b.shape[1:], len(a),
+                         ("train",))
+
+
+def _folder_pairs(root, split, channels, image_size, strict):
+    root = Path(root)
+    base, sl = _parse_split(split)
+    sides = {}
+    for side in ("A", "B"):
+        folder = root / side
+        if not folder.is_dir() or not any(folder.iterdir()):
+            raise DataError(
+                f"paired folder {str(root)!r}: the sub-folder {side}/ is missing or empty; it "
+                "needs A/ (inputs) and B/ (targets) holding files with matching names."
+            )
+        # All of the split, so both sides are matched by name before any slice is taken.
+        images = _folder_source(str(folder), base, channels, image_size, strict)
+        top = folder / base if (folder / base).is_dir() else folder
+        sides[side] = (images, {str(Path(f).relative_to(top).with_suffix("")): f for f in images.files})
+    (a, a_names), (b, b_names) = sides["A"], sides["B"]
+    only_a, only_b = sorted(set(a_names) - set(b_names)), sorted(set(b_names) - set(a_names))
+    if only_a or only_b:
+        raise DataError(
+            f"paired folder {str(root)!r}: A/ and B/ must hold files with the same names. Only "
+            f"in A/: {only_a[:5]}{' ...' if len(only_a) > 5 else ''} ({len(only_a)}); only in "
+            f"B/: {only_b[:5]}{' ...' if len(only_b) > 5 else ''} ({len(only_b)})."
+        )
+    if a.image_shape[:2] != b.image_shape[:2]:
+        raise DataError(
+            f"paired folder {str(root)!r}: the images in A/ are {a.image_shape[1]}x"
+            f"{a.image_shape[0]} (WxH), those in B/ {b.image_shape[1]}x{b.image_shape[0]}; a pair "
+            "needs one size. Pass image_size=(height, width) to resize both."
+        )
+    names = sorted(a_names)
+    start, stop = _slice_bounds(sl, len(names), split)
+    names = names[start:stop]
+    files = [(a_names[n], b_names[n]) for n in names]
+    size_a = a.image_shape[:2] if a.resize else None
+    size_b = b.image_shape[:2] if b.resize else None
+
+    def read(i):
+        path_a, path_b = files[int(i)]
+        return (_read_image(path_a, a.image_shape[2], size_a),
+                _read_image(path_b, b.image_shape[2], size_b))
+
+    return _IndexedPairs(f"folder:{root}", read, a.image_shape, b.image_shape, len(files), a.splits)
+
+
+def _side_by_side_pairs(root, split, channels, image_size, strict):
+    if image_size is not None:
+        h, w = _check_image_size(image_size)
+        image_size = (h, 2 * w)
+    images = _folder_source(root, split, channels, image_size, strict)
+    h, w, c = images.image_shape
+    if w != 2 * h:
+        raise DataError(
+            f"{root!r} has neither A/ and B/ sub-folders nor side-by-side pairs (images twice as "
+            f"wide as high, input left, target right): its images are {w}x{h} (WxH). Arrange "
+            "the pairs in one of those layouts, or derive pairs from single images with task=."
+        )
+    files, resize = images.files, images.resize
+
+    def read(i):
+        both = _read_image(files[int(i)], c, (h, w) if resize else None)
+        return both[:, : w // 2], both[:, w // 2 :]
+
+    return _IndexedPairs(f"folder:{root}", read, (h, w // 2, c), (h, w // 2, c), len(files),
+                         images.splits)

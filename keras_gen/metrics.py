@@ -1,6 +1,6 @@
 """How good is a generative model? Sample-quality metrics on classifier features (FID, KID,
-precision/recall) and the likelihood metrics of the families (bits/dim, ELBO, IWAE), each
-behind one call.
+precision/recall), the likelihood metrics of the families (bits/dim, ELBO, IWAE) and the
+metrics of translations against their targets (L1 as MAE, PSNR, SSIM, FID), each behind one call.
 
     import keras_gen as kg
     real = kg.data.load("fashion_mnist_10k", image_range="unit", shuffle=False)
@@ -629,6 +629,8 @@ def evaluate_model(
     metrics = default_metrics(model) if metrics is None else metrics
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    if callable(getattr(model, "translate", None)):  # a translator: `dataset` holds pairs
+        return translation_metrics(model, dataset, metrics, extractor, num_samples=num_samples)
     aliases = {"bpd": "bits_per_dim", "elbo": "neg_elbo", "iwae": "neg_iwae",
                "nll": "bits_per_dim"}
     known = QUALITY_METRICS + ("bits_per_dim", "neg_elbo", "neg_iwae")
@@ -659,7 +661,10 @@ def evaluate_model(
 
 
 def default_metrics(model):
-    """The family's headline metric: bits/dim for PixelCNN, negative ELBO for VAEs, FID else."""
+    """The family's headline metric: bits/dim for PixelCNN, negative ELBO for VAEs, L1, PSNR,
+    SSIM and FID of the outputs for translators (pix2pix), FID else."""
+    if callable(getattr(model, "translate", None)):
+        return ("mae", "psnr", "ssim", "fid")
     if callable(getattr(model, "evaluate_elbo", None)):
         return ("neg_elbo",)
     if callable(getattr(model, "log_likelihood", None)):
@@ -730,3 +735,140 @@ def _as_float(value, what):
     if not math.isfinite(value):
         raise ValueError(f"{what} is {value}; the model's likelihood is not finite.")
     return value
+
+
+# --------------------------------------------------------------------------------------------
+# Translation (pix2pix): how close are the outputs to the targets, and do they look real?
+
+# "mae" (the L1 distance in [0, 1] units) rather than "l1": Pix2Pix's tracker "l1" is its loss term
+# in the model's range, and Keras names its validation value "val_l1".
+TRANSLATION_METRICS = ("mae", "psnr", "ssim", "fid", "class_accuracy")
+
+
+def psnr(images, references, peak=1.0):
+    """Peak signal-to-noise ratio per image, in dB: 10 log10(peak^2 / MSE), (n,) float64;
+    inf where an image equals its reference. Images (n, H, W, C) in [0, peak]."""
+    a, b = _image_pair(images, references)
+    mse = np.mean((a - b) ** 2, axis=(1, 2, 3))
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(peak**2 / mse)
+
+
+def ssim(images, references, peak=1.0):
+    """Structural similarity per image (Wang et al. 2004), (n,) float64: `tf.image.ssim`'s
+    Gaussian window (11 pixels, sigma 1.5, or the smaller image side), K1 0.01, K2 0.03,
+    averaged over the positions and channels."""
+    a, b = _image_pair(images, references)
+    window = min(11, a.shape[1], a.shape[2])
+    return tf.image.ssim(
+        tf.constant(a, tf.float32), tf.constant(b, tf.float32), max_val=peak, filter_size=window
+    ).numpy().astype(np.float64)
+
+
+def translation_metrics(
+    translator,
+    pairs,
+    metrics=("mae", "psnr", "ssim", "fid"),
+    extractor=None,
+    classifier="fashion_mnist",
+    num_samples=None,
+    data_range=None,
+):
+    """Metrics of a translator's outputs against the targets of held-out pairs, in one pass.
+
+    translator: a model with `translate(inputs) -> [0, 1] images` (Pix2Pix), or any such
+      function (a baseline such as "copy the input").
+    pairs: a dataset of `(inputs, targets)` or `(inputs, targets, labels)` batches, as
+      `keras_gen.data.load_pairs` yields them (in `data_range`, default: the model's).
+    metrics: among "mae" (mean absolute error, the L1 distance, in [0, 1] units), "psnr" (dB) and "ssim" (means over
+      images), "fid" (outputs against targets, on `extractor` features; None picks
+      `default_extractor` for the targets' shape), "class_accuracy" (the share of outputs that
+      `classifier`, by default the shipped Fashion-MNIST classifier, puts in their pair's class;
+      needs labelled pairs).
+    num_samples: pairs to use (None: all).
+
+    Returns a dict of floats with the metrics asked for and "num_pairs".
+    """
+    metrics = _check_metrics(metrics, TRANSLATION_METRICS)
+    translate = getattr(translator, "translate", translator)
+    if not callable(translate):
+        raise TypeError(f"translator must have translate(inputs) or be a function; got {translator!r}.")
+    data_range = data_range or getattr(translator, "data_range", None)
+    if data_range not in ("tanh", "unit"):
+        raise ValueError(
+            f"data_range must be 'tanh' or 'unit' (the range of the pairs); got {data_range!r}."
+        )
+    if num_samples is not None:
+        num_samples = checks.positive_int("num_samples", num_samples)
+    sums, count = {"mae": 0.0, "psnr": 0.0, "ssim": 0.0, "class_accuracy": 0.0}, 0
+    fid = "fid" in metrics
+    if fid:
+        output_stats, target_stats = FeatureStatistics(0), FeatureStatistics(0)
+    if "class_accuracy" in metrics:
+        classifier = _classifier(classifier)
+    for batch in pairs:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise ValueError("pairs must yield (inputs, targets) or (inputs, targets, labels) batches.")
+        inputs, targets = np.asarray(batch[0]), np.asarray(batch[1])
+        if num_samples is not None:
+            inputs, targets = inputs[: num_samples - count], targets[: num_samples - count]
+        targets = _to_unit(targets, data_range, first=count == 0)
+        outputs = np.asarray(translate(inputs), np.float32)
+        if outputs.shape != targets.shape:
+            raise ValueError(
+                f"the translator returned images of shape {outputs.shape[1:]} for targets of "
+                f"shape {targets.shape[1:]}."
+            )
+        sums["mae"] += float(np.abs(outputs - targets).mean(axis=(1, 2, 3)).sum())
+        if "psnr" in metrics:
+            sums["psnr"] += float(psnr(outputs, targets).sum())
+        if "ssim" in metrics:
+            sums["ssim"] += float(ssim(outputs, targets).sum())
+        if fid:
+            if count == 0:  # the default extractor suits the targets' shape
+                extractor = feature_extractor(extractor or default_extractor(targets.shape[1:]))
+            output_stats.update(_extract(extractor, outputs))
+            target_stats.update(_extract(extractor, targets))
+        if "class_accuracy" in metrics:
+            if len(batch) < 3:
+                raise ValueError(
+                    "class_accuracy needs labelled pairs: load them with "
+                    "load_pairs(..., with_labels=True)."
+                )
+            labels = np.asarray(batch[2])[: len(outputs)]
+            predicted = np.argmax(np.asarray(classifier.predict_on_batch(outputs)), axis=-1)
+            sums["class_accuracy"] += float(np.sum(predicted == labels))
+        count += len(outputs)
+        if num_samples is not None and count >= num_samples:
+            break
+    if count < (2 if fid else 1):
+        raise ValueError(f"the pairs gave {count} examples; the metrics need at least {2 if fid else 1}.")
+    out = {name: sums[name] / count for name in metrics if name != "fid"}
+    if fid:
+        out["fid"] = frechet_distance(output_stats, target_stats)
+    out["num_pairs"] = count
+    return out
+
+
+def _classifier(classifier):
+    """A Keras model from [0, 1] images to class logits: "fashion_mnist" (shipped), a path to a
+    .keras classifier, or a model."""
+    if isinstance(classifier, keras.Model):
+        return classifier
+    path = FASHION_MNIST_CLASSIFIER if classifier == "fashion_mnist" else Path(classifier)
+    key = ("logits", str(Path(path).resolve()))
+    if key not in _EXTRACTOR_CACHE:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"classifier file {str(path)!r} does not exist.")
+        _EXTRACTOR_CACHE[key] = keras.models.load_model(path, compile=False)
+    return _EXTRACTOR_CACHE[key]
+
+
+def _image_pair(images, references):
+    a, b = np.asarray(images, np.float64), np.asarray(references, np.float64)
+    if a.shape != b.shape or a.ndim != 4:
+        raise ValueError(
+            f"images and references must be two batches (n, H, W, C) of one shape; got {a.shape} "
+            f"and {b.shape}."
+        )
+    return a, b

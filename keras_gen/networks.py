@@ -2,6 +2,8 @@
 
 - `dcgan_generator`, `dcgan_discriminator`: the GAN pair (DCGAN).
 - `conv_encoder`, `conv_decoder`: the VAE pair (a Gaussian posterior head, likelihood params out).
+- `unet_generator`, `patchgan_discriminator`: the pix2pix pair (image in, image out; a
+  conditional discriminator with one logit per patch).
 
 Every builder takes the model's `seed` and draws its initial weights from `Initializers`, so
 equal seeds give equal networks, and builds under the dtype policy the model was given
@@ -11,6 +13,7 @@ equal seeds give equal networks, and builds under the dtype policy the model was
 from __future__ import annotations
 
 import contextlib
+import math
 
 import keras
 
@@ -248,3 +251,129 @@ def conv_decoder(
         name="likelihood_params",
     )(x)
     return _model(inputs, params, "decoder")
+
+
+# --------------------------------------------------------------------------------------------
+# Pix2Pix: a U-Net generator and a conditional PatchGAN discriminator (Isola et al. 2017)
+
+UNET_UPSAMPLING = ("transpose", "resize")
+
+
+def unet_depth(height, width):
+    """Stride-2 levels of `unet_generator`: the smaller side, padded up to a power of two, is
+    halved down to 2 pixels (28 -> pad 32 -> 4 levels; 8 -> 2; 256 -> 7), at most 8 levels."""
+    side = min(height, width)
+    return max(1, min(8, math.ceil(math.log2(side)) - 1))
+
+
+def unet_generator(
+    input_shape, output_channels, filters=64, depth=None, upsampling="transpose",
+    image_range="tanh", seed=None,
+):
+    """Images (H, W, C_in) -> images (H, W, output_channels) in `image_range`: the pix2pix U-Net.
+
+    Encoder: `depth` stride-2 4x4 convolutions (widths filters, 2x, 4x, 8x, then 8x), batch norm
+    (after the first) and LeakyReLU(0.2). Decoder: the mirror image, upsampling by a stride-2 4x4
+    transposed convolution (`upsampling="transpose"`) or by nearest-neighbour resizing and a
+    3x3 convolution (`"resize"`, free of the checkerboard pattern), batch norm and ReLU, each
+    level concatenated with the encoder's output of the same size; a tanh (or sigmoid) output.
+
+    Batch norm, not instance norm: it folds into the convolutions, so full-integer (int8) TFLite
+    models keep integer kernels throughout. It is synchronised across replicas, so N replicas
+    train as one. Sides that do not divide by 2**depth (28 with 4 levels) are zero-padded at
+    the input and the output is cropped back. No dropout: Keras' Dropout draws its mask per
+    replica, and pix2pix's authors found the generator ignores that noise anyway.
+    """
+    if upsampling not in UNET_UPSAMPLING:
+        raise ValueError(f"upsampling must be one of {UNET_UPSAMPLING}; got {upsampling!r}.")
+    init = Initializers(seed, "dcgan_normal", stream=0)
+    h, w, _ = input_shape
+    depth = unet_depth(h, w) if depth is None else depth
+    if not 1 <= depth <= 8 or min(h, w) < 2**depth:
+        raise ValueError(
+            f"depth must be from 1 to 8 with 2**depth <= the smaller image side ({min(h, w)}); "
+            f"got {depth}."
+        )
+    unit = 2**depth
+    pad_h, pad_w = -h % unit, -w % unit
+    padding = ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2))
+    widths = [min(filters * 2**i, filters * 8) for i in range(depth)]
+
+    def upsample(x, width, **kwargs):
+        if upsampling == "transpose":
+            return keras.layers.Conv2DTranspose(
+                width, 4, strides=2, padding="same", kernel_initializer=init(), **kwargs)(x)
+        x = keras.layers.UpSampling2D(2, interpolation="nearest")(x)
+        return keras.layers.Conv2D(width, 3, padding="same", kernel_initializer=init(), **kwargs)(x)
+
+    images = keras.Input(tuple(input_shape), name="input_image")
+    x = keras.layers.ZeroPadding2D(padding)(images) if pad_h or pad_w else images
+    skips = []
+    for i, width in enumerate(widths):
+        x = keras.layers.Conv2D(
+            width, 4, strides=2, padding="same", use_bias=i == 0, kernel_initializer=init()
+        )(x)
+        if i > 0:
+            x = keras.layers.BatchNormalization(synchronized=True)(x)
+        x = keras.layers.LeakyReLU(0.2)(x)
+        skips.append(x)
+    for skip, width in zip(reversed(skips[:-1]), reversed(widths[:-1])):
+        x = upsample(x, width, use_bias=False)
+        x = keras.layers.BatchNormalization(synchronized=True)(x)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.Concatenate()([x, skip])
+    activation = "tanh" if image_range == "tanh" else "sigmoid"
+    x = upsample(x, output_channels, activation=activation, dtype="float32")
+    if pad_h or pad_w:
+        x = keras.layers.Cropping2D(padding, dtype="float32")(x)
+    return keras.Model(images, x, name="generator")
+
+
+def patchgan_layers(height, width):
+    """Stride-2 layers of `patchgan_discriminator` by default: the most (at most 3, the 70x70
+    PatchGAN of pix2pix at 256x256) whose receptive field is at most half the smaller side, and
+    at least 1 (28x28 -> 1 layer, 16x16 patches; 128 -> 2, 34x34)."""
+    layers = 1
+    while layers < 3 and patchgan_receptive_field(layers + 1) <= min(height, width) / 2:
+        layers += 1
+    return layers
+
+
+def patchgan_receptive_field(num_layers):
+    """Side of the input patch one output logit of `patchgan_discriminator` sees: two stride-1
+    4x4 convolutions (7 pixels) widened by each stride-2 4x4 layer (r -> 2r + 2): 16, 34, 70."""
+    field = 7
+    for _ in range(num_layers):
+        field = 2 * field + 2
+    return field
+
+
+def patchgan_discriminator(input_shape, target_shape, filters=64, num_layers=None, seed=None):
+    """[input image, target image] -> a map of logits, one per patch (`patchgan_receptive_field`
+    pixels wide): is this target a real translation of this input?
+
+    The images are concatenated along channels (a conditional discriminator), then `num_layers`
+    stride-2 4x4 convolutions (widths filters, 2x, 4x, at most 8x), a stride-1 4x4 convolution,
+    each with batch norm (after the first, synchronised across replicas) and LeakyReLU(0.2), and
+    a stride-1 4x4 convolution to one logit per position.
+    """
+    init = Initializers(seed, "dcgan_normal", stream=1)
+    h, w, _ = target_shape
+    num_layers = patchgan_layers(h, w) if num_layers is None else num_layers
+    inputs = keras.Input(tuple(input_shape), name="input_image")
+    targets = keras.Input(tuple(target_shape), name="target_image")
+    x = keras.layers.Concatenate()([inputs, targets])
+    width = filters
+    for i in range(num_layers + 1):
+        x = keras.layers.Conv2D(
+            width, 4, strides=2 if i < num_layers else 1, padding="same", use_bias=i == 0,
+            kernel_initializer=init(),
+        )(x)
+        if i > 0:
+            x = keras.layers.BatchNormalization(synchronized=True)(x)
+        x = keras.layers.LeakyReLU(0.2)(x)
+        width = min(width * 2, filters * 8)
+    logits = keras.layers.Conv2D(
+        1, 4, padding="same", kernel_initializer=init(), dtype="float32", name="patch_logits"
+    )(x)
+    return keras.Model([inputs, targets], logits, name="discriminator")

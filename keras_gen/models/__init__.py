@@ -2,7 +2,8 @@
 
 from keras_gen.models.base import GenerativeModel
 from keras_gen.models.gan import DCGAN, GAN
+from keras_gen.models.pix2pix import Pix2Pix
 from keras_gen.models.pixelcnn import PixelCNN
 from keras_gen.models.vae import VAE, ConvVAE
 
-__all__ = ["GenerativeModel", "GAN", "DCGAN", "VAE", "ConvVAE", "PixelCNN"]
+__all__ = ["GenerativeModel", "GAN", "DCGAN", "VAE", "ConvVAE", "PixelCNN", "Pix2Pix"]

@@ -1,0 +1,390 @@
+"""The pix2pix family: `Pix2Pix` turns one image into another (edges to photos, masked to whole,
+grey to colour, coarse to fine), trained on (input, target) pairs with a conditional GAN loss
+plus an L1 term (Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial
+Networks")."""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+from keras_gen import checks
+from keras_gen import losses as kg_losses
+from keras_gen import networks
+from keras_gen.models.base import GenerativeModel
+
+PIX2PIX_LOSSES = ("non_saturating", "minimax", "hinge")
+# Training inputs the model keeps (the first ones `fit` sees), so exported files can be validated
+# and int8-calibrated on inputs of the right kind without the data set.
+NUM_EXAMPLE_INPUTS = 8
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class Pix2Pix(GenerativeModel):
+    """A U-Net generator and a conditional PatchGAN discriminator trained with `model.fit` on
+    `(input, target)` batches from `keras_gen.data.load_pairs`.
+
+    One training step updates both networks from one generator pass (as the TensorFlow pix2pix
+    tutorial does): the discriminator on real pairs (input, target) and fake pairs (input, G(input)),
+    half the sum of their losses, as in the paper; the generator on the adversarial loss of its
+    fake pairs plus `l1_weight` x the mean absolute error to the target. Nothing in a step is
+    random (no dropout), so N replicas train exactly as one.
+
+    Args:
+      input_shape: (H, W, C) of the inputs.
+      output_shape: (H, W, C) of the outputs (the targets); None: the input's. H and W must match.
+      filters: width of both networks' first level (the paper's 64; wider levels double it, up
+        to 8x).
+      depth: U-Net levels (None: `networks.unet_depth`, down to 2x2 pixels).
+      upsampling: "transpose" (stride-2 transposed convolutions, the paper's) or "resize"
+        (nearest-neighbour resize + 3x3 convolution).
+      discriminator_layers: stride-2 layers of the PatchGAN (None: `networks.patchgan_layers`);
+        `receptive_field` is the side of the patch each logit judges.
+      l1_weight: weight of the L1 term (the paper's 100).
+      loss: adversarial loss, "non_saturating" (the paper's), "minimax" or "hinge".
+      image_range: "tanh" ([-1, 1], default) or "unit" ([0, 1]): the range of inputs, targets and
+        the generator's output; load the pairs in it (`load_pairs(..., image_range=...)`).
+      task: what the inputs are (e.g. "edges", a `load_pairs` task); informational, kept in the
+        config and the export metadata, and the default `--task` of `keras-gen evaluate`.
+      num_classes: None (pix2pix is not class-conditional; the argument exists for the shared
+        constructor interface).
+      seed: seed of the initial weights.
+    """
+
+    def __init__(
+        self,
+        input_shape,
+        output_shape=None,
+        filters=64,
+        depth=None,
+        upsampling="transpose",
+        discriminator_layers=None,
+        l1_weight=100.0,
+        loss="non_saturating",
+        image_range="tanh",
+        task=None,
+        num_classes=None,
+        seed=None,
+        **kwargs,
+    ):
+        input_shape = checks.image_shape(input_shape, "input_shape")
+        output_shape = input_shape if output_shape is None else checks.image_shape(
+            output_shape, "output_shape")
+        if output_shape[:2] != input_shape[:2]:
+            raise ValueError(
+                f"output_shape must have the input's height and width {input_shape[:2]}: a U-Net "
+                f"maps each pixel to a pixel; got output_shape={output_shape}. Resize one side "
+                "of the pairs (load_pairs(..., image_size=...))."
+            )
+        if num_classes is not None:
+            raise ValueError(
+                f"Pix2Pix is not class-conditional: num_classes must be None; got {num_classes!r}. "
+                "Its condition is the input image."
+            )
+        checks.choice("upsampling", upsampling, networks.UNET_UPSAMPLING)
+        checks.choice("loss", loss, PIX2PIX_LOSSES)
+        checks.choice("image_range", image_range, ("tanh", "unit"))
+        self.filters = checks.positive_int("filters", filters)
+        if depth is not None:
+            depth = checks.positive_int("depth", depth)
+        if discriminator_layers is not None:
+            discriminator_layers = checks.positive_int("discriminator_layers", discriminator_layers)
+        self.l1_weight = checks.non_negative_number("l1_weight", l1_weight)
+        kwargs["seed"] = seed = checks.seed_or_fresh(seed)
+        kwargs.setdefault("name", "pix2pix")
+        super().__init__(output_shape, num_classes=None, **kwargs)
+        self.input_image_shape = tuple(input_shape)
+        self.depth = networks.unet_depth(*input_shape[:2]) if depth is None else depth
+        self.discriminator_layers = (
+            networks.patchgan_layers(*input_shape[:2]) if discriminator_layers is None
+            else discriminator_layers
+        )
+        self.upsampling, self.loss_kind, self.image_range, self.task = (
+            upsampling, loss, image_range, task)
+        with self.policy_scope():
+            self.generator = networks.unet_generator(
+                input_shape, output_shape[2], self.filters, self.depth, upsampling, image_range,
+                seed=seed,
+            )
+            self.discriminator = networks.patchgan_discriminator(
+                input_shape, output_shape, self.filters, self.discriminator_layers, seed=seed
+            )
+        self.example_input_images = self.add_weight(
+            shape=(NUM_EXAMPLE_INPUTS, *input_shape), initializer="zeros", dtype="float32",
+            trainable=False, name="example_input_images",
+        )
+        self.example_input_count = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="example_input_count"
+        )
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.adversarial_tracker = keras.metrics.Mean(name="g_adversarial")
+        self.l1_tracker = keras.metrics.Mean(name="l1")
+        self.built = True
+
+    @property
+    def receptive_field(self):
+        """Side, in pixels, of the patch each of the discriminator's logits judges."""
+        return networks.patchgan_receptive_field(self.discriminator_layers)
+
+    @property
+    def data_range(self):
+        return self.image_range
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.adversarial_tracker, self.l1_tracker]
+
+    # -- optimisers: two, like GAN ------------------------------------------------------------
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Defaults: Adam(2e-4, beta_1=0.5) for both networks, as in the paper."""
+        if "optimizer" in kwargs:
+            raise ValueError(
+                "Pix2Pix has two optimisers: pass d_optimizer= and g_optimizer= instead of optimizer=."
+            )
+        d_optimizer = keras.optimizers.get(d_optimizer or self.default_optimizer("d_optimizer"))
+        g_optimizer = keras.optimizers.get(g_optimizer or self.default_optimizer("g_optimizer"))
+        if d_optimizer is g_optimizer:
+            raise ValueError("d_optimizer and g_optimizer must be two different optimiser objects.")
+        # The generator's optimiser is Keras' own `optimizer` (its `iterations` count the steps);
+        # the discriminator's is extra state, saved with the model and in checkpoints.
+        super().compile(optimizer=g_optimizer, **kwargs)
+        self.d_optimizer = self.loss_scaled(d_optimizer)
+        with self.distribute_strategy.scope():
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def default_optimizer(self, argument="g_optimizer"):
+        checks.choice("argument", argument, ("d_optimizer", "g_optimizer", "optimizer"))
+        return keras.optimizers.Adam(2e-4, beta_1=0.5)
+
+    def optimized_variables(self):
+        return self.generator.trainable_variables
+
+    def get_compile_config(self):
+        if not getattr(self, "compiled", False):
+            return None
+        return {
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.optimizer),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+        )
+
+    # -- the objective ------------------------------------------------------------------------
+
+    def call(self, inputs, training=False):
+        """The generator: inputs (in `image_range`) -> outputs in `image_range`."""
+        return self.generator(inputs, training=training)
+
+    def discriminator_loss(self, real_logits, fake_logits):
+        """Per example: half the adversarial loss of real and fake pairs, averaged over patches."""
+        per_patch = kg_losses.discriminator_loss(self.loss_kind, real_logits, fake_logits)
+        return 0.5 * _mean_per_example(per_patch, tf.shape(real_logits)[0])
+
+    def generator_loss(self, fake_logits, targets, outputs):
+        """Per example: (total, adversarial, L1) with total = adversarial + l1_weight * L1; the
+        adversarial term averaged over patches, L1 the mean absolute error over pixels."""
+        batch = tf.shape(fake_logits)[0]
+        adversarial = _mean_per_example(kg_losses.generator_loss(self.loss_kind, fake_logits), batch)
+        error = tf.abs(tf.cast(targets, tf.float32) - tf.cast(outputs, tf.float32))
+        l1 = _mean_per_example(error, batch)
+        return adversarial + self.l1_weight * l1, adversarial, l1
+
+    def _objective(self, inputs, targets, training):
+        outputs = self.generator(inputs, training=training)
+        real_logits = self.discriminator([inputs, targets], training=training)
+        fake_logits = self.discriminator([inputs, outputs], training=training)
+        d_loss = self.discriminator_loss(real_logits, fake_logits)
+        g_loss, adversarial, l1 = self.generator_loss(fake_logits, targets, outputs)
+        for tracker, value in zip(self.metrics, (d_loss, g_loss, adversarial, l1)):
+            tracker.update_state(value)
+        return d_loss, g_loss
+
+    def train_step(self, data):
+        inputs, targets = self._pair(data)
+        global_batch = self.global_batch_size(tf.shape(inputs)[0])
+        with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
+            d_loss, g_loss = self._objective(inputs, targets, training=True)
+            d_scaled = self.d_optimizer.scale_loss(tf.reduce_sum(d_loss) / global_batch)
+            g_scaled = self.optimizer.scale_loss(tf.reduce_sum(g_loss) / global_batch)
+        for optimizer, tape, loss, network in (
+            (self.d_optimizer, d_tape, d_scaled, self.discriminator),
+            (self.optimizer, g_tape, g_scaled, self.generator),
+        ):
+            variables = network.trainable_variables
+            self.apply_gradients(optimizer, tape.gradient(loss, variables), variables)
+        return self.metrics_logs()
+
+    def test_step(self, data):
+        inputs, targets = self._pair(data)
+        self._objective(inputs, targets, training=False)
+        return self.metrics_logs()
+
+    def _pair(self, data):
+        if not isinstance(data, (tuple, list)) or len(data) < 2:
+            raise ValueError(_PAIRS_NEEDED)
+        return tf.cast(data[0], tf.float32), tf.cast(data[1], tf.float32)
+
+    # -- translation --------------------------------------------------------------------------
+
+    def translate(self, inputs, batch_size=256):
+        """Outputs for `inputs` (n, H, W, C) or one image (H, W, C), in the model's
+        `image_range` as `load_pairs` yields them: float32 NumPy in [0, 1], the same shape."""
+        batch_size = checks.positive_int("batch_size", batch_size)
+        x = np.asarray(keras.ops.convert_to_numpy(inputs), np.float32)
+        single = x.ndim == 3
+        x = x[None] if single else x
+        if x.ndim != 4 or x.shape[1:] != self.input_image_shape:
+            raise ValueError(
+                f"translate takes inputs of shape (n, {', '.join(map(str, self.input_image_shape))}) "
+                f"or one image {self.input_image_shape}; got {np.shape(inputs)}."
+            )
+        _check_range(x, self.image_range, "translate's inputs")
+        out = np.zeros((len(x),) + self.image_shape, np.float32)
+        for start in range(0, len(x), batch_size):
+            batch = x[start : start + batch_size]
+            out[start : start + len(batch)] = self.to_unit_range(self.generator(batch, training=False))
+        return out[0] if single else out
+
+    def to_unit_range(self, images):
+        """Images in `image_range` -> [0, 1], NumPy float32."""
+        images = np.asarray(keras.ops.convert_to_numpy(images), np.float32)
+        if self.image_range == "tanh":
+            images = (images + 1.0) / 2.0
+        return np.clip(images, 0.0, 1.0)
+
+    def from_unit_range(self, images):
+        """Images in [0, 1] -> `image_range` (what `translate` takes)."""
+        images = np.asarray(images, np.float32)
+        return images * 2.0 - 1.0 if self.image_range == "tanh" else images
+
+    def generate(self, *args, **kwargs):
+        raise ValueError(
+            "Pix2Pix is a translator: it needs an input image for every output. Call "
+            "translate(inputs) with inputs as keras_gen.data.load_pairs yields them (command: "
+            "keras-gen translate --model M --input IMAGE_OR_FOLDER --out OUT)."
+        )
+
+    def example_inputs(self, n, seed=0):
+        """`n` inputs (n, H, W, C) in `image_range` like those the model was trained on: the
+        first training inputs `fit` saw, cycled from `seed` and mirrored left-right on every
+        other cycle; uniform noise in the range when the model has not been trained."""
+        n = checks.count(n)
+        count = int(self.example_input_count.numpy())
+        rng = np.random.default_rng(seed)
+        if count == 0:
+            low = -1.0 if self.image_range == "tanh" else 0.0
+            return rng.uniform(low, 1.0, (n,) + self.input_image_shape).astype(np.float32)
+        stored = self.example_input_images.numpy()[:count]
+        index = (np.arange(n) + int(seed)) % count
+        out = stored[index]
+        mirrored = ((np.arange(n) + int(seed)) // count) % 2 == 1
+        out[mirrored] = out[mirrored][:, :, ::-1]
+        return out.astype(np.float32)
+
+    # -- data checks --------------------------------------------------------------------------
+
+    def check_data(self, x, y=None):
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            if not isinstance(spec, (tuple, list)) or len(spec) < 2:
+                raise ValueError(_PAIRS_NEEDED)
+            shapes = tuple(spec[0].shape[1:]), tuple(spec[1].shape[1:])
+        elif isinstance(x, np.ndarray):
+            if y is None:
+                raise ValueError(_PAIRS_NEEDED)
+            shapes = np.shape(x)[1:], np.shape(y)[1:]
+        else:
+            return
+        for what, shape, expected in zip(("inputs", "targets"), shapes,
+                                         (self.input_image_shape, self.image_shape)):
+            if len(shape) != 3 or any(d is not None and d != e for d, e in zip(shape, expected)):
+                raise ValueError(
+                    f"Pix2Pix expects {what} of shape (batch, {', '.join(map(str, expected))}); the "
+                    f"data gives (batch, {', '.join(map(str, shape))}). Build the model for this data "
+                    "(keras_gen.data.pair_info gives input_shape and target_shape) or load pairs of "
+                    "the model's size."
+                )
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Keras' fit, after checking the range of the first batch and keeping its first
+        inputs as `example_inputs` (once)."""
+        self.check_data(x, y)
+        first = _first_pair(x, y)
+        if first is not None:
+            inputs, targets = first
+            _check_range(inputs, self.image_range, "the training inputs", batch=True)
+            _check_range(targets, self.image_range, "the training targets", batch=True)
+            if int(self.example_input_count.numpy()) == 0:
+                kept = inputs[:NUM_EXAMPLE_INPUTS]
+                padded = np.zeros(self.example_input_images.shape, np.float32)
+                padded[: len(kept)] = kept
+                self.example_input_images.assign(padded)
+                self.example_input_count.assign(len(kept))
+        return super().fit(x, y, *args, **kwargs)
+
+    # -- serialisation ------------------------------------------------------------------------
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("image_shape")
+        config.update(
+            input_shape=list(self.input_image_shape),
+            output_shape=list(self.image_shape),
+            filters=self.filters,
+            depth=self.depth,
+            upsampling=self.upsampling,
+            discriminator_layers=self.discriminator_layers,
+            l1_weight=self.l1_weight,
+            loss=self.loss_kind,
+            image_range=self.image_range,
+            task=self.task,
+        )
+        return config
+
+
+_PAIRS_NEEDED = (
+    "Pix2Pix trains on (input, target) pairs: load them with keras_gen.data.load_pairs(source, "
+    "task=...) or pass fit(inputs, targets)."
+)
+
+
+def _mean_per_example(values, batch):
+    return tf.reduce_mean(tf.reshape(tf.cast(values, tf.float32), [batch, -1]), axis=1)
+
+
+def _first_pair(x, y):
+    """(inputs, targets) of the first batch as NumPy, or None for other kinds of data."""
+    if isinstance(x, tf.data.Dataset):
+        for batch in x.take(1):
+            return np.asarray(batch[0]), np.asarray(batch[1])
+        return None
+    if isinstance(x, np.ndarray) and y is not None:
+        return x[:256], np.asarray(y)[:256]
+    return None
+
+
+def _check_range(images, image_range, what, batch=False):
+    """Fails when images are not in `image_range`: values outside it, or, for a training batch
+    in "tanh", no negative value at all (the sign of [0, 1] images)."""
+    images = np.asarray(images)
+    if not images.size:
+        return
+    low, high = float(images.min()), float(images.max())
+    expected = (-1.0, 1.0) if image_range == "tanh" else (0.0, 1.0)
+    tolerance = 1e-3
+    if low < expected[0] - tolerance or high > expected[1] + tolerance or (
+        batch and image_range == "tanh" and low >= 0.0 and high > 0.0
+    ):
+        raise ValueError(
+            f"{what} span [{low:.3g}, {high:.3g}], but this model works in image_range="
+            f"{image_range!r}, i.e. [{expected[0]:g}, {expected[1]:g}]. Load the pairs with "
+            f"keras_gen.data.load_pairs(..., image_range={image_range!r}) (its default is "
+            "'tanh'), or convert them (x * 2 - 1 turns [0, 1] into [-1, 1])."
+        )
