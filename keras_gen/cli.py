@@ -46,6 +46,10 @@ class Family:
     # compile() argument -> the flag of its own learning rate (--lr sets them all)
     optimizers: dict = dataclasses.field(default_factory=lambda: {"optimizer": None})
     callbacks: Callable | None = None  # (args, model, out) -> extra callbacks of the family
+    # (args, info) -> the model, for a family built from another run (vqvae-prior) rather than
+    # from its constructor
+    build: Callable | None = None
+    sample_grid: bool = True  # False: the model cannot generate yet (a VQ-VAE before its prior)
 
     def model_class(self):
         from keras_gen import models
@@ -68,6 +72,40 @@ def _vae_callbacks(args, model, out):
     return extra
 
 
+def _vqvae_prior_model(args, info):
+    """The prior stage: the VQ-VAE of --vqvae with its autoencoder frozen and a new PixelCNN
+    prior over its codes, so one `fit` trains the prior and `model.keras` holds both stages."""
+    from keras_gen import models
+
+    if not args.vqvae:
+        raise CommandError(
+            "--model vqvae-prior trains the prior of a trained VQ-VAE: pass --vqvae "
+            "runs/vq/model.keras (written by keras-gen train --model vqvae)."
+        )
+    try:
+        vq = load_model(args.vqvae)
+    except CommandError as e:
+        raise CommandError(str(e).replace("--model", "--vqvae")) from None
+    if not isinstance(vq, models.VQVAE):
+        raise CommandError(f"--vqvae: {args.vqvae} holds a {type(vq).__name__}, not a VQVAE.")
+    if tuple(vq.image_shape) != tuple(info.image_shape):
+        raise CommandError(
+            f"--vqvae: the VQ-VAE takes {tuple(vq.image_shape)} images; {args.dataset} has "
+            f"{tuple(info.image_shape)}. Train the prior on the VQ-VAE's own data."
+        )
+    if bool(args.conditional) != (vq.num_classes is not None):
+        raise CommandError(
+            "--conditional: the prior is class-conditional exactly when the VQ-VAE is; "
+            + ("pass --conditional." if vq.num_classes else "train the VQ-VAE with --conditional.")
+        )
+    options = {k: getattr(args, k) for k in FAMILIES["vqvae-prior"].options
+               if getattr(args, k, None) is not None}
+    vq.set_prior(models.PixelCNN(vq.code_shape + (1,), levels=vq.num_embeddings,
+                                 num_classes=vq.num_classes, seed=args.seed, **options))
+    vq.autoencoder_trainable = False
+    return vq
+
+
 FAMILIES = {
     "dcgan": Family(
         "DCGAN", ("latent_dim", "filters", "loss", "ema_decay"),
@@ -77,6 +115,12 @@ FAMILIES = {
         "ConvVAE", ("latent_dim", "filters", "likelihood", "beta"), callbacks=_vae_callbacks
     ),
     "pixelcnn": Family("PixelCNN", ("levels", "filters", "num_layers", "variant", "likelihood")),
+    "vqvae": Family(
+        "VQVAE", ("num_embeddings", "embedding_dim", "likelihood", "beta", "codebook_update", "filters"),
+        callbacks=_vae_callbacks, sample_grid=False,
+    ),
+    # The options are the prior's (a PixelCNN); the model is the VQ-VAE of --vqvae with it.
+    "vqvae-prior": Family("PixelCNN", ("filters", "num_layers", "variant"), build=_vqvae_prior_model),
 }
 
 
@@ -94,6 +138,8 @@ def family_defaults(name):
 def build_model(args, info):
     """The family's model for this data: flags that were given, constructor defaults for the rest."""
     family = FAMILIES[args.model]
+    if family.build is not None:
+        return family.build(args, info)
     options = {k: getattr(args, k) for k in family.options if getattr(args, k, None) is not None}
     return family.model_class()(
         info.image_shape,
@@ -118,7 +164,7 @@ def compile_model(model, args):
 
 # XLA where benchmarks/train_throughput.py measured it faster on this CPU (DCGAN 1.54x, VAE
 # 1.28x the plain step); Keras' own "auto" turns it off on CPUs. PixelCNN keeps Keras' choice.
-JIT_DEFAULTS = {"dcgan": True, "vae": True, "pixelcnn": "auto"}
+JIT_DEFAULTS = {"dcgan": True, "vae": True, "pixelcnn": "auto", "vqvae": True, "vqvae-prior": "auto"}
 
 
 def _jit_for(args, family):
@@ -160,6 +206,7 @@ TRAIN_SETTINGS = (
     "filters", "seed", "conditional", "ema_decay", "samples", "jit_compile",
     "steps_per_execution", "data_dir", "split", "strategy", "checkpoint_every",
     "likelihood", "beta", "kl_warmup_epochs", "levels", "num_layers", "variant", "eval_samples",
+    "num_embeddings", "embedding_dim", "codebook_update", "vqvae",
 )
 
 
@@ -218,12 +265,11 @@ def cmd_train(args):
         training.write_atomic(
             config_path, lambda p: Path(p).write_text(json.dumps(config, indent=2, default=str))
         )
-    callbacks = [
-        keras.callbacks.TensorBoard(str(out / "logs")),
-        kg_callbacks.SampleGrid(
+    callbacks = [keras.callbacks.TensorBoard(str(out / "logs"))]
+    if family.sample_grid:
+        callbacks.append(kg_callbacks.SampleGrid(
             log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=args.samples, seed=args.seed
-        ),
-    ]
+        ))
     evaluate = _default_evaluate(args, model, kg_data, kg_callbacks, out)
     if evaluate is not None:  # first, so TensorBoard and the history see its val_<metric>
         callbacks.insert(0, evaluate)
@@ -529,7 +575,7 @@ def build_parser():
     train.add_argument("--g-lr", type=float, default=None, help="GAN generator learning rate")
     train.add_argument("--loss", default=None, help="GAN loss: non_saturating, minimax, wasserstein_gp, hinge")
     train.add_argument("--latent-dim", type=int, default=None)
-    train.add_argument("--filters", type=int, default=None, help="base width of the networks")
+    train.add_argument("--filters", type=int, default=None, help="base width of the networks (vqvae-prior: the prior's)")
     train.add_argument("--ema-decay", type=float, default=None, help="GAN: EMA of generator weights, e.g. 0.999")
     train.add_argument("--conditional", action="store_true", help="condition on the class labels")
     train.add_argument("--seed", type=int, default=None)
@@ -537,17 +583,24 @@ def build_parser():
     train.add_argument("--eval-samples", type=int, default=1000,
                        help="images for the family's quality metric each epoch (0: none)")
     train.add_argument("--likelihood", default=None,
-                       help="VAE: bernoulli, gaussian, discretized_logistic (default); "
+                       help="VAE, VQ-VAE: bernoulli, gaussian, discretized_logistic (default); "
                             "PixelCNN: categorical (default), logistic_mixture")
-    train.add_argument("--beta", type=float, default=None, help="VAE: weight of the KL term")
+    train.add_argument("--beta", type=float, default=None,
+                       help="VAE: weight of the KL term; VQ-VAE: commitment weight")
     train.add_argument("--kl-warmup-epochs", type=int, default=None, help="VAE: anneal beta from 0")
     train.add_argument("--levels", type=int, default=None, help="PixelCNN: pixel levels (256, or 2)")
-    train.add_argument("--num-layers", type=int, default=None, help="PixelCNN: blocks")
+    train.add_argument("--num-layers", type=int, default=None, help="PixelCNN (and the vqvae-prior): blocks")
     train.add_argument("--variant", default=None, choices=["gated", "original"], help="PixelCNN variant")
+    train.add_argument("--num-embeddings", type=int, default=None, help="VQ-VAE: codebook size K")
+    train.add_argument("--embedding-dim", type=int, default=None, help="VQ-VAE: size of each code vector")
+    train.add_argument("--codebook-update", default=None, choices=["ema", "loss"],
+                       help="VQ-VAE: codebook by moving averages (default) or by its loss")
+    train.add_argument("--vqvae", default=None, metavar="MODEL.keras",
+                       help="vqvae-prior: the trained VQ-VAE whose codes the prior learns")
     train.add_argument("--jit-compile", type=_jit, default=None, choices=["auto", True, False],
                        metavar="{auto,on,off}",
-                       help="XLA compilation of the train step (default: on for dcgan and vae, "
-                            "where it is faster; Keras' auto for pixelcnn)")
+                       help="XLA compilation of the train step (default: on for dcgan, vae and "
+                            "vqvae, where it is faster; Keras' auto for pixelcnn and vqvae-prior)")
     train.add_argument("--steps-per-execution", type=int, default=1)
     train.add_argument("--strategy", default="auto",
                        choices=["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"],

@@ -3,7 +3,7 @@ mixed precision)."""
 
 from keras_gen import data
 
-FAMILIES = ["dcgan", "vae", "pixelcnn"]
+FAMILIES = ["dcgan", "vae", "pixelcnn", "vqvae"]
 
 
 def build(family, **kwargs):
@@ -17,11 +17,19 @@ def build(family, **kwargs):
         return models.PixelCNN((8, 8, 1), levels=256, filters=8, num_layers=2, num_classes=10, seed=0, **kwargs)
     if family == "vae":
         return models.ConvVAE((8, 8, 1), latent_dim=4, num_classes=10, seed=0, **kwargs)
+    if family == "vqvae":
+        # With a prior attached, fit trains both (the generate contract needs the prior), and
+        # dead_code_steps=2 restarts codes within the tests' four steps.
+        vq = models.VQVAE((8, 8, 1), num_embeddings=16, embedding_dim=4, filters=8, residual_blocks=1,
+                          downsamplings=1, num_classes=10, dead_code_steps=2, seed=0, **kwargs)
+        vq.set_prior(models.PixelCNN(vq.code_shape + (1,), levels=16, filters=4, num_layers=1,
+                                     first_kernel_size=3, num_classes=10, seed=0))
+        return vq
     raise ValueError(family)
 
 
 def image_range(family):
-    return {"dcgan": "tanh", "pixelcnn": "levels", "vae": "unit"}[family]
+    return {"dcgan": "tanh", "pixelcnn": "levels", "vae": "unit", "vqvae": "unit"}[family]
 
 
 def dataset(family, batch_size=16, n=64):

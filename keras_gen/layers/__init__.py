@@ -1,5 +1,7 @@
-"""Layers of the families: causal (masked) convolutions and gated blocks for PixelCNN."""
+"""Layers of the families: causal (masked) convolutions and gated blocks for PixelCNN, and the
+vector quantiser of the VQ-VAE."""
 
 from keras_gen.layers.masked import GatedPixelCNNBlock, MaskedConv2D, MaskedResidualBlock, causal_mask
+from keras_gen.layers.quantizer import VectorQuantizer
 
-__all__ = ["MaskedConv2D", "GatedPixelCNNBlock", "MaskedResidualBlock", "causal_mask"]
+__all__ = ["MaskedConv2D", "GatedPixelCNNBlock", "MaskedResidualBlock", "causal_mask", "VectorQuantizer"]

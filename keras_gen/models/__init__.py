@@ -4,5 +4,6 @@ from keras_gen.models.base import GenerativeModel
 from keras_gen.models.gan import DCGAN, GAN
 from keras_gen.models.pixelcnn import PixelCNN
 from keras_gen.models.vae import VAE, ConvVAE
+from keras_gen.models.vqvae import VQVAE
 
-__all__ = ["GenerativeModel", "GAN", "DCGAN", "VAE", "ConvVAE", "PixelCNN"]
+__all__ = ["GenerativeModel", "GAN", "DCGAN", "VAE", "ConvVAE", "PixelCNN", "VQVAE"]
