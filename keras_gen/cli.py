@@ -163,8 +163,9 @@ def compile_model(model, args):
 
 
 # XLA where benchmarks/train_throughput.py measured it faster on this CPU (DCGAN 1.54x, VAE
-# 1.28x the plain step); Keras' own "auto" turns it off on CPUs. PixelCNN keeps Keras' choice.
-JIT_DEFAULTS = {"dcgan": True, "vae": True, "pixelcnn": "auto", "vqvae": True, "vqvae-prior": "auto"}
+# 1.28x the plain step); Keras' own "auto" turns it off on CPUs. PixelCNN keeps Keras' choice,
+# and so does the VQ-VAE (its XLA step took 1.37x the CPU time of the plain one; RESULTS.md).
+JIT_DEFAULTS = {"dcgan": True, "vae": True, "pixelcnn": "auto", "vqvae": "auto", "vqvae-prior": "auto"}
 
 
 def _jit_for(args, family):
@@ -599,8 +600,8 @@ def build_parser():
                        help="vqvae-prior: the trained VQ-VAE whose codes the prior learns")
     train.add_argument("--jit-compile", type=_jit, default=None, choices=["auto", True, False],
                        metavar="{auto,on,off}",
-                       help="XLA compilation of the train step (default: on for dcgan, vae and "
-                            "vqvae, where it is faster; Keras' auto for pixelcnn and vqvae-prior)")
+                       help="XLA compilation of the train step (default: on for dcgan and vae, "
+                            "where it is faster; Keras' auto for pixelcnn and the vqvae stages)")
     train.add_argument("--steps-per-execution", type=int, default=1)
     train.add_argument("--strategy", default="auto",
                        choices=["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"],

@@ -18,12 +18,14 @@ def build(family, **kwargs):
     if family == "vae":
         return models.ConvVAE((8, 8, 1), latent_dim=4, num_classes=10, seed=0, **kwargs)
     if family == "vqvae":
-        # With a prior attached, fit trains both (the generate contract needs the prior), and
+        # A prior for the generate contract, frozen (the PixelCNN row covers its training), and
         # dead_code_steps=2 restarts codes within the tests' four steps.
         vq = models.VQVAE((8, 8, 1), num_embeddings=16, embedding_dim=4, filters=8, residual_blocks=1,
                           downsamplings=1, num_classes=10, dead_code_steps=2, seed=0, **kwargs)
-        vq.set_prior(models.PixelCNN(vq.code_shape + (1,), levels=16, filters=4, num_layers=1,
-                                     first_kernel_size=3, num_classes=10, seed=0))
+        prior = models.PixelCNN(vq.code_shape + (1,), levels=16, filters=4, num_layers=1,
+                                first_kernel_size=3, num_classes=10, seed=0)
+        prior.trainable = False
+        vq.set_prior(prior)
         return vq
     raise ValueError(family)
 

@@ -173,6 +173,7 @@ def test_evaluate_elbo(trained):
     assert kg.metrics.default_metrics(vq) == ("neg_elbo",)
 
 
+@pytest.mark.slow
 def test_prior_trained_in_the_vqvae_equals_prior_fit_on_the_code_dataset(trained):
     """The command's route (one model, autoencoder frozen) and the library's route agree."""
     vq = trained[0]
@@ -207,6 +208,7 @@ def test_prior_trained_in_the_vqvae_equals_prior_fit_on_the_code_dataset(trained
     assert VQVAE.from_config(inside.get_config()).autoencoder_trainable is False
 
 
+@pytest.mark.slow
 def test_loss_codebook_update_trains_the_codebook_by_gradient():
     vq = VQVAE((8, 8, 1), codebook_update="loss", dead_code_steps=None, seed=0, **SMALL)
     vq.compile()
