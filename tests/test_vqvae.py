@@ -254,6 +254,10 @@ def test_command_defaults_of_the_prior_stage_are_the_constructors(tmp_path):
     mine, theirs = built.prior.get_config(), direct.get_config()
     mine.pop("name"), theirs.pop("name")
     assert mine == theirs and built.autoencoder_trainable is False
+    without = cli.build_parser().parse_args(
+        ["train", "--model", "vqvae-prior", "--dataset", "digits", "--out", "unused"])
+    with pytest.raises(cli.CommandError, match="pass --vqvae runs/vq/model.keras"):
+        cli.build_model(without, kg.data.info("digits"))
 
 
 @pytest.mark.slow

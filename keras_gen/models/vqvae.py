@@ -34,6 +34,7 @@ from keras_gen import losses as kg_losses
 from keras_gen import networks
 from keras_gen.layers.quantizer import CODEBOOK_UPDATES, VectorQuantizer, straight_through
 from keras_gen.models.base import GenerativeModel, num_replicas
+from keras_gen.models.pixelcnn import PixelCNN
 
 # Purpose of the dead-code restart noise drawn in a step (see GenerativeModel.step_noise).
 _RESTART_PURPOSE = 0
@@ -155,8 +156,6 @@ class VQVAE(GenerativeModel):
         num_classes=vq.num_classes, likelihood="categorical")`, trained on `code_dataset`. It is
         saved with the model. `fit` then trains the prior too (or only it, with
         `autoencoder_trainable = False`): compile again first."""
-        from keras_gen.models.pixelcnn import PixelCNN
-
         want = self.code_shape + (1,)
         problems = []
         if not isinstance(prior, PixelCNN):
