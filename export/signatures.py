@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 import keras_gen
-from keras_gen.models import GAN, VAE, Pix2Pix, PixelCNN
+from keras_gen.models import GAN, VAE, VQVAE, Pix2Pix, PixelCNN
 
 METADATA_VERSION = 1
 
@@ -97,7 +97,8 @@ def family_of(model):
         if isinstance(model, cls):
             return family
     raise ExportError(
-        "model must be a trained keras-gen model (keras_gen.models.GAN/DCGAN, VAE or PixelCNN); "
+        "model must be a trained keras-gen model (keras_gen.models.GAN/DCGAN, VAE, PixelCNN or "
+        "VQVAE); "
         f"got {type(model).__module__}.{type(model).__name__}. Load it with "
         "keras.models.load_model('model.keras') after `import keras_gen`, or build one with "
         "keras_gen.models."
@@ -393,10 +394,88 @@ def _pix2pix_spec(model):
     return [translate], extra
 
 
+# --------------------------------------------------------------------------------------------
+# VQ-VAE: decode(codes) -> images; encode(images) -> codes; generate(uniform[, label]) -> images
+# (the prior's sampler, then the decoder), the last only once a prior is attached
+
+
+def _vqvae_spec(model):
+    h, w = model.code_shape
+    k = int(model.num_embeddings)
+    prior = model.prior
+    conditional = model.num_classes is not None
+    label = {"label": tf.TensorSpec([None], tf.int32, name="label")} if conditional else {}
+
+    def decode_fn(codes):
+        return {"images": tf.cast(model.decode_codes_tensor(codes), tf.float32)}
+
+    def encode_fn(images):
+        return {"codes": model.encode_codes_tensor(images)}
+
+    def generate_fn(uniform, label=None):
+        codes = prior.sample_tensor(uniform, label)[..., 0]
+        return {"images": tf.cast(model.decode_codes_tensor(codes), tf.float32)}
+
+    def decode_inputs(n, seed):
+        return {"codes": np.random.default_rng(seed).integers(0, k, (n, h, w)).astype(np.int32)}
+
+    def encode_inputs(n, seed):
+        # Images the model itself decodes: in range and shaped like its training data.
+        return {"images": model.decode_codes(decode_inputs(n, seed)["codes"])}
+
+    def generate_inputs(n, seed):
+        out = {"uniform": prior.uniform_noise(seed, 0, n).numpy()}
+        if conditional:
+            out["label"] = _labels(n, model.num_classes)
+        return out
+
+    def generate_ref(uniform, label=None):
+        gumbel = -tf.math.log(-tf.math.log(tf.constant(uniform, tf.float32)))  # as sample_tensor
+        return {"images": model.generate(len(uniform), labels=label, z=gumbel.numpy())}
+
+    signatures = [
+        Signature(
+            "decode", {"codes": tf.TensorSpec([None, h, w], tf.int32, name="codes")}, decode_fn,
+            lambda codes: {"images": model.decode_codes(codes)}, decode_inputs, ("images",),
+            {"images": _IMAGE},
+        ),
+        Signature(
+            "encode",
+            {"images": tf.TensorSpec([None, *model.image_shape], tf.float32, name="images")},
+            encode_fn, lambda images: {"codes": model.encode_codes(images)}, encode_inputs,
+            ("codes",), {"codes": (lambda x: x.astype(np.float32), float(k - 1))},
+            prior_inputs=False, exact=True,
+        ),
+    ]
+    if prior is not None:
+        signatures.append(Signature(
+            "generate",
+            {"uniform": tf.TensorSpec([None, h, w, 1, k], tf.float32, name="uniform"), **label},
+            generate_fn, generate_ref, generate_inputs, ("images",), {"images": _IMAGE},
+            exact=True,
+        ))
+    extra = {
+        "num_embeddings": k,
+        "code_shape": [h, w],
+        "value_range": [0.0, 1.0],
+        "likelihood": model.likelihood,
+        "sampling": (
+            "generate(uniform): uniform noise in (0, 1), shape (batch, h, w, 1, num_embeddings); "
+            "the prior draws each code in raster order as the one maximising log p(code) - "
+            "log(-log(uniform)) (Gumbel-max), then the decoder maps the codes to images."
+            if prior is not None else
+            "no prior attached: decode(codes) only (train one with keras-gen train --model "
+            "vqvae-prior)"
+        ),
+    }
+    return signatures, extra
+
+
 # Family name -> (model class, signature builder). A new family is one entry here.
 FAMILIES = {
     "gan": (GAN, _gan_spec),
     "vae": (VAE, _vae_spec),
     "pixelcnn": (PixelCNN, _pixelcnn_spec),
     "pix2pix": (Pix2Pix, _pix2pix_spec),
+    "vqvae": (VQVAE, _vqvae_spec),
 }

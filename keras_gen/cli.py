@@ -48,6 +48,10 @@ class Family:
     optimizers: dict = dataclasses.field(default_factory=lambda: {"optimizer": None})
     callbacks: Callable | None = None  # (args, model, out) -> extra callbacks of the family
     pairs: bool = False  # trains on (input, target) pairs from kg_data.load_pairs (--task)
+    # (args, info) -> the model, for a family built from another run (vqvae-prior) rather than
+    # from its constructor
+    build: Callable | None = None
+    sample_grid: bool = True  # False: the model cannot generate yet (a VQ-VAE before its prior)
 
     def model_class(self):
         from keras_gen import models
@@ -77,6 +81,40 @@ def _pix2pix_callbacks(args, model, out):
     return [kg_callbacks.Translations(held, log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=8)]
 
 
+def _vqvae_prior_model(args, info):
+    """The prior stage: the VQ-VAE of --vqvae with its autoencoder frozen and a new PixelCNN
+    prior over its codes, so one `fit` trains the prior and `model.keras` holds both stages."""
+    from keras_gen import models
+
+    if not args.vqvae:
+        raise CommandError(
+            "--model vqvae-prior trains the prior of a trained VQ-VAE: pass --vqvae "
+            "runs/vq/model.keras (written by keras-gen train --model vqvae)."
+        )
+    try:
+        vq = load_model(args.vqvae)
+    except CommandError as e:
+        raise CommandError(str(e).replace("--model", "--vqvae")) from None
+    if not isinstance(vq, models.VQVAE):
+        raise CommandError(f"--vqvae: {args.vqvae} holds a {type(vq).__name__}, not a VQVAE.")
+    if tuple(vq.image_shape) != tuple(info.image_shape):
+        raise CommandError(
+            f"--vqvae: the VQ-VAE takes {tuple(vq.image_shape)} images; {args.dataset} has "
+            f"{tuple(info.image_shape)}. Train the prior on the VQ-VAE's own data."
+        )
+    if bool(args.conditional) != (vq.num_classes is not None):
+        raise CommandError(
+            "--conditional: the prior is class-conditional exactly when the VQ-VAE is; "
+            + ("pass --conditional." if vq.num_classes else "train the VQ-VAE with --conditional.")
+        )
+    options = {k: getattr(args, k) for k in FAMILIES["vqvae-prior"].options
+               if getattr(args, k, None) is not None}
+    vq.set_prior(models.PixelCNN(vq.code_shape + (1,), levels=vq.num_embeddings,
+                                 num_classes=vq.num_classes, seed=args.seed, **options))
+    vq.autoencoder_trainable = False
+    return vq
+
+
 FAMILIES = {
     "dcgan": Family(
         "DCGAN",
@@ -93,6 +131,12 @@ FAMILIES = {
         optimizers={"d_optimizer": "d_lr", "g_optimizer": "g_lr"}, callbacks=_pix2pix_callbacks,
         pairs=True,
     ),
+    "vqvae": Family(
+        "VQVAE", ("num_embeddings", "embedding_dim", "likelihood", "beta", "codebook_update", "filters"),
+        callbacks=_vae_callbacks, sample_grid=False,
+    ),
+    # The options are the prior's (a PixelCNN); the model is the VQ-VAE of --vqvae with it.
+    "vqvae-prior": Family("PixelCNN", ("filters", "num_layers", "variant"), build=_vqvae_prior_model),
 }
 
 
@@ -110,6 +154,8 @@ def family_defaults(name):
 def build_model(args, info):
     """The family's model for this data: flags that were given, constructor defaults for the rest."""
     family = FAMILIES[args.model]
+    if family.build is not None:
+        return family.build(args, info)
     options = {k: getattr(args, k) for k in family.options if getattr(args, k, None) is not None}
     if hasattr(info, "target_shape"):  # pairs (kg_data.PairInfo): input and output shapes
         shape, options["output_shape"] = info.input_shape, info.target_shape
@@ -241,7 +287,7 @@ def cmd_train(args):
         compile_model(model, args)
     if not args.resume:
         config = {
-            "args": {k: getattr(args, k) for k in TRAIN_SETTINGS},
+            "args": train_settings(args),
             "data": {k: v for k, v in dataclasses.asdict(info).items() if k not in ("name", "splits")},
             "model_config": model.get_config(),
             "versions": {"keras_gen": keras_gen.__version__, "keras": keras.__version__,
@@ -252,7 +298,7 @@ def cmd_train(args):
             config_path, lambda p: Path(p).write_text(json.dumps(config, indent=2, default=str))
         )
     callbacks = [keras.callbacks.TensorBoard(str(out / "logs"))]
-    if not family.pairs:  # a translator has no samples without inputs: its callback shows pairs
+    if family.sample_grid and not family.pairs:  # a translator's callback shows pairs
         callbacks.append(kg_callbacks.SampleGrid(
             log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=args.samples, seed=args.seed
         ))
@@ -742,7 +788,7 @@ def build_parser():
     train.add_argument("--loss", default=None, help="GAN loss: non_saturating, minimax, wasserstein_gp, hinge "
                        "(pix2pix: non_saturating, minimax, hinge)")
     train.add_argument("--latent-dim", type=int, default=None)
-    train.add_argument("--filters", type=int, default=None, help="base width of the networks")
+    train.add_argument("--filters", type=int, default=None, help="base width of the networks (vqvae-prior: the prior's)")
     train.add_argument("--ema-decay", type=float, default=None, help="GAN: EMA of generator weights, e.g. 0.999")
     train.add_argument("--discriminator-steps", type=int, default=None,
                        help="GAN: discriminator updates per generator update, each on its own "
@@ -761,13 +807,20 @@ def build_parser():
     train.add_argument("--eval-samples", type=int, default=1000,
                        help="images for the family's quality metric each epoch (0: none)")
     train.add_argument("--likelihood", default=None,
-                       help="VAE: bernoulli, gaussian, discretized_logistic (default); "
+                       help="VAE, VQ-VAE: bernoulli, gaussian, discretized_logistic (default); "
                             "PixelCNN: categorical (default), logistic_mixture")
-    train.add_argument("--beta", type=float, default=None, help="VAE: weight of the KL term")
+    train.add_argument("--beta", type=float, default=None,
+                       help="VAE: weight of the KL term; VQ-VAE: commitment weight")
     train.add_argument("--kl-warmup-epochs", type=int, default=None, help="VAE: anneal beta from 0")
     train.add_argument("--levels", type=int, default=None, help="PixelCNN: pixel levels (256, or 2)")
-    train.add_argument("--num-layers", type=int, default=None, help="PixelCNN: blocks")
+    train.add_argument("--num-layers", type=int, default=None, help="PixelCNN (and the vqvae-prior): blocks")
     train.add_argument("--variant", default=None, choices=["gated", "original"], help="PixelCNN variant")
+    train.add_argument("--num-embeddings", type=int, default=None, help="VQ-VAE: codebook size K")
+    train.add_argument("--embedding-dim", type=int, default=None, help="VQ-VAE: size of each code vector")
+    train.add_argument("--codebook-update", default=None, choices=["ema", "loss"],
+                       help="VQ-VAE: codebook by moving averages (default) or by its loss")
+    train.add_argument("--vqvae", default=None, metavar="MODEL.keras",
+                       help="vqvae-prior: the trained VQ-VAE whose codes the prior learns")
     train.add_argument("--task", default=None,
                        help="pix2pix: derive (input, target) pairs from --dataset: edges, inpaint, "
                             "colorize, superres (leave out for a paired folder:/npz: source)")

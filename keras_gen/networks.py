@@ -4,6 +4,8 @@
 - `conv_encoder`, `conv_decoder`: the VAE pair (a Gaussian posterior head, likelihood params out).
 - `unet_generator`, `patchgan_discriminator`: the pix2pix pair (image in, image out; a
   conditional discriminator with one logit per patch).
+- `vqvae_encoder`, `vqvae_decoder`: the VQ-VAE pair (a grid of vectors to quantise; likelihood
+  params out).
 
 Every builder takes the model's `seed` and draws its initial weights from `Initializers`, so
 equal seeds give equal networks, and builds under the dtype policy the model was given
@@ -377,3 +379,66 @@ def patchgan_discriminator(input_shape, target_shape, filters=64, num_layers=Non
         1, 4, padding="same", kernel_initializer=init(), dtype="float32", name="patch_logits"
     )(x)
     return keras.Model([inputs, targets], logits, name="discriminator")
+# VQ-VAE
+
+
+def _residual_stack(x, filters, blocks, init):
+    """The VQ-VAE paper's residual blocks, x + conv1x1(relu(conv3x3(relu(x)))), then a ReLU."""
+    for _ in range(blocks):
+        h = keras.layers.ReLU()(x)
+        h = keras.layers.Conv2D(
+            max(filters // 2, 1), 3, padding="same", activation="relu", kernel_initializer=init()
+        )(h)
+        h = keras.layers.Conv2D(filters, 1, kernel_initializer=init())(h)
+        x = keras.layers.Add()([x, h])
+    return keras.layers.ReLU()(x)
+
+
+def vqvae_code_shape(image_shape, downsamplings):
+    """The (h, w) of the code grid: the image's side halved `downsamplings` times."""
+    h, w, _ = image_shape
+    return h // 2**downsamplings, w // 2**downsamplings
+
+
+def vqvae_encoder(image_shape, embedding_dim, filters=64, residual_blocks=2, downsamplings=2,
+                  seed=None):
+    """Images in [0, 1] -> a grid (h, w, embedding_dim) of vectors to quantise: rescaled to
+    [-1, 1], stride-2 4x4 convolutions (ReLU; 28 -> 14 -> 7 with two), a 3x3 convolution,
+    residual blocks, and a 1x1 projection to the code size (van den Oord et al. 2017). No batch
+    norm, so an image's codes do not depend on its batch."""
+    init = Initializers(seed, stream=0)
+    images = keras.Input(tuple(image_shape), name="images")
+    x = keras.layers.Rescaling(2.0, offset=-1.0)(images)
+    for i in range(downsamplings):
+        width = filters if i == downsamplings - 1 else max(filters // 2, 1)
+        x = keras.layers.Conv2D(
+            width, 4, strides=2, padding="same", activation="relu", kernel_initializer=init()
+        )(x)
+    x = keras.layers.Conv2D(filters, 3, padding="same", kernel_initializer=init())(x)
+    x = _residual_stack(x, filters, residual_blocks, init)
+    vectors = keras.layers.Conv2D(
+        embedding_dim, 1, kernel_initializer=init(), dtype="float32", name="pre_quantization"
+    )(x)
+    return keras.Model(images, vectors, name="encoder")
+
+
+def vqvae_decoder(image_shape, embedding_dim, filters=64, residual_blocks=2, downsamplings=2,
+                  params_per_channel=1, seed=None):
+    """Quantised vectors (h, w, embedding_dim) -> likelihood parameters (H, W, params_per_channel
+    * C): a 3x3 convolution, residual blocks, stride-2 4x4 transposed convolutions (ReLU) back
+    to the image size, and a 3x3 convolution."""
+    init = Initializers(seed, stream=1)
+    c = image_shape[2]
+    vectors = keras.Input(vqvae_code_shape(image_shape, downsamplings) + (embedding_dim,), name="vectors")
+    x = keras.layers.Conv2D(filters, 3, padding="same", kernel_initializer=init())(vectors)
+    x = _residual_stack(x, filters, residual_blocks, init)
+    for i in range(downsamplings):
+        width = filters if i < downsamplings - 1 else max(filters // 2, 1)
+        x = keras.layers.Conv2DTranspose(
+            width, 4, strides=2, padding="same", activation="relu", kernel_initializer=init()
+        )(x)
+    params = keras.layers.Conv2D(
+        c * params_per_channel, 3, padding="same", kernel_initializer=init(), dtype="float32",
+        name="likelihood_params",
+    )(x)
+    return keras.Model(vectors, params, name="decoder")

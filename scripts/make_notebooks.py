@@ -497,6 +497,111 @@ for index in range(len(WORKERS)):
 
 
 
+
+NOTEBOOKS["06_vqvae.ipynb"] = [
+    ("md", """# VQ-VAE: discrete codes, a PixelCNN prior over them, and fast generation
+
+A VQ-VAE encodes an image into a small grid of discrete codes from a learned codebook and
+decodes the codes back to pixels. It is trained in two stages, each a `model.fit`: first the
+autoencoder (reconstruction + commitment, the codebook as a moving average of the encoder
+outputs), then a PixelCNN *prior* over the code grid. Sampling is then a short autoregression
+over the codes (7x7 for 28x28 images instead of 784 pixels) and one decoder pass.
+`QUICK = True` uses the 8x8 digits (4x4 codes) and runs in about a minute on a CPU;
+`QUICK = False` trains on the bundled 28x28 Fashion-MNIST 10k (7x7 codes)."""),
+    ("code", """QUICK = True  # False: the real run (28x28 Fashion-MNIST 10k, 256 codes, 7x7 grids)"""),
+    ("code", """import os
+
+import keras
+import numpy as np
+from IPython.display import Image
+
+import keras_gen as kg
+
+if QUICK:
+    DATASET, SPLIT, TEST = "digits", "train[:1400]", "train[1400:]"
+    VQ = dict(num_embeddings=32, embedding_dim=8, filters=16, residual_blocks=1, downsamplings=1)
+    PRIOR = dict(filters=16, num_layers=3, first_kernel_size=3)
+    VQ_EPOCHS, PRIOR_EPOCHS = 4, 4
+else:
+    DATASET, SPLIT, TEST = "fashion_mnist_10k", "train[:9000]", "train[9000:]"
+    VQ, PRIOR = {}, {}  # the defaults: 256 codes of size 32, a 7-layer gated PixelCNN prior
+    VQ_EPOCHS, PRIOR_EPOCHS = 20, 20
+OUT = "runs/nb_vqvae"
+os.makedirs(OUT, exist_ok=True)
+info = kg.data.info(DATASET)
+print(info)"""),
+    ("md", """## Stage 1: the autoencoder
+
+Images in [0, 1] (8-bit levels, for the discretised logistic likelihood). The class labels ride
+along: the autoencoder ignores them, the prior will use them. Keras logs the reconstruction
+term (nats per image), the commitment term and the codebook's *perplexity*, exp(entropy) of
+the codes' frequencies: K if every code were used equally, 1 if one code took everything."""),
+    ("code", """train = kg.data.load(DATASET, split=SPLIT, batch_size=64, image_range="unit", with_labels=True, seed=0)
+test = kg.data.load(DATASET, split=TEST, batch_size=256, image_range="unit", with_labels=True, shuffle=False)
+vq = kg.models.VQVAE(info.image_shape, num_classes=info.num_classes, seed=0, **VQ)
+vq.compile()  # Adam(1e-3); codebook by EMA, dead codes re-seeded from the batch
+history = vq.fit(train, epochs=VQ_EPOCHS, verbose=2, callbacks=[
+    keras.callbacks.TensorBoard(f"{OUT}/logs"),
+    kg.callbacks.Reconstructions(test, log_dir=f"{OUT}/logs", png_dir=f"{OUT}/samples", n=16),
+])
+print({k: round(v[-1], 2) for k, v in history.history.items()})
+print("code grid:", vq.code_shape, "codebook size:", vq.num_embeddings)"""),
+    ("code", """images, labels = next(iter(test))
+images, labels = images.numpy()[:16], labels.numpy()[:16]
+codes = vq.encode_codes(images)  # int32 (16, h, w): the whole image in h * w small integers
+print(codes[0])
+reconstructed = vq.decode_codes(codes)
+print(f"{vq.code_shape[0] * vq.code_shape[1]} codes of {np.log2(vq.num_embeddings):.0f} bits for "
+      f"{vq.num_dims} pixels of 8 bits: {vq.num_dims * 8 / (codes[0].size * np.log2(vq.num_embeddings)):.0f}x fewer bits")
+pairs = np.stack([images, reconstructed], axis=1).reshape((-1,) + info.image_shape)
+kg.callbacks.save_grid(f"{OUT}/reconstructions.png", pairs, columns=8)
+Image(f"{OUT}/reconstructions.png", width=320)"""),
+    ("md", """## Stage 2: a PixelCNN prior over the codes
+
+`vq.code_dataset(train)` turns the image batches into code grids `(batch, h, w, 1)` (with the
+labels); the prior is our `PixelCNN` with one level per code, class-conditional like the
+VQ-VAE. Its loss is the negative log-likelihood of the codes; bits per code would be
+log2(K) for a uniform prior."""),
+    ("code", """prior = kg.models.PixelCNN(vq.code_shape + (1,), levels=vq.num_embeddings,
+                           num_classes=info.num_classes, seed=0, **PRIOR)
+prior.compile()
+prior.fit(vq.code_dataset(train), epochs=PRIOR_EPOCHS, verbose=2)
+bits = prior.log_likelihood(vq.code_dataset(test))["nats_per_image"] / (np.log(2) * np.prod(vq.code_shape))
+print(f"prior: {bits:.2f} bits per code on held-out images (uniform: {np.log2(vq.num_embeddings):.2f})")
+vq.set_prior(prior)"""),
+    ("md", """## Generate
+
+`generate` samples codes from the prior (the fast cached sampler) and decodes them: float32
+images in [0, 1], the same images for the same seed. Here two rows per class."""),
+    ("code", """samples = vq.generate(20, seed=0, labels=np.arange(20) % 10)
+kg.callbacks.save_grid(f"{OUT}/samples.png", samples, columns=10)
+print(samples.shape, samples.dtype, samples.min(), samples.max())
+Image(f"{OUT}/samples.png", width=400)"""),
+    ("md", """## The likelihood bound and the reconstruction error
+
+The posterior is one-hot, so the negative ELBO is the reconstruction term plus the prior's
+negative log-likelihood of the codes; in bits/dim it compares with the VAE and the PixelCNN."""),
+    ("code", """result = vq.evaluate_elbo(test)
+print({k: round(v, 3) for k, v in result.items()})"""),
+    ("code", """vq.save(f"{OUT}/vqvae.keras")  # the prior is saved inside
+restored = keras.models.load_model(f"{OUT}/vqvae.keras")
+np.testing.assert_array_equal(restored.generate(4, seed=3, labels=[0, 1, 2, 3]),
+                              vq.generate(4, seed=3, labels=[0, 1, 2, 3]))
+print("save/load: same images for the same seed")"""),
+    ("md", """## The same with the command
+
+```
+keras-gen train --model vqvae --dataset fashion_mnist_10k --conditional --epochs 20 --out runs/vq
+keras-gen train --model vqvae-prior --vqvae runs/vq/model.keras --dataset fashion_mnist_10k \\
+    --conditional --epochs 20 --out runs/vq-prior
+keras-gen sample --model runs/vq-prior/model.keras -n 64 --out samples.png
+python -m export --model runs/vq-prior/model.keras --out exported/
+```
+
+The second run's `model.keras` holds the VQ-VAE and its prior; its export has `decode` (codes
+to images), `encode` and `generate` (uniform noise and a label in, images out: the prior's
+sampler and the decoder in one graph, no random ops)."""),
+]
 NOTEBOOKS["07_pix2pix.ipynb"] = [
     ("md", """# Image-to-image translation with pix2pix
 

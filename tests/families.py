@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from keras_gen import data, distribute
 
-FAMILIES = ["dcgan", "vae", "pixelcnn"]
+FAMILIES = ["dcgan", "vae", "pixelcnn", "vqvae"]
 # Translators train on (input, target) pairs and have no `generate`; tests/test_pix2pix.py runs
 # the cross-family training checks (1 vs 2 replicas, mixed precision, XLA) on them.
 TRANSLATORS = ["pix2pix"]
@@ -25,11 +25,21 @@ def build(family, **kwargs):
         return models.ConvVAE((8, 8, 1), latent_dim=4, seed=0, **kwargs)
     if family == "pix2pix":
         return models.Pix2Pix((8, 8, 1), filters=4, seed=0, **kwargs)
+    if family == "vqvae":
+        # A prior for the generate contract, frozen (the PixelCNN row covers its training), and
+        # dead_code_steps=2 restarts codes within the tests' four steps.
+        vq = models.VQVAE((8, 8, 1), num_embeddings=16, embedding_dim=4, filters=8, residual_blocks=1,
+                          downsamplings=1, dead_code_steps=2, seed=0, **kwargs)
+        prior = models.PixelCNN(vq.code_shape + (1,), levels=16, filters=4, num_layers=1,
+                                first_kernel_size=3, num_classes=kwargs["num_classes"], seed=0)
+        prior.trainable = False
+        vq.set_prior(prior)
+        return vq
     raise ValueError(family)
 
 
 def image_range(family):
-    return {"dcgan": "tanh", "pixelcnn": "levels", "vae": "unit", "pix2pix": "tanh"}[family]
+    return {"dcgan": "tanh", "pixelcnn": "levels", "vae": "unit", "vqvae": "unit", "pix2pix": "tanh"}[family]
 
 
 def dataset(family, batch_size=16, n=64):

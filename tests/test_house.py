@@ -52,7 +52,8 @@ def _train_args(family, *flags):
     return parser.parse_args(["train", "--model", family, "--dataset", "digits", "--out", "unused", *flags])
 
 
-@pytest.mark.parametrize("family", sorted(cli.FAMILIES))
+# Families built from another run (vqvae-prior) are checked by their own tests.
+@pytest.mark.parametrize("family", sorted(f for f in cli.FAMILIES if cli.FAMILIES[f].build is None))
 def test_command_defaults_are_the_constructors_defaults(family):
     args = _train_args(family, "--seed", "3")
     info = data.info("digits")

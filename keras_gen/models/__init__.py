@@ -5,5 +5,6 @@ from keras_gen.models.gan import DCGAN, GAN
 from keras_gen.models.pix2pix import Pix2Pix
 from keras_gen.models.pixelcnn import PixelCNN
 from keras_gen.models.vae import VAE, ConvVAE
+from keras_gen.models.vqvae import VQVAE
 
-__all__ = ["GenerativeModel", "GAN", "DCGAN", "VAE", "ConvVAE", "PixelCNN", "Pix2Pix"]
+__all__ = ["GenerativeModel", "GAN", "DCGAN", "VAE", "ConvVAE", "PixelCNN", "VQVAE", "Pix2Pix"]

@@ -1,0 +1,272 @@
+"""VQ-VAE + PixelCNN prior against the VAE and the DCGAN at the same CPU budget on full
+Fashion-MNIST, and the time to draw 64 samples against a pixel-level PixelCNN.
+
+    python benchmarks/vqvae_quality.py                         # 600 CPU-seconds per model
+    python benchmarks/vqvae_quality.py --cpu-seconds 120 --samples 2000 --variants vqvae
+
+Each variant trains in a fresh process, one at a time, for a budget of process CPU seconds
+(`time.process_time()`, all threads; other load on a shared machine does not change it): the
+VQ-VAE stage takes `--vq-share` of it and its PixelCNN prior (trained on `vq.code_dataset`) the
+rest; "vqvae-loss" is the VQ-VAE stage alone with codebook_update="loss" (the EMA's
+alternative), at the same stage budget; "vae" (ConvVAE) and "dcgan" (DCGAN) take the whole
+budget. Every model is built and compiled at its defaults (and the command's XLA choice), batch 64
+(the command's default). Then, with this checkout's code: FID, KID, precision and recall of
+`--samples` generated images against the 10,000 test images with the shipped Fashion-MNIST
+extractor; for the likelihood models the test set's negative ELBO in bits/dim and the
+reconstruction PSNR; for the VQ-VAE the codebook perplexity on the test set and the prior's
+bits per code. Last, the time to draw 64 samples (prior + decoder) against a pixel-level PixelCNN
+with the prior's filters and layers (28x28x1, 256 levels), both with the fast cached sampler,
+median of `--repeats` after a warm-up, in this process.
+
+Data: the Debian package dataset-fashion-mnist (`idx:/usr/share/datasets/fashion-mnist`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = "idx:/usr/share/datasets/fashion-mnist"
+VARIANTS = ("vqvae", "vqvae-loss", "vae", "dcgan")
+
+
+# --------------------------------------------------------------------------------------------
+# Worker: one variant in its own process
+
+
+def _budget_callback(keras, deadline):
+    class Budget(keras.callbacks.Callback):
+        """Stops `fit` once the process has used `deadline` CPU seconds."""
+
+        steps = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+            self.logs = logs
+            if time.process_time() >= deadline:
+                self.model.stop_training = True
+
+    return Budget()
+
+
+def _fit(model, data, deadline, keras):
+    budget = _budget_callback(keras, deadline)
+    model.fit(data, epochs=100_000, verbose=0, callbacks=[budget])
+    return budget.steps, {k: float(v) for k, v in (budget.logs or {}).items()}
+
+
+def _worker(spec_path):
+    spec = json.loads(Path(spec_path).read_text())
+    import numpy as np
+    import keras
+
+    import keras_gen as kg
+    from keras_gen import cli
+
+    name, out = spec["name"], Path(spec["out"])
+    start = time.process_time()
+    budget = spec["cpu_seconds"]
+    info = kg.data.info(spec["data"])
+    result = {"name": name}
+
+    def data(image_range):
+        return kg.data.load(spec["data"], split="train", batch_size=spec["batch_size"],
+                            image_range=image_range, seed=spec["seed"], drop_remainder=True)
+
+    if name.startswith("vqvae"):
+        options = {"codebook_update": "loss"} if name == "vqvae-loss" else {}
+        model = kg.models.VQVAE(info.image_shape, seed=spec["seed"], **options)
+        model.compile(jit_compile=cli.JIT_DEFAULTS["vqvae"])
+        stage = start + budget * spec["vq_share"]
+        result["vq_steps"], result["vq_logs"] = _fit(model, data(model.data_range), stage, keras)
+        result["vq_cpu_seconds"] = time.process_time() - start
+        if name == "vqvae":
+            prior = kg.models.PixelCNN(model.code_shape + (1,), levels=model.num_embeddings,
+                                       seed=spec["seed"])
+            prior.compile(jit_compile=cli.JIT_DEFAULTS["vqvae-prior"])
+            codes = model.code_dataset(data(model.data_range))
+            result["prior_steps"], result["prior_logs"] = _fit(prior, codes, start + budget, keras)
+            model.set_prior(prior)
+            result["prior_parameters"] = prior.count_params()
+    elif name == "vae":
+        model = kg.models.ConvVAE(info.image_shape, seed=spec["seed"])
+        model.compile(jit_compile=cli.JIT_DEFAULTS["vae"])
+        result["steps"], result["logs"] = _fit(model, data(model.data_range), start + budget, keras)
+    else:
+        model = kg.models.DCGAN(info.image_shape, seed=spec["seed"])
+        model.compile(jit_compile=cli.JIT_DEFAULTS["dcgan"])
+        image_range = getattr(model, "data_range", None) or model.image_range
+        result["steps"], result["logs"] = _fit(model, data(image_range), start + budget, keras)
+    result["cpu_seconds"] = time.process_time() - start
+    result["parameters"] = model.count_params()
+    model.save(out / f"{name}.keras")
+    if name != "vqvae-loss":
+        np.save(out / f"{name}.samples.npy", model.generate(spec["samples"], seed=12345))
+        kg.callbacks.save_grid(out / f"{name}.png", model.generate(100, seed=1), 10)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+
+
+# --------------------------------------------------------------------------------------------
+# Parent
+
+
+def run_variant(name, args, tmp):
+    spec = {"name": name, "data": args.data, "seed": args.seed, "samples": args.samples,
+            "cpu_seconds": args.cpu_seconds, "vq_share": args.vq_share, "batch_size": 64,
+            "out": str(args.out)}
+    if name == "vqvae-loss":
+        spec["cpu_seconds"] = args.cpu_seconds * args.vq_share
+        spec["vq_share"] = 1.0
+    spec_path = Path(tmp) / f"{name}.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    started = time.time()
+    subprocess.run([sys.executable, __file__, "--worker", str(spec_path)], env=env, check=True, cwd=tmp)
+    result = json.loads((Path(args.out) / f"{name}.json").read_text())
+    result["wall_seconds"] = time.time() - started
+    return result
+
+
+def likelihood_metrics(name, model, test_images):
+    """Test negative ELBO (bits/dim), reconstruction PSNR, and for the VQ-VAE the codebook's
+    perplexity on the test set and the prior's bits per code."""
+    import numpy as np
+
+    if name.startswith("vqvae"):
+        values = model.evaluate_elbo(test_images, batch_size=500)
+        codes = model.encode_codes(test_images, batch_size=500)
+        p = np.bincount(codes.ravel(), minlength=model.num_embeddings) / codes.size
+        values["perplexity"] = float(np.exp(-np.sum(p[p > 0] * np.log(p[p > 0]))))
+        values["codes_used"] = int(np.count_nonzero(p))
+        return values
+    if name == "vae":
+        values = model.evaluate_elbo(test_images, batch_size=500)
+        mse = float(np.mean((model.reconstruct(test_images, batch_size=500) - test_images) ** 2))
+        values["psnr"] = 10 * math.log10(1 / mse)
+        return values
+    return {}
+
+
+def sampling_times(vq, repeats):
+    """Seconds to draw 64 images: the VQ-VAE (prior over codes, then the decoder) and a
+    pixel-level PixelCNN of the prior's size, fast sampler, median after a warm-up."""
+    import numpy as np
+
+    import keras_gen as kg
+
+    prior = vq.prior
+    pixel = kg.models.PixelCNN(vq.image_shape, levels=256, filters=prior.filters,
+                               num_layers=prior.num_layers, kernel_size=prior.kernel_size,
+                               first_kernel_size=prior.first_kernel_size, seed=0)
+
+    draws = {"vqvae_64": lambda seed: vq.generate(64, seed=seed),
+             "pixelcnn_64": lambda seed: pixel.sample(64, seed=seed)}
+    times = {name: [] for name in draws}
+    for seed in range(repeats + 1):  # seed 0: the warm-up (tracing); interleaved, so both see
+        for name, draw in draws.items():  # the same load
+            start = time.perf_counter()
+            draw(seed)
+            if seed:
+                times[name].append(time.perf_counter() - start)
+    out = {name: float(np.median(t)) for name, t in times.items()}
+    return {**out, "ratio": out["pixelcnn_64"] / out["vqvae_64"],
+            "pixelcnn_parameters": pixel.count_params()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--cpu-seconds", type=float, default=600.0, help="training budget per model")
+    parser.add_argument("--vq-share", type=float, default=0.6, help="the VQ-VAE stage's share of it")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--samples", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats of 64 samples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/vqvae_quality")
+    args = parser.parse_args()
+    if args.worker:
+        return _worker(args.worker)
+    args.out = Path(args.out).resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"--variants: unknown {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in variants:
+            print(f"training {name} ...", flush=True)
+            runs[name] = run_variant(name, args, tmp)
+            print(f"  {json.dumps(runs[name])}", flush=True)
+
+    import numpy as np
+    import keras
+
+    import keras_gen as kg
+
+    test_ds = kg.data.load(args.data, split="test", image_range="unit", shuffle=False, batch_size=500)
+    test_images = np.concatenate([b.numpy() for b in test_ds])
+    reference = kg.metrics.feature_statistics(test_ds, "fashion_mnist")
+    rows = {}
+    for name in variants:
+        model = keras.models.load_model(args.out / f"{name}.keras")
+        values = likelihood_metrics(name, model, test_images)
+        if name != "vqvae-loss":
+            samples = np.load(args.out / f"{name}.samples.npy")
+            values.update(kg.metrics.quality_metrics(samples, reference, ("fid", "kid", "precision", "recall"),
+                                                     "fashion_mnist", num_samples=len(samples)))
+        if name == "vqvae":
+            values["sampling"] = sampling_times(model, args.repeats)
+        rows[name] = values
+        print(name, json.dumps(values), flush=True)
+
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    lines = [
+        f"budget {args.cpu_seconds:g} CPU-seconds per model (VQ-VAE stage {args.vq_share:g} of it); "
+        f"{args.samples} samples; {time.strftime('%Y-%m-%d %H:%M')}; load {os.getloadavg()[0]:.1f}",
+        "",
+        "| model | FID | KID | precision | recall | test -ELBO bits/dim | PSNR dB | perplexity | prior bits/code | steps | params |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    labels = {"vqvae": "VQ-VAE + PixelCNN prior (EMA)", "vqvae-loss": "VQ-VAE stage, codebook by loss",
+              "vae": "ConvVAE", "dcgan": "DCGAN"}
+    for name in variants:
+        v, r = rows[name], runs[name]
+        steps = (f"{r['vq_steps']} + {r.get('prior_steps', 0)}" if name.startswith("vqvae")
+                 else str(r["steps"]))
+        params = f"{r['parameters']:,}"
+        if r.get("prior_parameters"):
+            params = f"{r['parameters'] - r['prior_parameters']:,} + {r['prior_parameters']:,}"
+        lines.append(
+            f"| {labels[name]} | {fmt(v.get('fid'), '.2f')} | "
+            f"{fmt(v.get('kid'), '.3f')} | "
+            f"{fmt(v.get('precision'), '.3f')} | {fmt(v.get('recall'), '.3f')} | "
+            f"{fmt(v.get('bits_per_dim'), '.3f')} | {fmt(v.get('psnr'), '.2f')} | "
+            f"{fmt(v.get('perplexity'), '.1f')} | {fmt(v.get('prior_bits_per_code'), '.3f')} | "
+            f"{steps} | {params} |"
+        )
+    if "vqvae" in rows:
+        s = rows["vqvae"]["sampling"]
+        lines += ["", f"64 samples, fast sampler, median of {args.repeats}: VQ-VAE (7x7 codes + decoder) "
+                      f"{s['vqvae_64']:.2f} s, pixel-level PixelCNN (28x28x1, 256 levels, same filters and "
+                      f"layers) {s['pixelcnn_64']:.2f} s: {s['ratio']:.1f}x faster"]
+    table = "\n".join(lines)
+    print(table)
+    (args.out / "table.md").write_text(table + "\n")
+    (args.out / "results.json").write_text(json.dumps({"runs": runs, "metrics": rows}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,584 @@
+"""The VQ-VAE family (van den Oord et al. 2017): an encoder maps an image to a small grid of
+discrete codes from a learned codebook, a decoder maps the codes back to pixels, and a PixelCNN
+over the code grid (the prior) makes it generative: sampling is a short autoregression over,
+say, 7x7 codes followed by one decoder pass.
+
+Two stages, each a `fit`:
+
+    vq = kg.models.VQVAE((28, 28, 1), seed=0)
+    vq.compile()
+    vq.fit(images, epochs=...)                              # stage 1: the autoencoder
+    prior = kg.models.PixelCNN(vq.code_shape + (1,), levels=vq.num_embeddings, seed=0)
+    prior.compile()
+    prior.fit(vq.code_dataset(images), epochs=...)          # stage 2: the prior over codes
+    vq.set_prior(prior)
+    vq.generate(16, seed=0)                                 # float32 (16, 28, 28, 1) in [0, 1]
+    vq.save("vq.keras")                                     # the prior is saved with it
+
+Data contract: as the VAE's, images in [0, 1] (`keras_gen.data.load(..., image_range=
+vq.data_range)`): 8-bit levels k / 255 for likelihood="discretized_logistic" (the default, whose
+bits/dim compare with the VAE's and PixelCNN's), binarised for "bernoulli".
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+from keras_gen import checks
+from keras_gen import losses as kg_losses
+from keras_gen import networks
+from keras_gen.layers.quantizer import CODEBOOK_UPDATES, VectorQuantizer, straight_through
+from keras_gen.models.base import GenerativeModel, num_replicas
+from keras_gen.models.pixelcnn import PixelCNN
+
+# Purpose of the dead-code restart noise drawn in a step (see GenerativeModel.step_noise).
+_RESTART_PURPOSE = 0
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class VQVAE(GenerativeModel):
+    """A vector-quantised autoencoder trained with `model.fit`, generative once a prior over its
+    codes is attached (`set_prior`).
+
+    Each step minimises, per image, -log p(x | z_q) + beta ||z_e - sg[e]||^2 (plus the codebook
+    term ||sg[z_e] - e||^2 with codebook_update="loss"), where z_e is the encoder's grid, e its
+    nearest codes and z_q = z_e + sg[e - z_e] (straight-through). With a trainable prior attached
+    the prior's negative log-likelihood of the codes is added: the sum is the negative ELBO (the
+    posterior is one-hot, so its KL to the prior is -log p(codes)); the codes carry no gradient,
+    so the prior term trains only the prior. `keras-gen train --model vqvae-prior` trains the
+    prior this way, with the autoencoder frozen, so both stages live in one `.keras` file.
+
+    Args:
+      image_shape: (height, width, channels); height and width divisible by 2**downsamplings.
+      num_embeddings: K, the codebook size (the prior's `levels`).
+      embedding_dim: D, the size of each code vector.
+      num_classes: labels condition the prior (the codes already describe the image, so the
+        autoencoder does not take them); fit on (images, labels) batches.
+      likelihood: "discretized_logistic" (8-bit images), "bernoulli" (binarised) or "gaussian".
+      beta: the commitment weight.
+      codebook_update: "ema" (moving averages, the default: it measured better, see
+        benchmarks/RESULTS.md) or "loss".
+      decay: the EMA's decay.
+      dead_code_steps: codes unused this many consecutive steps are re-seeded from encoder
+        outputs of the batch (None: never).
+      filters, residual_blocks, downsamplings: the networks' width, residual blocks, and stride-2
+        steps (2: 28x28 images -> 7x7 codes).
+      prior: a `PixelCNN` over the code grid (or None; see `set_prior`).
+      autoencoder_trainable: False freezes the encoder, codebook and decoder, so `fit` trains
+        only the prior (the command's prior stage); saved with the model.
+      seed: seeds the initial weights and the restart noise.
+    """
+
+    network_args = ("prior",)
+
+    def __init__(
+        self,
+        image_shape,
+        num_embeddings=256,
+        embedding_dim=32,
+        num_classes=None,
+        likelihood="discretized_logistic",
+        beta=0.25,
+        codebook_update="ema",
+        decay=0.99,
+        dead_code_steps=10,
+        filters=64,
+        residual_blocks=2,
+        downsamplings=2,
+        prior=None,
+        autoencoder_trainable=True,
+        seed=None,
+        **kwargs,
+    ):
+        image_shape = checks.image_shape(image_shape)
+        checks.choice("likelihood", likelihood, kg_losses.IMAGE_LIKELIHOODS)
+        checks.choice("codebook_update", codebook_update, CODEBOOK_UPDATES)
+        self.filters = checks.positive_int("filters", filters)
+        self.residual_blocks = checks.count(residual_blocks, "residual_blocks", "residual blocks")
+        self.downsamplings = checks.positive_int("downsamplings", downsamplings)
+        factor = 2**self.downsamplings
+        if image_shape[0] % factor or image_shape[1] % factor:
+            raise ValueError(
+                f"VQVAE(downsamplings={downsamplings}) halves the image {downsamplings} times, so "
+                f"height and width must be multiples of {factor}; got image_shape={image_shape}. "
+                "Resize the data or choose fewer downsamplings."
+            )
+        kwargs["seed"] = seed = checks.seed_or_fresh(seed)
+        super().__init__(image_shape, num_classes=num_classes, **kwargs)
+        self.num_embeddings = checks.positive_int("num_embeddings", num_embeddings)
+        self.embedding_dim = checks.positive_int("embedding_dim", embedding_dim)
+        self.likelihood = likelihood
+        self.beta = checks.non_negative_number("beta", beta, " (0.25 in the paper)")
+        self.params_per_channel = 1 if likelihood == "bernoulli" else 2
+        with self.policy_scope():
+            sizes = dict(filters=self.filters, residual_blocks=self.residual_blocks,
+                         downsamplings=self.downsamplings, seed=seed)
+            self.encoder = networks.vqvae_encoder(image_shape, self.embedding_dim, **sizes)
+            self.decoder = networks.vqvae_decoder(
+                image_shape, self.embedding_dim, params_per_channel=self.params_per_channel, **sizes
+            )
+        # The codebook computes in float32 under any policy: nearest-code search in float16
+        # would tie distinct codes.
+        self.quantizer = VectorQuantizer(
+            self.num_embeddings, self.embedding_dim, codebook_update=codebook_update, decay=decay,
+            dead_code_steps=dead_code_steps,
+            embeddings_initializer=networks.Initializers(seed, stream=2)(), dtype="float32",
+            name="quantizer",
+        )
+        self.quantizer.build((None,) + self.code_shape + (self.embedding_dim,))
+        self.prior = None
+        if prior is not None:
+            self.set_prior(prior)
+        self.autoencoder_trainable = autoencoder_trainable
+
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.commitment_tracker = keras.metrics.Mean(name="commitment_loss")
+        self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
+        self.prior_tracker = keras.metrics.Mean(name="prior_loss")
+        self._warned_bernoulli = False
+        self.built = True
+
+    # -- the prior ----------------------------------------------------------------------------
+
+    @property
+    def code_shape(self):
+        """(h, w) of the code grid."""
+        return networks.vqvae_code_shape(self.image_shape, self.downsamplings)
+
+    def set_prior(self, prior):
+        """Attaches `prior`, a `PixelCNN(vq.code_shape + (1,), levels=vq.num_embeddings,
+        num_classes=vq.num_classes, likelihood="categorical")`, trained on `code_dataset`. It is
+        saved with the model. `fit` then trains the prior too (or only it, with
+        `autoencoder_trainable = False`): compile again first."""
+        want = self.code_shape + (1,)
+        problems = []
+        if not isinstance(prior, PixelCNN):
+            raise ValueError(
+                f"the prior must be a keras_gen PixelCNN; got {type(prior).__name__}. Build it "
+                f"as PixelCNN({want}, levels={self.num_embeddings}) and fit it on "
+                "vq.code_dataset(images)."
+            )
+        if tuple(prior.image_shape) != want:
+            problems.append(f"image_shape {tuple(prior.image_shape)} (want {want})")
+        if prior.levels != self.num_embeddings:
+            problems.append(f"levels={prior.levels} (want {self.num_embeddings})")
+        if prior.num_classes != self.num_classes:
+            problems.append(f"num_classes={prior.num_classes} (want {self.num_classes})")
+        if prior.likelihood != "categorical":
+            problems.append(
+                f"likelihood={prior.likelihood!r} (want 'categorical': code indices are "
+                "unordered, a logistic mixture assumes neighbouring levels are alike)"
+            )
+        if problems:
+            raise ValueError(
+                "the prior does not fit this VQ-VAE's codes: " + "; ".join(problems) + ". Build "
+                f"it as PixelCNN({want}, levels={self.num_embeddings}, num_classes="
+                f"{self.num_classes})."
+            )
+        self.prior = prior
+        # What fit trains has changed; the optimiser was built for the variables before.
+        self.compiled = False
+
+    @property
+    def autoencoder_trainable(self):
+        """Whether `fit` trains the encoder, the codebook and the decoder (False: only the
+        prior). Compile again after changing it."""
+        return self.encoder.trainable
+
+    @autoencoder_trainable.setter
+    def autoencoder_trainable(self, value):
+        if not isinstance(value, bool):
+            raise ValueError(f"autoencoder_trainable must be True or False; got {value!r}.")
+        if value != self.encoder.trainable and self.compiled:
+            self.compiled = False  # the optimiser was built for the other set of variables
+        for part in (self.encoder, self.quantizer, self.decoder):
+            part.trainable = value
+
+    def _require_prior(self):
+        if self.prior is None:
+            h, w = self.code_shape
+            raise ValueError(
+                "this VQ-VAE has no prior over its codes yet, so it cannot generate. Train one: "
+                f"prior = kg.models.PixelCNN(({h}, {w}, 1), levels={self.num_embeddings}"
+                + (f", num_classes={self.num_classes}" if self.num_classes else "")
+                + "); prior.compile(); prior.fit(vq.code_dataset(images)); vq.set_prior(prior). "
+                "From the command: keras-gen train --model vqvae-prior --vqvae MODEL.keras ..."
+            )
+        return self.prior
+
+    # -- training -----------------------------------------------------------------------------
+
+    def compile(self, optimizer=None, **kwargs):
+        """Default: Adam(1e-3). The loss is the model's own: choose the likelihood and beta in
+        the constructor, not compile(loss=...)."""
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                "a VQ-VAE trains on its own loss (reconstruction + beta * commitment): choose "
+                "likelihood= and beta= in the constructor and call compile() without loss=."
+            )
+        kwargs.pop("loss", None)
+        optimizer = keras.optimizers.get(optimizer or self.default_optimizer())
+        super().compile(optimizer=self.loss_scaled(optimizer), **kwargs)
+
+    @property
+    def metrics(self):
+        trackers = [self.loss_tracker, self.reconstruction_tracker, self.commitment_tracker,
+                    self.perplexity_tracker]
+        return trackers + ([self.prior_tracker] if self.prior is not None else [])
+
+    def terms(self, images, labels=None, training=False):
+        """The per-image terms of the loss, as a dict of tensors: "reconstruction" (-log p(x |
+        z_q), nats), "codebook" and "commitment" (squared distances of the encoder's vectors to
+        their codes, summed per image), "prior" (-log p(codes), nats; only with a prior), and
+        "vectors" (z_e) and "codes" for the codebook updates."""
+        vectors = self.encoder(images, training=training)
+        codes = self.quantizer.nearest(vectors)
+        quantized = self.quantizer.lookup(codes)
+        raw = self.decoder(straight_through(vectors, quantized), training=training)
+        codebook, commitment = self.quantizer.vq_losses(vectors, quantized)
+        out = {
+            "reconstruction": -self._log_prob(images, self._split_params(raw)),
+            "codebook": codebook,
+            "commitment": commitment,
+            "vectors": vectors,
+            "codes": codes,
+        }
+        if self.prior is not None:
+            out["prior"] = self._prior_nll(codes, labels)
+        return out
+
+    def _loss_per_image(self, terms):
+        loss = terms["reconstruction"] + self.beta * terms["commitment"]
+        if self.quantizer.codebook_update == "loss":
+            loss = loss + terms["codebook"]
+        if "prior" in terms:
+            loss = loss + terms["prior"]
+        return loss
+
+    def train_step(self, data):
+        images, labels = self._unpack(data)
+        images = tf.cast(images, tf.float32)
+        batch = tf.shape(images)[0]
+        scores = None
+        if self.quantizer.trainable and self.quantizer.dead_code_steps is not None:
+            h, w = self.code_shape
+            scores = self.step_noise(
+                self.optimizer.iterations, _RESTART_PURPOSE, batch, (h, w, self.num_embeddings),
+                "uniform",
+            )
+            scores = tf.reshape(scores, (-1, self.num_embeddings))
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            terms = self.terms(images, labels, training=True)
+            per_image = self._loss_per_image(terms)
+            loss = tf.reduce_sum(per_image) / self.global_batch_size(batch)
+            if self.losses:  # weight regularisers
+                loss = loss + tf.add_n(self.losses) / num_replicas()
+            scaled = self.optimizer.scale_loss(loss)
+        self.apply_gradients(self.optimizer, tape.gradient(scaled, variables), variables)
+        counts = self.quantizer.code_counts(terms["codes"])
+        if self.quantizer.trainable:  # a frozen codebook (the prior stage) stays as it is
+            self.quantizer.update(terms["vectors"], terms["codes"], counts, scores)
+        return self._update_trackers(per_image, terms, counts)
+
+    def test_step(self, data):
+        images, labels = self._unpack(data)
+        terms = self.terms(tf.cast(images, tf.float32), labels, training=False)
+        counts = self.quantizer.code_counts(terms["codes"])
+        return self._update_trackers(self._loss_per_image(terms), terms, counts)
+
+    def _update_trackers(self, per_image, terms, counts):
+        self.loss_tracker.update_state(per_image)
+        self.reconstruction_tracker.update_state(terms["reconstruction"])
+        self.commitment_tracker.update_state(terms["commitment"])
+        # Every replica holds the global batch's perplexity; the tracker's cross-replica sum
+        # of (value, count) keeps it.
+        self.perplexity_tracker.update_state(self.quantizer.perplexity(counts))
+        if "prior" in terms:
+            self.prior_tracker.update_state(terms["prior"])
+        return self.metrics_logs()
+
+    # -- likelihoods --------------------------------------------------------------------------
+
+    def _split_params(self, raw):
+        raw = tf.cast(raw, tf.float32)
+        if self.likelihood == "bernoulli":
+            return {"logits": raw}
+        loc, second = tf.split(raw, 2, axis=-1)
+        return {"mean": loc, ("logvar" if self.likelihood == "gaussian" else "log_scale"): second}
+
+    def _log_prob(self, images, params):
+        if self.likelihood == "bernoulli":
+            return kg_losses.bernoulli_log_prob(images, params["logits"])
+        if self.likelihood == "gaussian":
+            return kg_losses.gaussian_log_prob(images, params["mean"], params["logvar"])
+        return kg_losses.discretized_logistic_log_prob(images, params["mean"], params["log_scale"])
+
+    def _likelihood_mean(self, params):
+        if self.likelihood == "bernoulli":
+            return tf.sigmoid(params["logits"])
+        return tf.clip_by_value(params["mean"], 0.0, 1.0)
+
+    def _prior_nll(self, codes, labels):
+        """-log p(codes) in nats per image under the prior (categorical over the codes)."""
+        logits = self.prior.distribution_params(codes[..., None], labels)[..., 0, :]
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=codes, logits=tf.cast(logits, tf.float32)
+        )
+        return tf.reduce_sum(nll, axis=[1, 2])
+
+    # -- codes --------------------------------------------------------------------------------
+
+    def encode_codes_tensor(self, images):
+        """Images (B, H, W, C) in [0, 1] -> int32 codes (B, h, w). Pure TensorFlow (export,
+        `tf.data`)."""
+        return self.quantizer.nearest(self.encoder(tf.cast(images, tf.float32), training=False))
+
+    def decode_codes_tensor(self, codes):
+        """int codes (B, h, w) -> float32 images (B, H, W, C) in [0, 1]: the likelihood's mean
+        (bernoulli) or location clipped to [0, 1]. Pure TensorFlow."""
+        raw = self.decoder(self.quantizer.lookup(codes), training=False)
+        return self._likelihood_mean(self._split_params(raw))
+
+    def call(self, images, training=False):
+        """Reconstructions through the codes: images in [0, 1] -> images in [0, 1]."""
+        if isinstance(images, (list, tuple)):
+            images = images[0]
+        return self.decode_codes_tensor(self.encode_codes_tensor(images))
+
+    def encode_codes(self, images, batch_size=256):
+        """The codes of `images` (n, H, W, C) in [0, 1]: int32 NumPy (n, h, w). Batches of
+        `batch_size` bound the (batch * h * w, K) distance matrix."""
+        images = self._check_images_arg("images", images)
+        return self._batched(self._encode_fn, images, batch_size, np.int32, self.code_shape)
+
+    def decode_codes(self, codes, batch_size=256):
+        """Images for int codes (n, h, w) (or (n, h, w, 1)): float32 NumPy (n, H, W, C) in [0, 1]."""
+        codes = np.asarray(codes)
+        if codes.ndim == 4 and codes.shape[-1] == 1:
+            codes = codes[..., 0]
+        if codes.ndim != 3 or codes.shape[1:] != self.code_shape or not np.issubdtype(codes.dtype, np.integer):
+            raise ValueError(
+                f"codes must be integers of shape (n, {', '.join(map(str, self.code_shape))}); got "
+                f"{codes.dtype} array of shape {codes.shape}."
+            )
+        if codes.size and (codes.min() < 0 or codes.max() >= self.num_embeddings):
+            raise ValueError(
+                f"codes must be in 0..{self.num_embeddings - 1} (num_embeddings="
+                f"{self.num_embeddings}); got values in {codes.min()}..{codes.max()}."
+            )
+        out = self._batched(self._decode_fn, codes.astype(np.int32), batch_size, np.float32,
+                            self.image_shape)
+        return np.clip(out, 0.0, 1.0)
+
+    def reconstruct(self, x, labels=None, batch_size=256):
+        """Images decoded from the codes of `x`: float32 NumPy in [0, 1]. (`labels` are accepted
+        for the callbacks' sake; the autoencoder does not use them.)"""
+        return self.decode_codes(self.encode_codes(x, batch_size), batch_size)
+
+    def code_dataset(self, dataset):
+        """`dataset` (batches of images in [0, 1], or (images, labels)) as batches of int32
+        codes (batch, h, w, 1) (with the labels), the data of the prior. Encoded as the data
+        are read, so the dataset's own shuffling and batching are kept."""
+        if not isinstance(dataset, tf.data.Dataset):
+            raise ValueError(
+                f"code_dataset takes a tf.data.Dataset of image batches; got {type(dataset).__name__}."
+                " For arrays use encode_codes(images)."
+            )
+        self.check_data(dataset)
+
+        def to_codes(images, *rest):
+            codes = self.encode_codes_tensor(images)[..., None]
+            return (codes, *rest) if rest else codes
+
+        return dataset.map(to_codes, num_parallel_calls=tf.data.AUTOTUNE)
+
+    @tf.function(reduce_retracing=True)
+    def _encode_fn(self, images):
+        return self.encode_codes_tensor(images)
+
+    @tf.function(reduce_retracing=True)
+    def _decode_fn(self, codes):
+        return self.decode_codes_tensor(codes)
+
+    def _batched(self, fn, inputs, batch_size, dtype, shape):
+        batch_size = checks.positive_int("batch_size", batch_size)
+        out = np.zeros((len(inputs),) + tuple(shape), dtype)
+        for start in range(0, len(inputs), batch_size):
+            out[start : start + batch_size] = fn(tf.constant(inputs[start : start + batch_size])).numpy()
+        return out
+
+    def _check_images_arg(self, name, x):
+        x = np.asarray(x, np.float32)
+        if x.ndim != 4 or x.shape[1:] != self.image_shape:
+            raise ValueError(
+                f"{name} must be images (n, {', '.join(map(str, self.image_shape))}) in [0, 1]; "
+                f"got shape {x.shape}."
+            )
+        return x
+
+    # -- generation ---------------------------------------------------------------------------
+
+    generate_batch_size = 64
+
+    @property
+    def noise_shape(self):
+        """The prior's noise: Gumbel noise per code position and code."""
+        return tuple(self._require_prior().noise_shape)
+
+    def generation_noise(self, seed, start, stop):
+        return self._require_prior().generation_noise(seed, start, stop)
+
+    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, method="fast",
+                 temperature=1.0):
+        """`n` images, float32 (n, H, W, C) in [0, 1]: codes sampled from the prior (the fast
+        cached sampler by default; `temperature` < 1 sharpens it), then decoded. Same seed,
+        same images. Needs a prior (`set_prior`)."""
+        self._require_prior()
+        return super().generate(n, seed, labels, batch_size, z=z, method=method,
+                                temperature=temperature)
+
+    def images_from_noise(self, noise, labels=None, method="fast", temperature=1.0):
+        levels = self._require_prior().images_from_noise(
+            noise, labels, method=method, temperature=temperature
+        )
+        # The prior returns levels / (levels - 1) as images; back to integer codes.
+        codes = np.rint(np.asarray(levels)[..., 0] * (self.num_embeddings - 1)).astype(np.int32)
+        return self.decode_codes(codes)
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    @property
+    def data_range(self):
+        return "binary" if self.likelihood == "bernoulli" else "unit"
+
+    def evaluate_elbo(self, data, labels=None, batch_size=256):
+        """The negative ELBO and the reconstruction error on `data` (a dataset of images or
+        (images, labels) batches, or a NumPy array with `labels`). The posterior is one-hot, so
+        -ELBO = -log p(x | z_q) - log p(codes): the prior's NLL of the codes, or h * w * log K
+        without a prior (the uniform prior of stage 1). Returns a dict: `nats_per_image`,
+        `bits_per_dim` (comparable with the VAE and PixelCNN for 8-bit data), `reconstruction`
+        and `prior_nats` (nats per image), `prior_bits_per_code`, `mse` and `psnr` (dB, of the
+        mean squared error of the decoded images in [0, 1]), `num_examples`."""
+        reconstruction, prior, squared = [], [], []
+        for images, y in self._eval_batches(data, labels, batch_size):
+            rec, pri, mse = self._eval_batch(images, y)
+            reconstruction.append(rec.numpy())
+            prior.append(pri.numpy())
+            squared.append(mse.numpy())
+        if not reconstruction:
+            raise ValueError("evaluate_elbo got no images.")
+        reconstruction = np.concatenate(reconstruction).astype(np.float64)
+        prior = np.concatenate(prior).astype(np.float64)
+        mse = float(np.mean(np.concatenate(squared)))
+        nats = float(np.mean(reconstruction + prior))
+        if self.likelihood == "gaussian":  # a density on [0, 1] in pixel units, as the VAE's
+            nats_bits = nats + self.num_dims * math.log(255.0)
+        else:
+            nats_bits = nats
+        h, w = self.code_shape
+        return {
+            "nats_per_image": nats,
+            "bits_per_dim": nats_bits / (self.num_dims * math.log(2.0)),
+            "reconstruction": float(np.mean(reconstruction)),
+            "prior_nats": float(np.mean(prior)),
+            "prior_bits_per_code": float(np.mean(prior)) / (h * w * math.log(2.0)),
+            "mse": mse,
+            "psnr": 10.0 * math.log10(1.0 / mse) if mse > 0 else math.inf,
+            "num_examples": int(len(reconstruction)),
+        }
+
+    @tf.function(reduce_retracing=True)
+    def _eval_batch(self, images, labels):
+        terms = self.terms(images, labels)
+        if "prior" in terms:
+            prior = terms["prior"]
+        else:
+            h, w = self.code_shape
+            prior = tf.fill(tf.shape(images)[:1], h * w * math.log(self.num_embeddings))
+        decoded = self.decode_codes_tensor(terms["codes"])
+        mse = tf.reduce_mean(tf.square(decoded - images), axis=[1, 2, 3])
+        return terms["reconstruction"], prior, mse
+
+    def _eval_batches(self, data, labels, batch_size):
+        if isinstance(data, tf.data.Dataset):
+            self.check_data(data)
+            for batch in data:
+                images, y = self._unpack(batch)
+                yield tf.cast(images, tf.float32), None if y is None else tf.cast(y, tf.int32)
+            return
+        x = self._check_images_arg("data", data)
+        self._check_values(x)
+        labels = checks.labels(labels, len(x), self.num_classes)
+        for start in range(0, len(x), batch_size):
+            yb = None if labels is None else tf.constant(labels[start : start + batch_size])
+            yield tf.constant(x[start : start + batch_size]), yb
+
+    # -- data checks --------------------------------------------------------------------------
+
+    def check_data(self, x, y=None):
+        """Also checks the values of the first batch against the likelihood's range."""
+        super().check_data(x, y)
+        if isinstance(x, tf.data.Dataset):
+            batch = next(iter(x.take(1)), None)
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if images is not None:
+                self._check_values(keras.ops.convert_to_numpy(images))
+        elif isinstance(x, np.ndarray):
+            self._check_values(x)
+
+    def _check_values(self, images):
+        images = np.asarray(images, np.float32)
+        if images.size == 0:
+            return
+        lo, hi = float(images.min()), float(images.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"a VQ-VAE takes images in [0, 1]; the data holds values in [{lo:.3g}, {hi:.3g}]. "
+                f"Load it with keras_gen.data.load(..., image_range={self.data_range!r})."
+            )
+        if self.likelihood == "discretized_logistic":
+            levels = images * 255.0
+            if np.max(np.abs(levels - np.round(levels))) > 1e-3:
+                raise ValueError(
+                    "likelihood='discretized_logistic' models 8-bit images, values k / 255; the "
+                    "data holds other values. Load it with image_range='unit' (not dequantised "
+                    "or resized), or use likelihood='gaussian'."
+                )
+        if self.likelihood == "bernoulli" and not self._warned_bernoulli:
+            if np.any((images != 0.0) & (images != 1.0)):
+                self._warned_bernoulli = True
+                warnings.warn(
+                    "likelihood='bernoulli' on images that are not binary: training works (a "
+                    "cross-entropy), but its nats are not a log-likelihood. Load the data with "
+                    "image_range='binary' for numbers that compare with papers.",
+                    stacklevel=3,
+                )
+
+    # -- serialisation ------------------------------------------------------------------------
+
+    def get_config(self):
+        config = super().get_config()
+        q = self.quantizer
+        config.update(
+            num_embeddings=self.num_embeddings,
+            embedding_dim=self.embedding_dim,
+            likelihood=self.likelihood,
+            beta=self.beta,
+            codebook_update=q.codebook_update,
+            decay=q.decay,
+            dead_code_steps=q.dead_code_steps,
+            filters=self.filters,
+            residual_blocks=self.residual_blocks,
+            downsamplings=self.downsamplings,
+            autoencoder_trainable=self.autoencoder_trainable,
+        )
+        if self.prior is not None:
+            config["prior"] = keras.saving.serialize_keras_object(self.prior)
+        return config
