@@ -343,8 +343,8 @@ def fit(
             guard.epoch, guard.skipped = epoch + 1, 0
         else:
             _run(model, remainder.skip(skip), guard, checkpointer,
-                 history, initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
-                 callbacks=callbacks)
+                 history, fresh=by_epoch(epoch) if callable(data) else None,
+                 initial_epoch=epoch, epochs=epoch + 1, verbose=verbose, callbacks=callbacks)
         epoch += 1
     if epoch < epochs:
         if callable(data):
@@ -352,6 +352,7 @@ def fit(
         else:
             stream, steps = data, None  # Keras iterates it anew each epoch
         _run(model, stream, guard, checkpointer, history,
+             fresh=data(epoch) if callable(data) else None,
              initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, verbose=verbose,
              callbacks=callbacks)
     if checkpointer.write_directory != checkpointer.directory:
@@ -359,10 +360,16 @@ def fit(
     return history
 
 
-def _run(model, dataset, guard, checkpointer, history, **fit_kwargs):
-    """One `model.fit`, turning a NaN stop and bad data into their readable errors."""
+def _run(model, dataset, guard, checkpointer, history, fresh=None, **fit_kwargs):
+    """One `model.fit`, turning a NaN stop and bad data into their readable errors. `fresh`: a
+    copy of the data's first epoch for `inspect_data`, so that reading its first batch does not
+    start an iteration of the data trained on (a reshuffling dataset would then train on its
+    second order, and a resumed run on another one)."""
     result = None
     try:
+        if fresh is not None and hasattr(model, "inspect_data"):
+            model.inspect_data(fresh)
+            fit_kwargs["check_first_batch"] = False
         result = model.fit(dataset, **fit_kwargs)
     except _Stop:
         pass

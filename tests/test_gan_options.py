@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_gen as kg
 from keras_gen import augment, data, losses
 from keras_gen.models import DCGAN, GAN
 from keras_gen.models import gan as gan_module
@@ -243,3 +244,18 @@ def test_data_in_the_wrong_range_is_caught_before_training():
     with pytest.raises(ValueError, match=r"image_range='unit'.*\[0, 1\].*\[-1"):
         unit.fit(digits(image_range="tanh"), epochs=1, verbose=0)
     unit.fit(digits(image_range="unit"), epochs=1, verbose=0)  # the right range trains
+
+
+def test_replica_exact_dropout_scales_kept_units_and_is_identity_at_inference():
+    # (1 vs 2 replicas with it inside a DCGAN: tests/test_distribute.py)
+    layer = kg.layers.ReplicaExactDropout(0.25, seed=3)
+    x = np.ones((64, 32), np.float32)
+    y = layer(x, training=True).numpy()
+    assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
+    assert abs((y == 0).mean() - 0.25) < 0.03
+    assert not np.array_equal(layer(x, training=True).numpy(), y)  # a fresh mask each call
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    again = kg.layers.ReplicaExactDropout.from_config(layer.get_config())
+    np.testing.assert_array_equal(again(x, training=True), y)  # same seed, same first mask
+    with pytest.raises(ValueError, match="rate"):
+        kg.layers.ReplicaExactDropout(1.0)

@@ -130,8 +130,10 @@ def test_every_family_is_a_generative_model_with_the_shared_contract():
         images = model.generate(3, seed=1, labels=[0, 1, 2])
         assert images.shape == (3, 8, 8, 1) and images.dtype == np.float32
         assert 0.0 <= images.min() and images.max() <= 1.0
-        # image k does not depend on n or the batch size
-        np.testing.assert_array_equal(model.generate(2, seed=1, labels=[0, 1], batch_size=1), images[:2])
+        # image k does not depend on n or the batch size (to float rounding: oneDNN picks its
+        # convolution kernels by batch size, so the VQ-VAE's decoder may differ in the last bit)
+        np.testing.assert_allclose(model.generate(2, seed=1, labels=[0, 1], batch_size=1), images[:2],
+                                   rtol=0, atol=1e-6)
 
 
 def test_shared_checks_name_the_argument_and_suggest():

@@ -254,8 +254,19 @@ class GenerativeModel(keras.Model):
             return None
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def fit(self, x=None, y=None, *args, **kwargs):
+    def inspect_data(self, x, y=None):
+        """What `fit` does with the data before training: `check_data`, which reads the first
+        batch (a family may also keep something from it). Reading a batch starts an iteration of
+        the dataset, and a dataset that reshuffles each iteration then trains on its second
+        order; `keras_gen.training.fit` therefore inspects a fresh copy of each epoch's data and
+        calls `fit(..., check_first_batch=False)`, so a resumed run sees the same orders."""
         self.check_data(x, y)
+
+    def fit(self, x=None, y=None, *args, check_first_batch=True, **kwargs):
+        """Keras' `fit`, after `inspect_data` (unless `check_first_batch=False`), with the labels
+        of a conditional model checked in the input pipeline."""
+        if check_first_batch:
+            self.inspect_data(x, y)
         x, y = self.checked_labels(x, y)
         if isinstance(x, tf.data.Dataset):
             # keras_gen.data.load shuffles already; Keras would warn that it ignores shuffle.

@@ -312,9 +312,9 @@ class Pix2Pix(GenerativeModel):
                     "the model's size."
                 )
 
-    def fit(self, x=None, y=None, *args, **kwargs):
-        """Keras' fit, after checking the range of the first batch and keeping its first
-        inputs as `example_inputs` (once)."""
+    def inspect_data(self, x, y=None):
+        """Checks the shapes and the range of the first batch, and keeps its first inputs as
+        `example_inputs` (once), before `fit` trains."""
         self.check_data(x, y)
         first = _first_pair(x, y)
         if first is not None:
@@ -327,7 +327,6 @@ class Pix2Pix(GenerativeModel):
                 padded[: len(kept)] = kept
                 self.example_input_images.assign(padded)
                 self.example_input_count.assign(len(kept))
-        return super().fit(x, y, *args, **kwargs)
 
     # -- serialisation ------------------------------------------------------------------------
 
