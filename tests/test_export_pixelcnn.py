@@ -4,7 +4,6 @@ temperature); the exported sampler is the model's cached sampler (TFLite WHILE l
 only) and returns exactly PixelCNN.sample's / complete's images for the same noise."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import keras
@@ -14,11 +13,6 @@ import tensorflow as tf
 import export
 import keras_gen as kg
 
-REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(
-    not (REPO / "keras_gen" / "models" / "pixelcnn.py").exists(),
-    reason="the PixelCNN family (keras_gen/models/pixelcnn.py) does not exist yet",
-)
 SIGNATURES = ["complete", "distribution", "sample"]
 
 
