@@ -68,10 +68,10 @@ def _data(batch_size, levels):
     return rng.integers(0, levels, (batch_size,) + SHAPE).astype(np.int32)
 
 
-def _ours(batch_size, levels):
+def _ours(batch_size, levels, **compile_kwargs):
     model = PixelCNN(SHAPE, levels=levels, filters=FILTERS, num_layers=NUM_LAYERS,
                      variant="original", seed=0)
-    model.compile()
+    model.compile(**compile_kwargs)
     iterator = iter(tf.data.Dataset.from_tensors(_data(batch_size, levels)).repeat())
     model.make_train_function()
     return lambda: model.train_function(iterator)
@@ -87,14 +87,16 @@ def _reference(batch_size, levels):
 
 
 def cases(batch_size=64):
+    """The library's defaults (`compile()`), and XLA forced on, against the keras-io network."""
     out = []
-    for levels in (256, 2):
+    for levels, compile_kwargs in ((256, {}), (256, {"jit_compile": True}), (2, {})):
+        label = "XLA on" if compile_kwargs else "defaults: compile()"
         out.append(
             dict(
                 name=f"pixelcnn original {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} levels={levels} "
-                f"filters={FILTERS} blocks={NUM_LAYERS}",
+                f"filters={FILTERS} blocks={NUM_LAYERS}, {label}",
                 images_per_call=batch_size,
-                ours=_ours(batch_size, levels),
+                ours=_ours(batch_size, levels, **compile_kwargs),
                 reference=_reference(batch_size, levels),
             )
         )
