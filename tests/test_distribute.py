@@ -22,7 +22,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def train(family, strategy, **kwargs):
     with strategy.scope():
         model = families.build(family, **kwargs)
-        model.compile()
+        # The same step on 1 and 2 replicas: "auto" turns XLA on for one device (a GPU, or a
+        # family measured faster with it on a CPU) and off for several, and XLA's random ops
+        # draw other noise.
+        model.compile(jit_compile=False)
     history = model.fit(families.dataset(family), epochs=1, verbose=0)
     return model, {k: v[-1] for k, v in history.history.items()}
 

@@ -98,7 +98,9 @@ def test_elbo_terms_equal_a_hand_computation(likelihood, params, kwargs):
 
 def test_train_and_test_steps_track_the_beta_weighted_bound_with_their_noise():
     model = dense_vae("bernoulli", 1, beta=0.5)
-    model.compile(optimizer=keras.optimizers.SGD(0.0))  # weights stay: compare with the hand values
+    # SGD(0): the weights stay, to compare with the hand values; no XLA, whose random ops draw
+    # other noise than the TF kernels the hand computation uses.
+    model.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
     x = (np.random.default_rng(2).uniform(size=(8, 2, 2, 1)) > 0.5).astype(np.float32)
     history = model.fit(x, batch_size=8, epochs=1, verbose=0, validation_data=(x,), shuffle=False)
     # The train step draws its noise from (seed, step 0); the test step from the fixed key -1.
@@ -113,7 +115,7 @@ def test_train_and_test_steps_track_the_beta_weighted_bound_with_their_noise():
 
 def test_train_step_gradient_is_the_gradient_of_the_mean_loss():
     model = dense_vae("gaussian", 2)
-    model.compile(optimizer=keras.optimizers.SGD(1.0))
+    model.compile(optimizer=keras.optimizers.SGD(1.0), jit_compile=False)  # TF kernels' noise
     x = np.random.default_rng(3).uniform(size=(6, 2, 2, 1)).astype(np.float32)
     noise = model.step_noise(tf.constant(0, tf.int64), 0, 6, (LATENT,))
     before = [v.numpy().copy() for v in model.trainable_variables]
