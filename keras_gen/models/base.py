@@ -391,3 +391,51 @@ class GenerativeModel(keras.Model):
             keras_gen_version=__version__,
         )
         return config
+
+
+class AdversarialModel(GenerativeModel):
+    """A generator and a discriminator with an optimiser each (GAN, Pix2Pix). The generator's
+    is Keras' own `optimizer`, so its `iterations` count the training steps for callbacks and
+    the step noise; the discriminator's, `d_optimizer`, is extra state, saved with the model and
+    in checkpoints. Subclasses set `self.generator` and `self.discriminator` and give
+    `default_optimizer`."""
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Two optimisers (`default_optimizer(...)` for the ones not given); the rest of Keras'
+        compile arguments as usual."""
+        if "optimizer" in kwargs:
+            raise ValueError(
+                f"{type(self).__name__} has two optimisers: pass d_optimizer= and g_optimizer= "
+                "instead of optimizer=."
+            )
+        d_optimizer = keras.optimizers.get(d_optimizer or self.default_optimizer("d_optimizer"))
+        g_optimizer = keras.optimizers.get(g_optimizer or self.default_optimizer("g_optimizer"))
+        if d_optimizer is g_optimizer:
+            raise ValueError("d_optimizer and g_optimizer must be two different optimiser objects.")
+        super().compile(optimizer=g_optimizer, **kwargs)
+        # Keras wraps its own `optimizer` in a LossScaleOptimizer under mixed_float16; the
+        # discriminator's needs the same.
+        self.d_optimizer = self.loss_scaled(d_optimizer)
+        with self.distribute_strategy.scope():
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def g_optimizer(self):
+        return self.optimizer
+
+    def optimized_variables(self):
+        return self.generator.trainable_variables
+
+    def get_compile_config(self):
+        if not getattr(self, "compiled", False):
+            return None
+        return {
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.optimizer),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+        )

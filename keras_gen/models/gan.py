@@ -10,7 +10,7 @@ import tensorflow as tf
 from keras_gen import augment, checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
-from keras_gen.models.base import GenerativeModel, first_images
+from keras_gen.models.base import AdversarialModel, first_images
 
 # Noise purposes within one training step (`GenerativeModel.step_noise` keys 64 per step):
 # discriminator step k uses 8 k + (one of the offsets below), the generator step the last 8.
@@ -21,7 +21,7 @@ _Z, _ALPHA, _AUGMENT_REAL, _AUGMENT_FAKE = 0, 1, 2, 3
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class GAN(GenerativeModel):
+class GAN(AdversarialModel):
     """A generative adversarial network trained with `model.fit`.
 
     Each `train_step` plays the minimax game: `discriminator_steps` discriminator updates, each
@@ -144,31 +144,6 @@ class GAN(GenerativeModel):
                 f"shape {tuple(logits.shape)[1:]} per batch."
             )
 
-    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Defaults: Adam(2e-4, beta_1=0.5) for both networks (DCGAN), or
-        Adam(1e-4, beta_1=0, beta_2=0.9) for WGAN-GP, as in the papers."""
-        if "optimizer" in kwargs:
-            raise ValueError(
-                "a GAN has two optimisers: pass d_optimizer= and g_optimizer= instead of optimizer=."
-            )
-        d_optimizer = d_optimizer or self.default_optimizer("d_optimizer")
-        g_optimizer = g_optimizer or self.default_optimizer("g_optimizer")
-        d_optimizer = keras.optimizers.get(d_optimizer)
-        g_optimizer = keras.optimizers.get(g_optimizer)
-        if d_optimizer is g_optimizer:
-            raise ValueError("d_optimizer and g_optimizer must be two different optimiser objects.")
-        # The generator's optimiser is Keras's own `optimizer`, so `iterations` counts training
-        # steps for callbacks; the discriminator's is extra state.
-        super().compile(optimizer=g_optimizer, **kwargs)
-        # Keras wraps its own `optimizer` in a LossScaleOptimizer under mixed_float16; the
-        # discriminator's needs the same.
-        self.d_optimizer = self.loss_scaled(d_optimizer)
-        with self.distribute_strategy.scope():
-            self.d_optimizer.build(self.discriminator.trainable_variables)
-
-    def optimized_variables(self):
-        return self.generator.trainable_variables
-
     def default_optimizer(self, argument="g_optimizer"):
         """The optimiser `compile()` gives `argument` ("d_optimizer" or "g_optimizer"):
         Adam(5e-4, beta_1=0.5) for both (measured best at a fixed CPU budget in
@@ -179,23 +154,6 @@ class GAN(GenerativeModel):
             return keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
         return keras.optimizers.Adam(5e-4, beta_1=0.5)
 
-    @property
-    def g_optimizer(self):
-        return self.optimizer
-
-    def get_compile_config(self):
-        if not getattr(self, "compiled", False):
-            return None
-        return {
-            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
-            "g_optimizer": keras.saving.serialize_keras_object(self.optimizer),
-        }
-
-    def compile_from_config(self, config):
-        self.compile(
-            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
-            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
-        )
 
     @property
     def metrics(self):

@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras_gen import checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
-from keras_gen.models.base import GenerativeModel
+from keras_gen.models.base import AdversarialModel
 
 PIX2PIX_LOSSES = ("non_saturating", "minimax", "hinge")
 # Training inputs the model keeps (the first ones `fit` sees), so exported files can be validated
@@ -21,7 +21,7 @@ NUM_EXAMPLE_INPUTS = 8
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class Pix2Pix(GenerativeModel):
+class Pix2Pix(AdversarialModel):
     """A U-Net generator and a conditional PatchGAN discriminator trained with `model.fit` on
     `(input, target)` batches from `keras_gen.data.load_pairs`.
 
@@ -136,45 +136,12 @@ class Pix2Pix(GenerativeModel):
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.adversarial_tracker, self.l1_tracker]
 
-    # -- optimisers: two, like GAN ------------------------------------------------------------
-
-    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Defaults: Adam(2e-4, beta_1=0.5) for both networks, as in the paper."""
-        if "optimizer" in kwargs:
-            raise ValueError(
-                "Pix2Pix has two optimisers: pass d_optimizer= and g_optimizer= instead of optimizer=."
-            )
-        d_optimizer = keras.optimizers.get(d_optimizer or self.default_optimizer("d_optimizer"))
-        g_optimizer = keras.optimizers.get(g_optimizer or self.default_optimizer("g_optimizer"))
-        if d_optimizer is g_optimizer:
-            raise ValueError("d_optimizer and g_optimizer must be two different optimiser objects.")
-        # The generator's optimiser is Keras' own `optimizer` (its `iterations` count the steps);
-        # the discriminator's is extra state, saved with the model and in checkpoints.
-        super().compile(optimizer=g_optimizer, **kwargs)
-        self.d_optimizer = self.loss_scaled(d_optimizer)
-        with self.distribute_strategy.scope():
-            self.d_optimizer.build(self.discriminator.trainable_variables)
+    # -- optimisers: two (AdversarialModel.compile), like GAN ---------------------------------
 
     def default_optimizer(self, argument="g_optimizer"):
+        """Adam(2e-4, beta_1=0.5) for both networks, as in the paper."""
         checks.choice("argument", argument, ("d_optimizer", "g_optimizer", "optimizer"))
         return keras.optimizers.Adam(2e-4, beta_1=0.5)
-
-    def optimized_variables(self):
-        return self.generator.trainable_variables
-
-    def get_compile_config(self):
-        if not getattr(self, "compiled", False):
-            return None
-        return {
-            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
-            "g_optimizer": keras.saving.serialize_keras_object(self.optimizer),
-        }
-
-    def compile_from_config(self, config):
-        self.compile(
-            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
-            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
-        )
 
     # -- the objective ------------------------------------------------------------------------
 

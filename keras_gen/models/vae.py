@@ -29,6 +29,42 @@ POSTERIOR_LOGVAR_RANGE = (-20.0, 10.0)
 _IWAE_IMAGES_PER_CALL = 4096
 
 
+def check_likelihood_images(model, images, what):
+    """Fails on data outside the range `model.likelihood` models, with a readable message (the
+    VAE and the VQ-VAE share it); warns once when Bernoulli nats are not a log-likelihood."""
+    images = np.asarray(images)
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(
+            f"{what} takes float images in [0, 1]; got dtype {images.dtype}. Load the data "
+            f"with keras_gen.data.load(..., image_range={model.data_range!r})."
+        )
+    if images.size == 0:
+        return
+    lo, hi = float(images.min()), float(images.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"{what} takes images in [0, 1]; the data holds values in [{lo:.3g}, {hi:.3g}]. "
+            f"Load it with keras_gen.data.load(..., image_range={model.data_range!r})."
+        )
+    if model.likelihood == "discretized_logistic":
+        levels = images * 255.0
+        if np.max(np.abs(levels - np.round(levels))) > 1e-3:
+            raise ValueError(
+                "likelihood='discretized_logistic' models 8-bit images, values k / 255; the "
+                "data holds other values. Load it with image_range='unit' (not dequantised "
+                "or resized), or use likelihood='gaussian'."
+            )
+    if model.likelihood == "bernoulli" and not model._warned_bernoulli:
+        if np.any((images != 0.0) & (images != 1.0)):
+            model._warned_bernoulli = True
+            warnings.warn(
+                "likelihood='bernoulli' on images that are not binary: training works (a "
+                "cross-entropy), but its nats are not a log-likelihood. For numbers that "
+                "compare with papers load the data with image_range='binary'.",
+                stacklevel=4,
+            )
+
+
 @keras.saving.register_keras_serializable(package="keras_gen")
 class VAE(GenerativeModel):
     """A variational autoencoder trained with `model.fit`.
@@ -333,37 +369,7 @@ class VAE(GenerativeModel):
         return super().fit(x, y, *args, **kwargs)
 
     def _check_values(self, images):
-        """Fails on data outside the range this likelihood models; a readable message."""
-        if not np.issubdtype(images.dtype, np.floating):
-            raise ValueError(
-                f"a VAE takes float images in [0, 1]; got dtype {images.dtype}. Load the data "
-                f"with keras_gen.data.load(..., image_range={self.data_range!r})."
-            )
-        if images.size == 0:
-            return
-        lo, hi = float(images.min()), float(images.max())
-        if lo < 0.0 or hi > 1.0:
-            raise ValueError(
-                f"a VAE takes images in [0, 1]; the data holds values in [{lo:.3g}, {hi:.3g}]. "
-                f"Load it with keras_gen.data.load(..., image_range={self.data_range!r})."
-            )
-        if self.likelihood == "discretized_logistic":
-            levels = images * 255.0
-            if np.max(np.abs(levels - np.round(levels))) > 1e-3:
-                raise ValueError(
-                    "likelihood='discretized_logistic' models 8-bit images, values k / 255; the "
-                    "data holds other values. Load it with image_range='unit' (not dequantised "
-                    "or resized), or use likelihood='gaussian'."
-                )
-        if self.likelihood == "bernoulli" and not self._warned_bernoulli:
-            if np.any((images != 0.0) & (images != 1.0)):
-                self._warned_bernoulli = True
-                warnings.warn(
-                    "likelihood='bernoulli' on images that are not binary: training works (a "
-                    "cross-entropy), but its nats are not a log-likelihood. For numbers that "
-                    "compare with papers load the data with image_range='binary'.",
-                    stacklevel=3,
-                )
+        check_likelihood_images(self, images, "a VAE")
 
     # -- sampling and reconstruction ----------------------------------------------------------
 

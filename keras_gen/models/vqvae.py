@@ -23,7 +23,6 @@ bits/dim compare with the VAE's and PixelCNN's), binarised for "bernoulli".
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import keras
@@ -35,6 +34,7 @@ from keras_gen import networks
 from keras_gen.layers.quantizer import CODEBOOK_UPDATES, VectorQuantizer, straight_through
 from keras_gen.models.base import GenerativeModel, num_replicas
 from keras_gen.models.pixelcnn import PixelCNN
+from keras_gen.models.vae import check_likelihood_images
 
 # Purpose of the dead-code restart noise drawn in a step (see GenerativeModel.step_noise).
 _RESTART_PURPOSE = 0
@@ -534,32 +534,7 @@ class VQVAE(GenerativeModel):
             self._check_values(x)
 
     def _check_values(self, images):
-        images = np.asarray(images, np.float32)
-        if images.size == 0:
-            return
-        lo, hi = float(images.min()), float(images.max())
-        if lo < 0.0 or hi > 1.0:
-            raise ValueError(
-                f"a VQ-VAE takes images in [0, 1]; the data holds values in [{lo:.3g}, {hi:.3g}]. "
-                f"Load it with keras_gen.data.load(..., image_range={self.data_range!r})."
-            )
-        if self.likelihood == "discretized_logistic":
-            levels = images * 255.0
-            if np.max(np.abs(levels - np.round(levels))) > 1e-3:
-                raise ValueError(
-                    "likelihood='discretized_logistic' models 8-bit images, values k / 255; the "
-                    "data holds other values. Load it with image_range='unit' (not dequantised "
-                    "or resized), or use likelihood='gaussian'."
-                )
-        if self.likelihood == "bernoulli" and not self._warned_bernoulli:
-            if np.any((images != 0.0) & (images != 1.0)):
-                self._warned_bernoulli = True
-                warnings.warn(
-                    "likelihood='bernoulli' on images that are not binary: training works (a "
-                    "cross-entropy), but its nats are not a log-likelihood. Load the data with "
-                    "image_range='binary' for numbers that compare with papers.",
-                    stacklevel=3,
-                )
+        check_likelihood_images(self, np.asarray(images, np.float32), "a VQ-VAE")
 
     # -- serialisation ------------------------------------------------------------------------
 
