@@ -50,13 +50,13 @@ def test_translate_matches_keras_in_every_format(pix2pix, exported):
 def test_exported_file_takes_unit_images_and_needs_only_builtin_ops(pix2pix, exported):
     from ai_edge_litert.interpreter import Interpreter
 
-    meta = json.loads((exported / "translate.int8.json").read_text())
+    meta = json.loads((exported / "model.int8.json").read_text())  # one file per mode, every signature
     assert meta["family"] == "pix2pix" and meta["task"] == "edges"
     assert meta["input_range"] == meta["value_range"] == [0.0, 1.0]
     assert meta["training_image_range"] == "tanh" and meta["input_shape"] == [8, 8, 1]
     assert not any(op.startswith("Flex") for op in meta["tflite_ops"])
     assert "TRANSPOSE_CONV" not in meta["tflite_ops"]  # upsampling="resize"
-    interpreter = Interpreter(model_path=str(exported / "translate.tflite"))
+    interpreter = Interpreter(model_path=str(exported / "model.tflite"))
     run = interpreter.get_signature_runner("translate")
     images = export.prior_samples(pix2pix, n=1)["translate"]["images"]
     out = run(images=images)["images"]
