@@ -186,8 +186,11 @@ class GenerativeModel(keras.Model):
         none is given (a GAN has two: "d_optimizer", "g_optimizer"). Default: Adam(1e-3)."""
         return keras.optimizers.Adam(1e-3)
 
-    # XLA for this family's train step on a CPU (where Keras' "auto" leaves it off): set from
-    # benchmarks/train_throughput.py on a 2-core CPU. On GPUs and TPUs "auto" turns XLA on.
+    # XLA for this family's train step on a CPU (where Keras' "auto" leaves it off), from
+    # benchmarks/train_throughput.py on a 2-core CPU: off for every family today. With
+    # TensorFlow 2.21's oneDNN kernels the XLA step measured 0.39x (DCGAN), 0.49x (ConvVAE) and
+    # 0.71x (PixelCNN) of the plain one (RESULTS.md), and the VQ-VAE and Pix2Pix steps were
+    # slower with it too. On GPUs and TPUs "auto" turns XLA on.
     xla_on_cpu = False
 
     def compile(self, optimizer=None, jit_compile="auto", deterministic=False, **kwargs):

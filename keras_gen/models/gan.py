@@ -373,8 +373,7 @@ class DCGAN(GAN):
         convolution before each, and one at the end: Miyato et al.'s standard CNN).
     """
 
-    # Smaller batches train faster per CPU second (benchmarks/gan_quality.py). XLA stays off on
-    # CPUs (GAN.xla_on_cpu): with these networks it trained fewer steps per wall-clock minute.
+    # Smaller batches train faster per CPU second (benchmarks/gan_quality.py).
     default_batch_size = 32
 
     def __init__(

@@ -93,10 +93,6 @@ class VAE(GenerativeModel):
 
     network_args = ("encoder", "decoder")
 
-    # XLA measured faster for the VAE step on a 2-core CPU (benchmarks/train_throughput.py;
-    # RESULTS.md), so compile()'s "auto" turns it on here too.
-    xla_on_cpu = True
-
     def __init__(
         self,
         encoder,
