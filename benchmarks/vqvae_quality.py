@@ -9,8 +9,8 @@ Each variant trains in a fresh process, one at a time, for a budget of process C
 VQ-VAE stage takes `--vq-share` of it and its PixelCNN prior (trained on `vq.code_dataset`) the
 rest; "vqvae-loss" is the VQ-VAE stage alone with codebook_update="loss" (the EMA's
 alternative), at the same stage budget; "vae" (ConvVAE) and "dcgan" (DCGAN) take the whole
-budget. Every model is built and compiled at its defaults (and the command's XLA choice), batch 64
-(the command's default). Then, with this checkout's code: FID, KID, precision and recall of
+budget. Every model is built and compiled at its defaults (`compile()`), batch 64 (DCGAN: its own
+default batch, 32, as the command uses). Then, with this checkout's code: FID, KID, precision and recall of
 `--samples` generated images against the 10,000 test images with the shipped Fashion-MNIST
 extractor; for the likelihood models the test set's negative ELBO in bits/dim and the
 reconstruction PSNR; for the VQ-VAE the codebook perplexity on the test set and the prior's
@@ -69,7 +69,6 @@ def _worker(spec_path):
     import keras
 
     import keras_gen as kg
-    from keras_gen import cli
 
     name, out = spec["name"], Path(spec["out"])
     start = time.process_time()
@@ -77,34 +76,34 @@ def _worker(spec_path):
     info = kg.data.info(spec["data"])
     result = {"name": name}
 
-    def data(image_range):
-        return kg.data.load(spec["data"], split="train", batch_size=spec["batch_size"],
+    def data(image_range, batch_size=None):
+        return kg.data.load(spec["data"], split="train", batch_size=batch_size or spec["batch_size"],
                             image_range=image_range, seed=spec["seed"], drop_remainder=True)
 
     if name.startswith("vqvae"):
         options = {"codebook_update": "loss"} if name == "vqvae-loss" else {}
         model = kg.models.VQVAE(info.image_shape, seed=spec["seed"], **options)
-        model.compile(jit_compile=cli.JIT_DEFAULTS["vqvae"])
+        model.compile()
         stage = start + budget * spec["vq_share"]
         result["vq_steps"], result["vq_logs"] = _fit(model, data(model.data_range), stage, keras)
         result["vq_cpu_seconds"] = time.process_time() - start
         if name == "vqvae":
             prior = kg.models.PixelCNN(model.code_shape + (1,), levels=model.num_embeddings,
                                        seed=spec["seed"])
-            prior.compile(jit_compile=cli.JIT_DEFAULTS["vqvae-prior"])
+            prior.compile()
             codes = model.code_dataset(data(model.data_range))
             result["prior_steps"], result["prior_logs"] = _fit(prior, codes, start + budget, keras)
             model.set_prior(prior)
             result["prior_parameters"] = prior.count_params()
     elif name == "vae":
         model = kg.models.ConvVAE(info.image_shape, seed=spec["seed"])
-        model.compile(jit_compile=cli.JIT_DEFAULTS["vae"])
+        model.compile()
         result["steps"], result["logs"] = _fit(model, data(model.data_range), start + budget, keras)
     else:
         model = kg.models.DCGAN(info.image_shape, seed=spec["seed"])
-        model.compile(jit_compile=cli.JIT_DEFAULTS["dcgan"])
-        image_range = getattr(model, "data_range", None) or model.image_range
-        result["steps"], result["logs"] = _fit(model, data(image_range), start + budget, keras)
+        model.compile()
+        result["steps"], result["logs"] = _fit(
+            model, data(model.data_range, model.default_batch_size), start + budget, keras)
     result["cpu_seconds"] = time.process_time() - start
     result["parameters"] = model.count_params()
     model.save(out / f"{name}.keras")
