@@ -115,11 +115,11 @@ def baselines(pairs, means):
 
 def tflite_table(model, name, pairs, args):
     import export
-    from export.to_tflite import file_name
+    from export.to_tflite import MODEL_FILE, file_name
     from export.validation import tflite_runner
 
     out = Path(args.out) / f"{name}_export"
-    paths = {q: out / file_name("translate", q) for q in export.QUANTIZE_MODES}
+    paths = {q: out / file_name(MODEL_FILE, q) for q in export.QUANTIZE_MODES}  # one file per mode
     if not (args.reuse and all(p.exists() for p in paths.values())):
         shutil.rmtree(out, ignore_errors=True)
         saved = export.saved_model(model, out / "saved_model")
