@@ -127,6 +127,7 @@ def test_train_and_evaluate_other_families(family, extra, tmp_path):
     assert np.isfinite(results[key]) and results[key] > 0
 
 
+@pytest.mark.slow  # several command runs: the slow tier, still in CI
 def test_resume_under_mirrored_strategy(tmp_path):
     out = tmp_path / "mr"
     args = ["train", *TINY, "--out", str(out), "--strategy", "mirrored", "--checkpoint-every", "1"]

@@ -59,6 +59,7 @@ def test_two_replicas_equal_one(family):
         np.testing.assert_allclose(logs_one[key], logs_two[key], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # several trainings per test: the slow tier, still in CI
 @pytest.mark.parametrize("num_classes", [None, 10])
 def test_dcgan_defaults_with_augmentation_and_dropout_are_replica_exact(num_classes):
     """DCGAN at its defaults plus every kind of noise a step draws (DiffAugment, dropout): the
@@ -72,6 +73,7 @@ def test_dcgan_defaults_with_augmentation_and_dropout_are_replica_exact(num_clas
         np.testing.assert_allclose(logs_one[key], logs_two[key], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # several trainings per test: the slow tier, still in CI
 def test_wgan_gp_under_mirrored_strategy_equals_one_replica():
     # Two critic steps, each on its own strided half of every replica's batch of 8.
     options = dict(loss="wasserstein_gp", discriminator_steps=2)
@@ -156,12 +158,14 @@ def test_multi_worker_equals_single_process(family, tmp_path):
         np.testing.assert_allclose(w0[key], ws[key], atol=1e-5)
 
 
+@pytest.mark.slow  # several trainings per test: the slow tier, still in CI
 def test_mirrored_strategy_is_reused_so_repeated_runs_work():
     assert families.two_replicas() is families.two_replicas()
     for _ in range(2):  # a second model on the same devices (a re-run notebook cell)
         train("dcgan", families.two_replicas())
 
 
+@pytest.mark.slow  # several trainings per test: the slow tier, still in CI
 @pytest.mark.parametrize("family", families.FAMILIES)
 def test_xla_step_trains_and_repeats(family):
     # XLA's stateless random ops may use another algorithm than TF's kernels, so the noise, and

@@ -74,6 +74,7 @@ def _fresh_python(code, tmp_path):
 # -- parity -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # exports and runs every TFLite mode
 def test_every_format_matches_keras_within_tolerance(cgan, exported):
     # The check is only meaningful if the generator's images vary: a flat grey output would
     # match whatever the quantisation did.
@@ -350,6 +351,7 @@ def test_ema_unit_range_generator_exports_the_sampling_network(tmp_path):
 # -- command line ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # exports and runs every TFLite mode
 def test_cli_exports_validates_and_refuses_to_overwrite(cgan, tmp_path, capsys):
     from export import cli
 

@@ -15,6 +15,8 @@ import tensorflow as tf
 import export
 import keras_gen as kg
 
+pytestmark = pytest.mark.slow  # trains and exports models: the slow tier, still in CI
+
 LATENT = 4
 
 

@@ -270,6 +270,7 @@ def test_conditional_fit_on_labelled_batches():
     assert not np.allclose(log_p0, log_p1)  # the label changes the distribution
 
 
+@pytest.mark.slow  # trains, saves and samples: the slow tier, still in CI
 def test_save_and_load_round_trip(tmp_path):
     model = tiny((5, 5, 3), levels=8, num_classes=3, likelihood="logistic_mixture", filters=6)
     model.compile()
