@@ -441,24 +441,31 @@ def _first_existing(folder, stem):
 # -- npz
 
 
-def _npz_source(path, split):
+def _read_npz(path, missing):
+    """The arrays of the .npz file `path` as {name: array}. `missing(path, keys)` returns the
+    message for a file without the arrays needed, or None; unreadable files get a DataError."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"npz: file {str(path)!r} does not exist.")
     try:
         with np.load(path, allow_pickle=False) as f:
             keys = list(f.keys())
-            if "x" not in keys:
-                raise DataError(
-                    f"{path} has arrays {keys}; keras-gen needs an array 'x' of images "
-                    "(N, H, W) or (N, H, W, C) and optionally 'y' of integer labels (N,)."
-                )
-            x = f["x"]
-            y = f["y"] if "y" in keys else None
+            message = missing(path, keys)
+            if message:
+                raise DataError(message)
+            return path, {k: f[k] for k in keys}
     except DataError:
         raise
     except Exception as e:
         raise DataError(f"cannot read {path} as a NumPy .npz file: {e}") from e
+
+
+def _npz_source(path, split):
+    path, arrays = _read_npz(path, lambda path, keys: None if "x" in keys else (
+        f"{path} has arrays {keys}; keras-gen needs an array 'x' of images "
+        "(N, H, W) or (N, H, W, C) and optionally 'y' of integer labels (N,)."
+    ))
+    x, y = arrays["x"], arrays.get("y")
     x = _levels_from_array(x, path)
     labels, num_classes = None, None
     if y is not None:
@@ -997,24 +1004,16 @@ def _check_task(name, task, shape, hole_size, scale, edge_threshold):
 
 
 def _npz_pairs(path, split):
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"npz: file {str(path)!r} does not exist.")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            keys = list(f.keys())
-            if "a" not in keys or "b" not in keys:
-                hint = (" It holds single images ('x'): derive pairs with task=... instead."
-                        if "x" in keys else "")
-                raise DataError(
-                    f"{path} has arrays {keys}; paired data needs arrays 'a' (inputs) and 'b' "
-                    f"(targets), (N, H, W) or (N, H, W, C) each.{hint}"
-                )
-            a, b = f["a"], f["b"]
-    except DataError:
-        raise
-    except Exception as e:
-        raise DataError(f"cannot read {path} as a NumPy .npz file: {e}") from e
+    def missing(path, keys):
+        if "a" in keys and "b" in keys:
+            return None
+        hint = (" It holds single images ('x'): derive pairs with task=... instead."
+                if "x" in keys else "")
+        return (f"{path} has arrays {keys}; paired data needs arrays 'a' (inputs) and 'b' "
+                f"(targets), (N, H, W) or (N, H, W, C) each.{hint}")
+
+    path, arrays = _read_npz(path, missing)
+    a, b = arrays["a"], arrays["b"]
     a, b = _levels_from_array(a, f"{path} 'a'"), _levels_from_array(b, f"{path} 'b'")
     if len(a) != len(b) or a.shape[1:3] != b.shape[1:3]:
         raise DataError(
