@@ -306,6 +306,12 @@ class TextEncoder(keras.layers.Layer):
         self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
 
     def build(self, input_shape):
+        if len(input_shape) != 2 or input_shape[-1] not in (None, self.sequence_length):
+            raise ValueError(
+                f"TextEncoder takes token ids of shape (batch, {self.sequence_length}) (its "
+                f"sequence_length); got shape {tuple(input_shape)}. Tokenize with the same "
+                "sequence_length."
+            )
         self.token_embedding.build(input_shape)
         self.position_embedding.build((self.sequence_length,))
         state_shape = tuple(input_shape) + (self.dim,)
