@@ -966,17 +966,12 @@ def _captioned_arrays(path, x, labels, num_classes, text, split):
         )
     captions = [t.decode() if isinstance(t, bytes) else str(t) for t in text]
     _check_captions(path, captions, [f"text[{i}]" for i in range(len(captions))])
-    base, sl = _parse_split(split)
-    if base != "train":
-        raise DataError(
-            f"split {split!r} does not exist; this source has one split, 'train'. Hold data out "
-            "with a slice, e.g. split='train[:90%]' and split='train[90%:]'."
-        )
-    start, stop = _slice_bounds(sl, len(x), split)
-    images = x[start:stop]
+    # The split of the images, with their indices standing in for labels, picks the captions.
+    part = _array_source(x, np.arange(len(x)), None, split, ("train",))
+    images, kept = part.images, part.labels
     return _CaptionedSource(
-        lambda j: images[j], images.shape[1:], captions[start:stop],
-        None if labels is None else labels[start:stop], num_classes, ("train",),
+        lambda j: images[j], images.shape[1:], [captions[i] for i in kept],
+        None if labels is None else labels[kept], num_classes, ("train",),
     )
 
 
