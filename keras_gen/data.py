@@ -1060,7 +1060,8 @@ def _read_caption_file(path):
     import json
 
     rows = []
-    with open(path, newline="", encoding="utf-8") as f:
+    # utf-8-sig: spreadsheet programs start their CSV files with a byte-order mark.
+    with open(path, newline="", encoding="utf-8-sig") as f:
         if path.suffix == ".jsonl":
             for line, raw in enumerate(f, 1):
                 if not raw.strip():

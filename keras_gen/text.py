@@ -58,6 +58,10 @@ class TextTokenizer(keras.layers.Layer):
     def __init__(self, max_tokens=1000, sequence_length=16, vocabulary=None, **kwargs):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
+        # String ops do not compile with XLA (as for keras.layers.TextVectorization): a model
+        # that calls this layer in its step resolves jit_compile="auto" to False. A model that
+        # wants XLA tokenizes in the tf.data pipeline instead.
+        self.supports_jit = False
         self.max_tokens = checks.positive_int("max_tokens", max_tokens)
         if self.max_tokens <= FIRST_WORD_ID:
             raise ValueError(
