@@ -7,6 +7,7 @@ exported files compute what the Keras model computes.
     export.tflite(gan, "exported/tflite", quantize="int8",
                   representative_data=export.prior_samples(gan, n=512))
     print(export.validate(gan, "exported").table())
+    ids = export.tokenize("a red sneaker", vocabulary, sequence_length)  # text models' input
 
 Command line: `python -m export --model runs/x/model.keras --out exported/` (also
 `keras-gen export ...`).
@@ -29,7 +30,11 @@ _PUBLIC = {
     "tflite": "export.to_tflite",
     "validate": "export.validation",
 }
-__all__ = sorted(_PUBLIC)
+# Pure Python and imported now: `export.tokenize` is then the function, never the submodule the
+# import system would otherwise bind to that name.
+from export.tokenize import read_tokenizer, tokenize, write_tokenizer  # noqa: E402
+
+__all__ = sorted(list(_PUBLIC) + ["read_tokenizer", "tokenize", "write_tokenizer"])
 
 
 def __getattr__(name):

@@ -10,7 +10,13 @@
 - `idx:PATH`: a folder of MNIST-format IDX files (`train-images-idx3-ubyte[.gz]`, ...), such as
   Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`);
 - `fashion_mnist_10k`: the 10,000-image Fashion-MNIST test split, bundled with the package;
-- `digits`: scikit-learn's bundled 8x8 digits (1,797 images, levels 0..16 scaled to 0..255).
+- `digits`: scikit-learn's bundled 8x8 digits (1,797 images, levels 0..16 scaled to 0..255);
+- `fashion_mnist_10k_captions` and `fashion_mnist_captions:PATH` (an IDX folder): Fashion-MNIST
+  garments tinted with a named colour and captioned ("a red sneaker"), for text-to-image; see
+  "Captioned images" below.
+
+With `text=True`, `load` yields `(images, captions)` from a captioned source: those two,
+`npz:PATH` with an array `text`, or `folder:PATH` with `metadata.jsonl` or `captions.csv`.
 
 Every source yields pixel levels 0..255 first; one function (`_to_range`) turns them into the
 requested range, so all sources agree exactly.
@@ -34,8 +40,8 @@ from keras_gen import checks
 
 IMAGE_RANGES = ("tanh", "unit", "levels", "binary")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-BUNDLED = ("fashion_mnist_10k", "digits")
-PREFIXES = ("folder:", "npz:", "idx:")
+BUNDLED = ("fashion_mnist_10k", "digits", "fashion_mnist_10k_captions")
+PREFIXES = ("folder:", "npz:", "idx:", "fashion_mnist_captions:")
 _DATASETS_DIR = Path(__file__).parent / "datasets"
 
 FASHION_MNIST_CLASSES = (
@@ -77,8 +83,10 @@ def load(
     image_size=None,
     strict=False,
     download=True,
+    text=False,
 ):
-    """Returns a batched, prefetched `tf.data.Dataset` of NHWC images (or `(images, labels)`).
+    """Returns a batched, prefetched `tf.data.Dataset` of NHWC images (or `(images, labels)`;
+    `(images, captions)` with `text=True`).
 
     Args:
       name: data set name (see the module docstring).
@@ -97,10 +105,14 @@ def load(
         images of different sizes are an error.
       strict: for `folder:` sources, fail on files that are not images instead of skipping them.
       download: for TFDS names, download and prepare the data set if it is not there yet.
+      text: yield `(images, captions)`, captions a tf.string vector, from a captioned source;
+        with `with_labels=True`, `(images, captions, labels)`, and `(images, captions,
+        classes, colours)` for the tinted Fashion-MNIST sets.
     """
     checks.choice("image_range", image_range, IMAGE_RANGES)
     batch_size = checks.positive_int("batch_size", batch_size)
-    source = _resolve(
+    resolve = _resolve_captioned if text else _resolve
+    source = resolve(
         name, split, data_dir, channels=channels, image_size=image_size, strict=strict,
         download=download,
     )
@@ -110,9 +122,12 @@ def load(
             "with_labels=False, or use a source with labels (class sub-folders for folder:, "
             "an array 'y' for npz:)."
         )
-    ds = source.dataset(shuffle=shuffle, seed=seed)
-    if not with_labels:
-        ds = ds.map(lambda x, y: x, num_parallel_calls=tf.data.AUTOTUNE)
+    if text:
+        ds = source.captioned_dataset(shuffle=shuffle, seed=seed, with_labels=with_labels)
+    else:
+        ds = source.dataset(shuffle=shuffle, seed=seed)
+        if not with_labels:
+            ds = ds.map(lambda x, y: x, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if image_range == "binary":
         # One stateless seed pair per batch, fresh every epoch, so binarisation is dynamic yet
@@ -136,10 +151,10 @@ def load(
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def info(name, split="train", data_dir=None, download=True):
+def info(name, split="train", data_dir=None, download=True, text=False):
     """Returns `DataInfo(name, image_shape, num_classes, num_examples, splits)` without reading
-    the pixel data."""
-    source = _resolve(name, split, data_dir, download=download)
+    the pixel data (`text=True`: of the captioned source, as `load(..., text=True)` reads it)."""
+    source = (_resolve_captioned if text else _resolve)(name, split, data_dir, download=download)
     return DataInfo(name, source.image_shape, source.num_classes, source.num_examples, source.splits)
 
 
@@ -318,6 +333,8 @@ def _resolve(name, split, data_dir, channels=None, image_size=None, strict=False
         return _idx_source(name[4:], split)
     if name.startswith("folder:"):
         return _folder_source(name[7:], split, channels, image_size, strict)
+    if name == "fashion_mnist_10k_captions" or name.startswith("fashion_mnist_captions:"):
+        return _tinted_source(name, split)
     return _tfds_source(name, split, data_dir, download)
 
 
@@ -460,11 +477,8 @@ def _read_npz(path, missing):
         raise DataError(f"cannot read {path} as a NumPy .npz file: {e}") from e
 
 
-def _npz_source(path, split):
-    path, arrays = _read_npz(path, lambda path, keys: None if "x" in keys else (
-        f"{path} has arrays {keys}; keras-gen needs an array 'x' of images "
-        "(N, H, W) or (N, H, W, C) and optionally 'y' of integer labels (N,)."
-    ))
+def _npz_source(path, split, text=False):
+    path, arrays = _read_npz(path, lambda path, keys: _npz_missing(path, keys, text))
     x, y = arrays["x"], arrays.get("y")
     x = _levels_from_array(x, path)
     labels, num_classes = None, None
@@ -479,6 +493,8 @@ def _npz_source(path, split):
             raise DataError(f"{path}: labels must be >= 0; found {int(y.min())}.")
         labels = y.astype(np.int32)
         num_classes = int(labels.max()) + 1 if len(labels) else 0
+    if text:
+        return _captioned_arrays(path, x, labels, num_classes, arrays["text"], split)
     return _array_source(x, labels, num_classes, split, ("train",))
 
 
@@ -513,8 +529,6 @@ def _levels_from_array(x, where):
 
 
 def _folder_source(folder, split, channels, image_size, strict):
-    from PIL import Image
-
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"folder: {str(root)!r} is not a folder.")
@@ -564,9 +578,20 @@ def _folder_source(folder, split, channels, image_size, strict):
         )
     start, stop = _slice_bounds(sl, len(images), split)
     images = images[start:stop]
+    (h, w, channels), resize = _probe_images([p for p, _ in images], root, channels, image_size)
+    labels = [y for _, y in images] if num_classes else None
+    return _FolderSource(
+        [str(p) for p, _ in images], labels, num_classes, splits, (h, w, channels), resize=resize,
+    )
+
+
+def _probe_images(paths, root, channels, image_size):
+    """`((H, W, C), resize)` of the image files `paths`, from their headers."""
+    from PIL import Image
+
     # Read headers only (PIL opens lazily): sizes and modes, and fail on unreadable files by name.
     sizes, modes = {}, set()
-    for p, _ in images:
+    for p in paths:
         try:
             with Image.open(p) as im:
                 sizes.setdefault(im.size, []).append(str(p))
@@ -585,11 +610,7 @@ def _folder_source(folder, split, channels, image_size, strict):
         w, h = next(iter(sizes))
     if channels is None:
         channels = 1 if modes <= {"L", "1", "I", "I;16", "F", "LA"} else 3
-    labels = [y for _, y in images] if num_classes else None
-    return _FolderSource(
-        [str(p) for p, _ in images], labels, num_classes, splits, (h, w, channels),
-        resize=image_size is not None,
-    )
+    return (h, w, channels), image_size is not None
 
 
 def _check_image_size(image_size):
@@ -694,6 +715,380 @@ def _tfds_image_key(name, features):
     if not keys:
         raise DataError(f"the TFDS data set {name!r} has no image feature.")
     return keys[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Captioned images: `load(..., text=True)` yields (images, captions).
+#
+# A captioned source reads its images by index, so shuffling moves indices, never pixels, and
+# yields unbatched (uint8 image, caption, label[, colour]); label -1 means "none".
+#
+# The tinted Fashion-MNIST sets (`fashion_mnist_10k_captions`, `fashion_mnist_captions:PATH`)
+# are derived at load time: image i is tinted with colour `caption_colours(i)` (a fixed hash of
+# its index in its IDX file), so the pixels are round(luminance * the colour's RGB) on a black
+# background, and captioned in one of `CAPTION_TEMPLATES` (also a hash of i). The pairs in
+# `UNSEEN_CAPTION_PAIRS` are left out of split "train" and make split "unseen", so a model can
+# be judged on compositions it never saw; `judge_colour` reads the colour back from pixels.
+
+CAPTION_COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "white", "pink")
+# RGB in [0, 1]; every colour has a channel at 1, so the max over channels of a tinted pixel is
+# the garment's luminance (`garment_luminance`), and their directions are far apart.
+CAPTION_COLOUR_RGB = np.array(
+    [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0.5, 0], [0.6, 0, 1], [1, 1, 1],
+     [1, 0.4, 0.7]], np.float32,
+)
+CAPTION_CLASS_NOUNS = (
+    "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+    "ankle boot",
+)
+CAPTION_TEMPLATES = (
+    "{a} {colour} {noun}", "{a_noun} in {colour}", "{colour} {noun}",
+    "a photo of {a} {colour} {noun}", "{a_noun} coloured {colour}",
+)
+# (class noun, colour) never in split "train": one per class, each colour at most twice, so every
+# class and every colour is still seen with others.
+UNSEEN_CAPTION_PAIRS = tuple(
+    (CAPTION_CLASS_NOUNS[c], CAPTION_COLOURS[(3 * c) % len(CAPTION_COLOURS)]) for c in range(10)
+)
+CAPTION_SEED = 23
+_UNSEEN = np.zeros((len(CAPTION_CLASS_NOUNS), len(CAPTION_COLOURS)), bool)
+for _noun, _colour in UNSEEN_CAPTION_PAIRS:
+    _UNSEEN[CAPTION_CLASS_NOUNS.index(_noun), CAPTION_COLOURS.index(_colour)] = True
+CAPTION_FILES = ("metadata.jsonl", "captions.csv")
+
+
+def caption(class_index, colour_index, template=0):
+    """The caption of a garment of class `class_index` in colour `colour_index`, phrased by
+    `CAPTION_TEMPLATES[template]`: `caption(7, 0)` is "a red sneaker"."""
+    noun, colour = CAPTION_CLASS_NOUNS[int(class_index)], CAPTION_COLOURS[int(colour_index)]
+    return CAPTION_TEMPLATES[int(template)].format(
+        a=_article(colour), colour=colour, noun=noun, a_noun=f"{_article(noun)} {noun}"
+    )
+
+
+def _article(word):
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def caption_colours(indices, seed=CAPTION_SEED):
+    """The colour index (into `CAPTION_COLOURS`) of the images at `indices` of their IDX file."""
+    return (_index_hash(indices, seed) % np.uint64(len(CAPTION_COLOURS))).astype(np.int32)
+
+
+def _index_hash(indices, seed):
+    """splitmix64 of (index, seed): a fixed, well-mixed function of the index alone."""
+    offset = np.uint64((int(seed) * 0x9E3779B97F4A7C15) % 2**64)
+    with np.errstate(over="ignore"):
+        z = np.asarray(indices, np.uint64) + offset
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def is_unseen_pair(classes, colours):
+    """True where (class, colour) is one of `UNSEEN_CAPTION_PAIRS`."""
+    return _UNSEEN[np.asarray(classes, np.int64), np.asarray(colours, np.int64)]
+
+
+def tint(levels, colours):
+    """Grey uint8 levels (N, H, W[, 1]) tinted with colour indices (N,): uint8 (N, H, W, 3),
+    round(luminance * RGB); black stays black."""
+    levels = np.asarray(levels, np.float32)
+    if levels.ndim == 3:
+        levels = levels[..., None]
+    rgb = CAPTION_COLOUR_RGB[np.asarray(colours, np.int64)][:, None, None, :]
+    return np.round(levels * rgb).astype(np.uint8)
+
+
+def garment_luminance(images):
+    """The luminance a tinted image was made from (its max over channels), (N, H, W, 1) in the
+    images' own scale: what the class of a tinted garment is judged on."""
+    return np.max(np.asarray(images), axis=-1, keepdims=True)
+
+
+def judge_colour(images, threshold=0.5):
+    """The colour index (into `CAPTION_COLOURS`) of each RGB image (N, H, W, 3), uint8 levels or
+    floats in [0, 1]: the mean RGB of the garment's bright pixels (max channel at least
+    `threshold` of the image's brightest), scaled to a max of 1, to the nearest named colour.
+    Tinting scales a colour's RGB by the luminance, so the direction survives it."""
+    x = np.asarray(images, np.float32)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"images must be RGB, (N, H, W, 3); got shape {x.shape}.")
+    brightness = x.max(axis=-1)
+    peak = brightness.reshape(len(x), -1).max(axis=1)[:, None, None]
+    bright = (brightness >= threshold * peak) & (brightness > 0)
+    weights = bright[..., None].astype(np.float32)
+    mean = (x * weights).sum(axis=(1, 2)) / np.maximum(weights.sum(axis=(1, 2)), 1.0)
+    direction = mean / np.maximum(mean.max(axis=1, keepdims=True), 1e-6)
+    distances = np.linalg.norm(direction[:, None, :] - CAPTION_COLOUR_RGB[None], axis=-1)
+    return distances.argmin(axis=1).astype(np.int32)
+
+
+class _CaptionedSource(_Source):
+    """Images read by index (`read(i) -> uint8 HWC`), one caption each; `colours` only for the
+    tinted sets."""
+
+    def __init__(self, read, image_shape, captions, labels, num_classes, splits, colours=None):
+        super().__init__(image_shape, len(captions), num_classes, splits, labels)
+        self.read = read
+        self.captions = np.asarray([c.encode() for c in captions], dtype=object)
+        self.colours = colours
+
+    def dataset(self, shuffle, seed):
+        return self.captioned_dataset(shuffle, seed, with_labels=True).map(
+            lambda x, caption, label, *colour: (x, label)
+        )
+
+    def captioned_dataset(self, shuffle, seed, with_labels):
+        """Unbatched (image, caption), or (image, caption, label[, colour]) `with_labels`."""
+        n = self.num_examples
+        if n == 0:
+            raise DataError("the selected split holds no images; choose a larger split.")
+        labels = self.labels if self.labels is not None else np.full((n,), -1, np.int32)
+        colours = self.colours if self.colours is not None else np.full((n,), -1, np.int32)
+        ds = tf.data.Dataset.range(n)
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+
+        def fetch(i):
+            x, text, label, colour = tf.numpy_function(
+                lambda j: (self.read(j), self.captions[j], labels[j], colours[j]), [i],
+                (tf.uint8, tf.string, tf.int32, tf.int32), stateful=False,
+            )
+            x.set_shape(self.image_shape)
+            for t in (text, label, colour):
+                t.set_shape(())
+            if not with_labels:
+                return x, text
+            return (x, text, label) + ((colour,) if self.colours is not None else ())
+
+        return ds.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+_CAPTION_SOURCES = (
+    "npz:PATH with arrays 'x' and 'text', folder:PATH with metadata.jsonl or captions.csv, "
+    "fashion_mnist_10k_captions, or fashion_mnist_captions:PATH (an IDX folder)"
+)
+
+
+def _resolve_captioned(name, split, data_dir, channels=None, image_size=None, strict=False,
+                       download=True):
+    if isinstance(name, str) and name.startswith("npz:"):
+        return _npz_source(name[4:], split, text=True)
+    if isinstance(name, str) and name.startswith("folder:"):
+        return _folder_captioned(name[7:], split, channels, image_size)
+    if isinstance(name, str) and (
+        name == "fashion_mnist_10k_captions" or name.startswith("fashion_mnist_captions:")
+    ):
+        return _tinted_source(name, split)
+    hint = ""
+    if name == "fashion_mnist_10k" or (isinstance(name, str) and name.startswith("idx:")):
+        hint = (" Its tinted, captioned version is "
+                + ("'fashion_mnist_10k_captions'." if name == "fashion_mnist_10k"
+                   else f"'fashion_mnist_captions:{name[4:]}'."))
+    raise DataError(
+        f"text=True, but the data set {name!r} has no captions.{hint} Captioned sources: "
+        f"{_CAPTION_SOURCES}. Or load it with text=False."
+    )
+
+
+def _tinted_source(name, split):
+    base, sl = _parse_split(split)
+    if name == "fashion_mnist_10k_captions":
+        files = {"train": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+        folder = _DATASETS_DIR
+    else:
+        folder = Path(name.split(":", 1)[1])
+        if not folder.is_dir():
+            raise DataError(
+                f"{name!r}: the IDX folder {str(folder)!r} does not exist. On Debian, "
+                "`apt-get install dataset-fashion-mnist` puts Fashion-MNIST in "
+                "/usr/share/datasets/fashion-mnist."
+            )
+        files = {b: (f"{p}-images-idx3-ubyte", f"{p}-labels-idx1-ubyte")
+                 for b, p in (("train", "train"), ("test", "t10k"))
+                 if _first_existing(folder, f"{p}-images-idx3-ubyte")}
+    # "unseen" holds the left-out pairs of the training images; a test split holds every pair.
+    splits = tuple(files) + ("unseen",)
+    if base not in splits:
+        raise DataError(
+            f"split {split!r} does not exist in {name!r}; available: {list(splits)} ('unseen': "
+            "the (class, colour) pairs in UNSEEN_CAPTION_PAIRS, never in 'train')."
+        )
+    image_file, label_file = files["train" if base == "unseen" else base]
+    lab_path = _first_existing(folder, label_file.removesuffix(".gz"))
+    if lab_path is None:
+        raise DataError(f"{name!r} needs the labels {label_file}[.gz] in {folder}.")
+    grey = _read_idx(_first_existing(folder, image_file.removesuffix(".gz")))
+    classes = _read_idx(lab_path).astype(np.int32)
+    indices = np.arange(len(grey))
+    colours = caption_colours(indices)
+    if base != "test":
+        keep = is_unseen_pair(classes, colours) == (base == "unseen")
+        indices = indices[keep]
+    start, stop = _slice_bounds(sl, len(indices), split)
+    indices = indices[start:stop]
+    templates = _index_hash(indices, CAPTION_SEED + 1) % np.uint64(len(CAPTION_TEMPLATES))
+    captions = [caption(classes[i], colours[i], t) for i, t in zip(indices, templates)]
+
+    def read(j):
+        i = indices[j]
+        return tint(grey[i : i + 1], colours[i : i + 1])[0]
+
+    return _CaptionedSource(read, grey.shape[1:] + (3,), captions, classes[indices], 10, splits,
+                            colours=colours[indices])
+
+
+def _npz_missing(path, keys, text):
+    """The message for an npz: file without the arrays `load` needs, or None."""
+    if "x" not in keys:
+        return (f"{path} has arrays {keys}; keras-gen needs an array 'x' of images (N, H, W) or "
+                "(N, H, W, C), optionally 'y' of integer labels (N,)"
+                + (" and, with text=True, 'text' of captions (N,)." if text else "."))
+    if text and "text" not in keys:
+        return (f"text=True, but {path} has no captions: its arrays are {keys}. Save the "
+                "captions as an array 'text' of N strings (np.savez(path, x=images, "
+                "text=np.array(captions))), or load it with text=False.")
+    return None
+
+
+def _captioned_arrays(path, x, labels, num_classes, text, split):
+    text = np.asarray(text)
+    if text.dtype.kind not in "US" or text.ndim != 1:
+        raise DataError(
+            f"{path}: 'text' must be a 1-D array of strings (one caption per image); got dtype "
+            f"{text.dtype} and shape {text.shape}."
+        )
+    if len(text) != len(x):
+        raise DataError(
+            f"{path}: {len(x)} images but {len(text)} captions in 'text'; every image needs "
+            "exactly one caption. Save as many captions as images."
+        )
+    captions = [t.decode() if isinstance(t, bytes) else str(t) for t in text]
+    _check_captions(path, captions, [f"text[{i}]" for i in range(len(captions))])
+    # The split of the images, with their indices standing in for labels, picks the captions.
+    part = _array_source(x, np.arange(len(x)), None, split, ("train",))
+    images, kept = part.images, part.labels
+    return _CaptionedSource(
+        lambda j: images[j], images.shape[1:], [captions[i] for i in kept],
+        None if labels is None else labels[kept], num_classes, ("train",),
+    )
+
+
+def _check_captions(where, captions, names):
+    empty = [n for n, c in zip(names, captions) if not c.strip()]
+    if empty:
+        raise DataError(
+            f"{where}: {len(empty)} empty caption(s), e.g. {empty[:5]}. Every image needs a "
+            "caption with words; write one, or remove the image."
+        )
+
+
+def _folder_captioned(root, split, channels, image_size):
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"folder: {str(root)!r} is not a folder.")
+    base, sl = _parse_split(split)
+    split_dirs = sorted(d.name for d in root.iterdir() if d.is_dir() and _caption_file(d))
+    if _caption_file(root):
+        folder, splits = root, ("train",)
+        if base != "train":
+            raise DataError(
+                f"split {split!r} does not exist in {root}; a folder with one caption file is "
+                "one 'train' split (use 'train[:90%]' to hold data out, or one sub-folder per "
+                "split, each with its own caption file)."
+            )
+    elif split_dirs:
+        splits = tuple(split_dirs)
+        if base not in splits:
+            raise DataError(f"split {split!r} is not a sub-folder of {root}; found {list(splits)}.")
+        folder = root / base
+    else:
+        raise DataError(
+            f"text=True, but the folder {str(root)!r} has no caption file: expected "
+            f"{' or '.join(CAPTION_FILES)} in it (or in each split sub-folder). metadata.jsonl "
+            'holds one {"file_name": "a.png", "text": "a red sneaker"} per line (the Hugging '
+            "Face image-folder layout); captions.csv has the header file_name,text. Or load "
+            "the folder with text=False."
+        )
+    caption_file = _caption_file(folder)
+    rows = _read_caption_file(caption_file)
+    names = [f"{caption_file.name} line {line}" for line, _, _ in rows]
+    _check_captions(caption_file, [t for _, _, t in rows], names)
+    files = [folder / f for _, f, _ in rows]
+    missing = [f"{f} ({n})" for (_, f, _), n, p in zip(rows, names, files) if not p.is_file()]
+    if missing:
+        raise DataError(
+            f"{caption_file}: {len(missing)} file_name(s) do not exist in {folder}: "
+            f"{missing[:5]}. file_name is relative to the caption file's folder; fix the names "
+            "or add the images."
+        )
+    seen = {p.resolve() for p in files}
+    if len(seen) != len(files):
+        dup = sorted({f for _, f, _ in rows if sum(g == f for _, g, _ in rows) > 1})
+        raise DataError(f"{caption_file}: file names listed more than once: {dup[:5]}.")
+    uncaptioned = sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and p.resolve() not in seen
+    )
+    if uncaptioned:
+        raise DataError(
+            f"{len(uncaptioned)} image(s) in {folder} have no caption in {caption_file.name}: "
+            f"{uncaptioned[:5]}{' ...' if len(uncaptioned) > 5 else ''}. Add a line for each, "
+            "or move them out of the folder."
+        )
+    start, stop = _slice_bounds(sl, len(files), split)
+    files, captions = [str(p) for p in files[start:stop]], [t for _, _, t in rows][start:stop]
+    shape, resize = _probe_images(files, folder, channels, image_size)
+
+    def read(j):
+        return _read_image(files[int(j)], shape[2], shape[:2] if resize else None)
+
+    return _CaptionedSource(read, shape, captions, None, None, splits)
+
+
+def _caption_file(folder):
+    for name in CAPTION_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _read_caption_file(path):
+    """[(line number, file_name, text)] of a metadata.jsonl or captions.csv file."""
+    import csv
+    import json
+
+    rows = []
+    # utf-8-sig: spreadsheet programs start their CSV files with a byte-order mark.
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        if path.suffix == ".jsonl":
+            for line, raw in enumerate(f, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path} line {line} is not JSON ({e}): {raw[:80]!r}") from e
+                rows.append((line, row, row.keys() if isinstance(row, dict) else ()))
+        else:
+            reader = csv.DictReader(f)
+            for row in reader:
+                rows.append((reader.line_num, row, reader.fieldnames or ()))
+    out = []
+    for line, row, keys in rows:
+        if "file_name" not in keys or "text" not in keys:
+            raise DataError(
+                f"{path} line {line}: expected the fields 'file_name' and 'text'; found "
+                f"{sorted(keys)}."
+            )
+        name, text = row["file_name"], row["text"]
+        if not isinstance(name, str) or not isinstance(text, (str, type(None))):
+            raise DataError(f"{path} line {line}: file_name and text must be strings; got {row}.")
+        out.append((line, name, text or ""))
+    if not out:
+        raise DataError(f"{path} lists no images; write one line per image (file_name, text).")
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,350 @@
+"""Tokenizer and text encoder for text-conditioned models.
+
+    tokenizer = kg.text.TextTokenizer(max_tokens=1000, sequence_length=16)
+    tokenizer.adapt(data)                      # the (images, captions) dataset `fit` takes
+    ids = tokenizer(captions)                  # tf.string (batch,) -> int32 (batch, 16)
+    ids = tokenizer.encode(["a red sneaker"])  # from Python; unknown words warn by name
+    encoder = kg.text.TextEncoder(tokenizer.max_tokens, tokenizer.sequence_length)
+    states, pooled = encoder(ids)              # (batch, 16, dim) per token, (batch, dim)
+
+The tokenisation rule is fixed and simple enough to copy into an app (`export.tokenize` is the
+pure-Python reference; a test holds the two to the same ids):
+  1. ASCII letters A-Z are lower-cased (other characters are left alone);
+  2. the 32 ASCII punctuation characters (`string.punctuation`) are removed;
+  3. the text is split on runs of ASCII whitespace (space, \\t, \\n, \\v, \\f, \\r);
+  4. each word maps to its id: 0 is padding, 1 is out-of-vocabulary, the vocabulary's words are
+     2, 3, ...; the ids are cut or padded with 0 at the end to `sequence_length`.
+
+The tokenizer's string ops are not TFLite builtins, so exported generators take the ids; the
+encoder (embeddings, attention, layer norms, dense layers) converts with builtin ops only.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import string
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_gen import checks
+
+PAD_ID = 0
+OOV_ID = 1
+FIRST_WORD_ID = 2
+PUNCTUATION = string.punctuation
+WHITESPACE = " \t\n\x0b\x0c\r"
+_PUNCTUATION_RE = "[" + re.escape(PUNCTUATION) + "]"
+
+
+def padding_mask(token_ids):
+    """True where `token_ids` hold a word (known or not), False on padding."""
+    return keras.ops.not_equal(token_ids, PAD_ID)
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class TextTokenizer(keras.layers.Layer):
+    """Captions (tf.string, shape (batch,)) -> int32 token ids (batch, sequence_length).
+
+    Like Keras' preprocessing layers, the vocabulary is learnt with `adapt(data)` and kept in the
+    layer's config, so it travels inside the `.keras` file. `max_tokens` bounds the ids (padding
+    and out-of-vocabulary included), so an embedding of `max_tokens` rows can be built before
+    `adapt` sees any caption.
+    """
+
+    def __init__(self, max_tokens=1000, sequence_length=16, vocabulary=None, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        # String ops do not compile with XLA (as for keras.layers.TextVectorization): a model
+        # that calls this layer in its step resolves jit_compile="auto" to False. A model that
+        # wants XLA tokenizes in the tf.data pipeline instead.
+        self.supports_jit = False
+        self.max_tokens = checks.positive_int("max_tokens", max_tokens)
+        if self.max_tokens <= FIRST_WORD_ID:
+            raise ValueError(
+                f"max_tokens must be > {FIRST_WORD_ID} (ids 0 and 1 are padding and "
+                f"out-of-vocabulary); got {max_tokens!r}."
+            )
+        self.sequence_length = checks.positive_int("sequence_length", sequence_length)
+        self.set_vocabulary([] if vocabulary is None else vocabulary)
+
+    # -- vocabulary
+
+    @property
+    def vocabulary(self):
+        """The words, in id order from `FIRST_WORD_ID`."""
+        return list(self._vocabulary)
+
+    def set_vocabulary(self, vocabulary):
+        words = [w.decode() if isinstance(w, bytes) else w for w in vocabulary]
+        bad = [w for w in words if not isinstance(w, str) or w != _standard_word(w)]
+        if bad:
+            raise ValueError(
+                "vocabulary must hold single lower-case words without ASCII punctuation or "
+                f"whitespace (what the tokenizer's rule leaves); got {bad[:5]}."
+            )
+        if len(set(words)) != len(words):
+            dup = [w for w, c in collections.Counter(words).items() if c > 1]
+            raise ValueError(f"vocabulary must not repeat words; repeated: {dup[:5]}.")
+        if len(words) + FIRST_WORD_ID > self.max_tokens:
+            raise ValueError(
+                f"a vocabulary of {len(words)} words needs max_tokens >= "
+                f"{len(words) + FIRST_WORD_ID}; this tokenizer has max_tokens={self.max_tokens}. "
+                "Give a larger max_tokens or a shorter vocabulary."
+            )
+        self._vocabulary = tuple(words)
+        self._ids = {w: i + FIRST_WORD_ID for i, w in enumerate(words)}
+        # A table that never matches (no word is empty) stands in for an empty vocabulary.
+        keys = list(words) or [""]
+        values = list(range(FIRST_WORD_ID, FIRST_WORD_ID + len(words))) or [PAD_ID]
+        self._table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(keys, tf.string), tf.constant(values, tf.int64)
+            ),
+            default_value=OOV_ID,
+        )
+
+    def adapt(self, data, batch_size=256):
+        """Learns the vocabulary: the words of the captions in `data`, most frequent first (ties
+        alphabetically), at most `max_tokens - 2` of them.
+
+        `data`: a `tf.data.Dataset` of captions or of `(images, captions, ...)` tuples (the
+        dataset `fit` takes), or a list / array / tensor of strings.
+        """
+        counts = collections.Counter()
+        for captions in _caption_batches(data, batch_size):
+            for words in self.split(captions).to_list():
+                counts.update(w.decode() for w in words)
+        if not counts:
+            raise ValueError(
+                "adapt found no words: data must hold captions (a dataset of strings or of "
+                "(images, captions) tuples, or a list of strings) with at least one word."
+            )
+        ranked = sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))
+        self.set_vocabulary([w for w, _ in ranked[: self.max_tokens - FIRST_WORD_ID]])
+        return self
+
+    # -- tokenising
+
+    def split(self, captions):
+        """The rule's words of each caption: a `tf.RaggedTensor` of strings (batch, None)."""
+        captions = tf.convert_to_tensor(captions, tf.string)
+        # tf.strings.lower without an encoding changes only A-Z; split() with no separator
+        # splits on runs of ASCII whitespace and drops empty words.
+        text = tf.strings.regex_replace(tf.strings.lower(captions), _PUNCTUATION_RE, "")
+        return tf.strings.split(text)
+
+    def call(self, captions):
+        words = self.split(captions)
+        ids = tf.ragged.map_flat_values(self._table.lookup, words)
+        ids = ids.to_tensor(default_value=PAD_ID, shape=[None, self.sequence_length])
+        return tf.cast(ids, "int32")
+
+    def encode(self, texts):
+        """Token ids (int32 NumPy, (len(texts), sequence_length)) of Python strings; words not
+        in the vocabulary map to the out-of-vocabulary id with a warning that names them."""
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = list(texts)
+        if not all(isinstance(t, str) for t in texts):
+            given = [type(t).__name__ for t in texts if not isinstance(t, str)]
+            raise ValueError(f"texts must be strings (one caption each); got {given[:3]}.")
+        if not texts:
+            return np.zeros((0, self.sequence_length), np.int32)
+        unknown = sorted({
+            w.decode() for words in self.split(texts).to_list() for w in words
+        } - set(self._vocabulary))
+        if unknown:
+            warnings.warn(
+                f"{len(unknown)} word(s) not in the vocabulary map to the out-of-vocabulary "
+                f"token: {', '.join(map(repr, unknown[:20]))}"
+                + (" ..." if len(unknown) > 20 else "")
+                + ". The model never saw them in a caption; rephrase with known words "
+                "(tokenizer.vocabulary).",
+                stacklevel=2,
+            )
+        return np.asarray(self(tf.constant(texts)), np.int32)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.sequence_length,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            max_tokens=self.max_tokens, sequence_length=self.sequence_length,
+            vocabulary=self.vocabulary,
+        )
+        return config
+
+
+def _standard_word(word):
+    """What the rule leaves of `word` when it is a single word (used to check vocabularies)."""
+    lowered = word.translate(str.maketrans(string.ascii_uppercase, string.ascii_lowercase))
+    stripped = lowered.translate(str.maketrans("", "", PUNCTUATION))
+    return stripped if stripped and not any(c in WHITESPACE for c in stripped) else None
+
+
+def _caption_batches(data, batch_size):
+    """Batches of captions (tf.string tensors) from any form `adapt` takes."""
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        if isinstance(spec, tuple):
+            if len(spec) < 2 or spec[1].dtype != tf.string:
+                raise ValueError(
+                    "adapt(data): a dataset of tuples must hold the captions second, as the "
+                    f"(images, captions) batches of data.load(..., text=True); got {spec}."
+                )
+            data = data.map(lambda *parts: parts[1])
+        elif getattr(spec, "dtype", None) != tf.string:
+            raise ValueError(f"adapt(data): the dataset must yield captions (tf.string); got {spec}.")
+        if data.element_spec.shape.rank == 0:
+            data = data.batch(batch_size)
+        yield from data
+        return
+    if isinstance(data, str):
+        data = [data]
+    captions = tf.convert_to_tensor(np.asarray(data, dtype=object).astype(str) if not
+                                    isinstance(data, tf.Tensor) else data)
+    if captions.dtype != tf.string:
+        raise ValueError(f"adapt(data) needs strings; got dtype {captions.dtype.name}.")
+    captions = tf.reshape(captions, [-1])
+    for start in range(0, int(captions.shape[0]), batch_size):
+        yield captions[start : start + batch_size]
+
+
+# --------------------------------------------------------------------------------------------
+# Encoder
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class TransformerEncoderBlock(keras.layers.Layer):
+    """Pre-norm Transformer encoder block: x + attention(norm(x)), then x + MLP(norm(x)); padded
+    positions are masked out as keys."""
+
+    def __init__(self, dim, num_heads=2, mlp_dim=None, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = checks.positive_int("dim", dim)
+        self.num_heads = checks.positive_int("num_heads", num_heads)
+        if self.dim % self.num_heads:
+            raise ValueError(
+                f"dim must divide by num_heads; got dim={dim}, num_heads={num_heads}."
+            )
+        self.mlp_dim = checks.positive_int("mlp_dim", 2 * self.dim if mlp_dim is None else mlp_dim)
+        self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="attention_norm")
+        # Attention written out (not keras.layers.MultiHeadAttention, whose masked path turns
+        # into NaN in LiteRT): projections, scaled dot products with padding keys pushed to
+        # -1e9, softmax; a caption without words attends uniformly instead of dividing by zero.
+        self.query = keras.layers.Dense(self.dim, name="query")
+        self.key = keras.layers.Dense(self.dim, name="key")
+        self.value = keras.layers.Dense(self.dim, name="value")
+        self.attention_out = keras.layers.Dense(self.dim, name="attention_out")
+        self.mlp_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="mlp_norm")
+        self.mlp_in = keras.layers.Dense(self.mlp_dim, activation="gelu", name="mlp_in")
+        self.mlp_out = keras.layers.Dense(self.dim, name="mlp_out")
+
+    def build(self, input_shape):
+        self.attention_norm.build(input_shape)
+        for dense in (self.query, self.key, self.value, self.attention_out):
+            dense.build(input_shape)
+        self.mlp_norm.build(input_shape)
+        self.mlp_in.build(input_shape)
+        self.mlp_out.build(tuple(input_shape[:-1]) + (self.mlp_dim,))
+
+    def call(self, x, mask):
+        x = x + self.attention_out(self._attend(self.attention_norm(x), mask))
+        return x + self.mlp_out(self.mlp_in(self.mlp_norm(x)))
+
+    def _attend(self, h, mask):
+        ops = keras.ops
+        length, head_dim = ops.shape(h)[1], self.dim // self.num_heads
+
+        def heads(t):  # (batch, length, dim) -> (batch, heads, length, head_dim)
+            return ops.transpose(ops.reshape(t, (-1, length, self.num_heads, head_dim)), (0, 2, 1, 3))
+
+        q, k, v = heads(self.query(h)), heads(self.key(h)), heads(self.value(h))
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (head_dim**-0.5)
+        # Every query may look at every word, never at padding: (batch, 1, 1, key).
+        scores = scores + (ops.cast(mask, scores.dtype)[:, None, None, :] - 1.0) * 1e9
+        out = ops.matmul(ops.softmax(scores, axis=-1), v)
+        return ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, length, self.dim))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dim=self.dim, num_heads=self.num_heads, mlp_dim=self.mlp_dim)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class TextEncoder(keras.layers.Layer):
+    """Token ids (batch, sequence_length) -> `(states, pooled)`: per-token states (batch,
+    sequence_length, dim) for cross-attention, and their mean over the words (padding left out;
+    zeros for a caption without words), (batch, dim), for a pooled conditioning such as FiLM.
+
+    Token and position embeddings, then `num_layers` Transformer encoder blocks and a final layer
+    norm. Every op converts to TFLite builtins.
+    """
+
+    def __init__(self, vocabulary_size, sequence_length, dim=64, num_layers=1, num_heads=2,
+                 mlp_dim=None, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size = checks.positive_int("vocabulary_size", vocabulary_size)
+        self.sequence_length = checks.positive_int("sequence_length", sequence_length)
+        self.dim = checks.positive_int("dim", dim)
+        self.num_layers = checks.positive_int("num_layers", num_layers)
+        self.num_heads = checks.positive_int("num_heads", num_heads)
+        self.mlp_dim = mlp_dim
+        self.token_embedding = keras.layers.Embedding(self.vocabulary_size, self.dim,
+                                                      name="token_embedding")
+        self.position_embedding = keras.layers.Embedding(self.sequence_length, self.dim,
+                                                         name="position_embedding")
+        self.blocks = [
+            TransformerEncoderBlock(self.dim, self.num_heads, mlp_dim, name=f"block_{i}")
+            for i in range(self.num_layers)
+        ]
+        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
+
+    def build(self, input_shape):
+        if len(input_shape) != 2 or input_shape[-1] not in (None, self.sequence_length):
+            raise ValueError(
+                f"TextEncoder takes token ids of shape (batch, {self.sequence_length}) (its "
+                f"sequence_length); got shape {tuple(input_shape)}. Tokenize with the same "
+                "sequence_length."
+            )
+        self.token_embedding.build(input_shape)
+        self.position_embedding.build((self.sequence_length,))
+        state_shape = tuple(input_shape) + (self.dim,)
+        for block in self.blocks:
+            block.build(state_shape)
+        self.final_norm.build(state_shape)
+
+    def call(self, token_ids):
+        token_ids = keras.ops.cast(token_ids, "int32")
+        mask = padding_mask(token_ids)
+        positions = keras.ops.arange(self.sequence_length, dtype="int32")
+        x = self.token_embedding(token_ids) + self.position_embedding(positions)[None]
+        for block in self.blocks:
+            x = block(x, mask)
+        states = self.final_norm(x)
+        weights = keras.ops.cast(mask, states.dtype)[..., None]
+        count = keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
+        pooled = keras.ops.sum(states * weights, axis=1) / count
+        return states, pooled
+
+    def compute_output_shape(self, input_shape):
+        batch = input_shape[0]
+        return (batch, self.sequence_length, self.dim), (batch, self.dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocabulary_size=self.vocabulary_size, sequence_length=self.sequence_length,
+            dim=self.dim, num_layers=self.num_layers, num_heads=self.num_heads,
+            mlp_dim=self.mlp_dim,
+        )
+        return config
