@@ -13,11 +13,11 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_gen import (  # noqa: E402
-    callbacks, checks, data, distribute, layers, losses, metrics, models, networks, training,
+    callbacks, checks, data, distribute, layers, losses, metrics, models, networks, text, training,
 )
 from keras_gen.version import __version__  # noqa: E402
 
 __all__ = [
     "callbacks", "checks", "data", "distribute", "layers", "losses", "metrics", "models", "networks",
-    "training", "__version__",
+    "text", "training", "__version__",
 ]
