@@ -180,6 +180,7 @@ def test_bad_inputs_give_clear_errors():
         conditional.fit(digits(with_labels=True), epochs=1, verbose=0)
     xla = tiny(num_classes=3)
     xla.compile(jit_compile=True)  # checked in the input pipeline, outside the compiled step
+    assert xla.jit_compile is True  # Keras turns XLA off silently for a model it cannot compile
     with pytest.raises(ValueError, match=r"Labels in the batch: 0..9"):
         xla.fit(digits(with_labels=True), epochs=1, verbose=0)
     with pytest.raises(ValueError, match="multiple of 4 from 8 to 128"):
