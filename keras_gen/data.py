@@ -48,6 +48,13 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
+DIGITS_CLASSES = tuple(str(d) for d in range(10))
+# SHA-256 of the first image of Fashion-MNIST's train and test IDX files: how an `idx:` folder is
+# recognised as Fashion-MNIST (MNIST has the same shapes and number of classes).
+_FASHION_MNIST_FIRST_IMAGES = {
+    "5bd44e331a6d6998daf675700cd0c13dcd7af8ab954b7585124124da61459e7b",  # train
+    "ffc7351ed0f8bae542820866086177fa4e0b366b97bf9d998dffdb8dbe138787",  # test (t10k)
+}
 
 
 class DataError(ValueError):
@@ -63,6 +70,9 @@ class DataInfo:
     num_classes: int | None  # None when the source has no labels
     num_examples: int  # in the split asked for
     splits: tuple
+    # The name of each label (index -> name) where the source has them: folder names, TFDS
+    # ClassLabel names, the bundled sets' classes; None otherwise.
+    class_names: tuple | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,10 +162,12 @@ def load(
 
 
 def info(name, split="train", data_dir=None, download=True, text=False):
-    """Returns `DataInfo(name, image_shape, num_classes, num_examples, splits)` without reading
-    the pixel data (`text=True`: of the captioned source, as `load(..., text=True)` reads it)."""
+    """Returns `DataInfo(name, image_shape, num_classes, num_examples, splits, class_names)`
+    without reading the pixel data (`text=True`: of the captioned source, as `load(...,
+    text=True)` reads it)."""
     source = (_resolve_captioned if text else _resolve)(name, split, data_dir, download=download)
-    return DataInfo(name, source.image_shape, source.num_classes, source.num_examples, source.splits)
+    return DataInfo(name, source.image_shape, source.num_classes, source.num_examples, source.splits,
+                    source.class_names)
 
 
 def available():
@@ -196,12 +208,13 @@ def _apply_to_images(batch, fn):
 
 
 class _Source:
-    def __init__(self, image_shape, num_examples, num_classes, splits, labels=None):
+    def __init__(self, image_shape, num_examples, num_classes, splits, labels=None, class_names=None):
         self.image_shape = tuple(int(d) for d in image_shape)
         self.num_examples = int(num_examples)
         self.num_classes = num_classes
         self.splits = tuple(splits)
         self.labels = labels
+        self.class_names = None if class_names is None else tuple(str(n) for n in class_names)
 
     def dataset(self, shuffle, seed):
         raise NotImplementedError
@@ -211,8 +224,8 @@ class _ArraySource(_Source):
     """In-memory uint8 arrays. Batches are gathered by index, so the array is never copied into
     the graph (no `from_tensor_slices` constant) and shuffling only moves indices."""
 
-    def __init__(self, images, labels, num_classes, splits):
-        super().__init__(images.shape[1:], len(images), num_classes, splits, labels)
+    def __init__(self, images, labels, num_classes, splits, class_names=None):
+        super().__init__(images.shape[1:], len(images), num_classes, splits, labels, class_names)
         self.images = images
 
     def dataset(self, shuffle, seed):
@@ -240,8 +253,8 @@ class _ArraySource(_Source):
 class _FolderSource(_Source):
     """Image files streamed from disk; only the file names and header sizes are read up front."""
 
-    def __init__(self, files, labels, num_classes, splits, image_shape, resize):
-        super().__init__(image_shape, len(files), num_classes, splits, labels)
+    def __init__(self, files, labels, num_classes, splits, image_shape, resize, class_names=None):
+        super().__init__(image_shape, len(files), num_classes, splits, labels, class_names)
         self.files = files
         self.resize = resize
 
@@ -281,7 +294,7 @@ class _TFDSSource(_Source):
             num_examples = 0
         super().__init__(
             shape, num_examples, num_classes, tuple(builder_info.splits.keys()),
-            labels=None,
+            labels=None, class_names=_tfds_class_names(features) if self.label_key else None,
         )
         self.name, self.split, self.data_dir = name, split, data_dir
         if None in self.image_shape:
@@ -322,11 +335,11 @@ def _resolve(name, split, data_dir, channels=None, image_size=None, strict=False
         raise DataError(f"channels must be 1 (grey), 3 (RGB) or None; got {channels!r}.")
     if name == "digits":
         images, labels = _digits()
-        return _array_source(images, labels, 10, split, ("train",))
+        return _array_source(images, labels, 10, split, ("train",), class_names=DIGITS_CLASSES)
     if name == "fashion_mnist_10k":
         images = _read_idx(_DATASETS_DIR / "t10k-images-idx3-ubyte.gz")[..., None]
         labels = _read_idx(_DATASETS_DIR / "t10k-labels-idx1-ubyte.gz").astype(np.int32)
-        return _array_source(images, labels, 10, split, ("train",))
+        return _array_source(images, labels, 10, split, ("train",), class_names=FASHION_MNIST_CLASSES)
     if name.startswith("npz:"):
         return _npz_source(name[4:], split)
     if name.startswith("idx:"):
@@ -338,7 +351,7 @@ def _resolve(name, split, data_dir, channels=None, image_size=None, strict=False
     return _tfds_source(name, split, data_dir, download)
 
 
-def _array_source(images, labels, num_classes, split, splits, split_arrays=None):
+def _array_source(images, labels, num_classes, split, splits, split_arrays=None, class_names=None):
     base, sl = _parse_split(split)
     if split_arrays is not None:
         if base not in split_arrays:
@@ -354,7 +367,7 @@ def _array_source(images, labels, num_classes, split, splits, split_arrays=None)
     start, stop = _slice_bounds(sl, len(images), split)
     images = images[start:stop]
     labels = None if labels is None else labels[start:stop]
-    return _ArraySource(images, labels, num_classes, splits)
+    return _ArraySource(images, labels, num_classes, splits, class_names)
 
 
 _SPLIT_RE = re.compile(r"^(\w+)(?:\[(-?\d*%?)?:(-?\d*%?)?\])?$")
@@ -443,9 +456,20 @@ def _idx_source(folder, split):
     images = _read_idx(img)[..., None]
     labels = _read_idx(lab).astype(np.int32) if lab is not None else None
     num_classes = int(labels.max()) + 1 if labels is not None else None
+    class_names = FASHION_MNIST_CLASSES if num_classes == 10 and _is_fashion_mnist(images) else None
     return _array_source(
-        images, labels, num_classes, split, tuple(found), split_arrays={base: (images, labels)}
+        images, labels, num_classes, split, tuple(found), split_arrays={base: (images, labels)},
+        class_names=class_names,
     )
+
+
+def _is_fashion_mnist(images):
+    """Whether IDX images are Fashion-MNIST's (either split), by their first image."""
+    import hashlib
+
+    return len(images) > 0 and hashlib.sha256(
+        np.ascontiguousarray(images[0]).tobytes()
+    ).hexdigest() in _FASHION_MNIST_FIRST_IMAGES
 
 
 def _first_existing(folder, stem):
@@ -558,7 +582,7 @@ def _folder_source(folder, split, channels, image_size, strict):
         num_classes = len(class_names)
     else:
         entries = [(p, -1) for p in sorted(root.iterdir()) if p.is_file()]
-        num_classes = None
+        class_names, num_classes = None, None
     images = [(p, y) for p, y in entries if p.suffix.lower() in IMAGE_EXTENSIONS]
     others = [str(p) for p, _ in entries if p.suffix.lower() not in IMAGE_EXTENSIONS]
     if others:
@@ -582,6 +606,7 @@ def _folder_source(folder, split, channels, image_size, strict):
     labels = [y for _, y in images] if num_classes else None
     return _FolderSource(
         [str(p) for p, _ in images], labels, num_classes, splits, (h, w, channels), resize=resize,
+        class_names=class_names,
     )
 
 
@@ -706,6 +731,12 @@ def _under_tfds_mock():
     return "mock" in type(as_dataset).__name__.lower() or "mock" in getattr(
         as_dataset, "__module__", ""
     )
+
+
+def _tfds_class_names(features):
+    """The label's ClassLabel names ("0".."9" for a ClassLabel made from a count only)."""
+    names = getattr(features["label"], "names", None)
+    return tuple(names) if names else None
 
 
 def _tfds_image_key(name, features):

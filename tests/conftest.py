@@ -12,6 +12,3 @@ tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
 
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: long runs (multi-process, quality); still run in CI")

@@ -15,19 +15,49 @@ import tensorflow as tf
 
 import families
 from keras_gen import distribute
+from keras_gen.layers.dropout import ReplicaExactDropout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def train(family, strategy, **kwargs):
+# SGD: its update is the gradient times the rate, so a replica whose loss is scaled wrongly (a
+# gradient twice too large) moves the weights twice as far. Adam's update hardly depends on the
+# gradient's scale, and would hide that. The VAE's loss is summed over the pixels: a smaller rate.
+LEARNING_RATES = {"vae": 1e-3}
+
+
+def sgd(family):
+    rate = LEARNING_RATES.get(family, 0.05)
+    if family in ("dcgan",) + tuple(families.TRANSLATORS):
+        return dict(d_optimizer=keras.optimizers.SGD(rate), g_optimizer=keras.optimizers.SGD(rate))
+    return dict(optimizer=keras.optimizers.SGD(rate))
+
+
+def train(family, strategy, optimizers="sgd", before=None, **kwargs):
+    """One epoch of `family` under `strategy`; `before(model)` may change the model first."""
     with strategy.scope():
         model = families.build(family, **kwargs)
         # The same step on 1 and 2 replicas: "auto" turns XLA on for one device (a GPU, or a
         # family measured faster with it on a CPU) and off for several, and XLA's random ops
         # draw other noise.
-        model.compile(jit_compile=False)
+        model.compile(jit_compile=False, **(sgd(family) if optimizers == "sgd" else {}))
+    if before is not None:
+        before(model)
+    model.initial_weights = [w.copy() for w in model.get_weights()]
     history = model.fit(families.dataset(family), epochs=1, verbose=0)
     return model, {k: v[-1] for k, v in history.history.items()}
+
+
+def assert_same_training(one, logs_one, two, logs_two, atol=1e-5):
+    """Same weights and logs; and the training moved the weights far more than `atol`, so a
+    replica scaling off by a factor would show."""
+    moved = max(float(np.abs(w - w0).max()) for w, w0 in zip(one.get_weights(), one.initial_weights))
+    assert moved > 100 * atol, f"the weights moved by {moved} only: raise its rate in LEARNING_RATES"
+    for a, b in zip(one.get_weights(), two.get_weights()):
+        np.testing.assert_allclose(a, b, atol=atol)
+    assert logs_one.keys() == logs_two.keys()
+    for key in logs_one:
+        np.testing.assert_allclose(logs_one[key], logs_two[key], rtol=1e-5, atol=1e-6)
 
 
 def test_get_strategy():
@@ -52,25 +82,35 @@ def test_multi_worker_needs_tf_config(monkeypatch):
 def test_two_replicas_equal_one(family):
     one, logs_one = train(family, tf.distribute.get_strategy())
     two, logs_two = train(family, families.two_replicas())
-    for a, b in zip(one.get_weights(), two.get_weights()):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    assert logs_one.keys() == logs_two.keys()
-    for key in logs_one:
-        np.testing.assert_allclose(logs_one[key], logs_two[key], rtol=1e-5, atol=1e-6)
+    assert two.distribute_strategy.num_replicas_in_sync == 2
+    assert_same_training(one, logs_one, two, logs_two)
 
 
 @pytest.mark.slow  # several trainings per test: the slow tier, still in CI
 @pytest.mark.parametrize("num_classes", [None, 10])
 def test_dcgan_defaults_with_augmentation_and_dropout_are_replica_exact(num_classes):
     """DCGAN at its defaults plus every kind of noise a step draws (DiffAugment, dropout): the
-    noise of the global batch is drawn once and sliced, so 2 replicas equal 1."""
+    noise of the global batch is drawn once and sliced, so 2 replicas equal 1. The same model
+    with each of them switched off trains otherwise, so both are active in the step."""
     options = dict(num_classes=num_classes, diffaugment="color,translation,cutout", dropout=0.3)
     one, logs_one = train("dcgan", tf.distribute.get_strategy(), **options)
     two, logs_two = train("dcgan", families.two_replicas(), **options)
-    for a, b in zip(one.get_weights(), two.get_weights()):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    for key in logs_one:
-        np.testing.assert_allclose(logs_one[key], logs_two[key], rtol=1e-5, atol=1e-6)
+    assert_same_training(one, logs_one, two, logs_two)
+    dropouts = [l for l in one.discriminator._flatten_layers() if isinstance(l, ReplicaExactDropout)]
+    assert one.diffaugment == ("color", "translation", "cutout") and [l.rate for l in dropouts] == [0.3]
+    if num_classes is None:  # the switches are the same with labels: check them once
+        def no_augmentation(model):
+            model.diffaugment = ()
+
+        def no_dropout(model):
+            for layer in model.discriminator._flatten_layers():
+                if isinstance(layer, ReplicaExactDropout):
+                    layer.rate = 0.0
+
+        for switch_off in (no_augmentation, no_dropout):
+            off, _ = train("dcgan", tf.distribute.get_strategy(), before=switch_off, **options)
+            differences = [np.abs(a - b).max() for a, b in zip(one.get_weights(), off.get_weights())]
+            assert max(differences) > 1e-3, f"{switch_off.__name__} trains the same: it was not active"
 
 
 @pytest.mark.slow  # several trainings per test: the slow tier, still in CI
@@ -79,9 +119,8 @@ def test_wgan_gp_under_mirrored_strategy_equals_one_replica():
     options = dict(loss="wasserstein_gp", discriminator_steps=2)
     one, logs_one = train("dcgan", tf.distribute.get_strategy(), **options)
     two, logs_two = train("dcgan", families.two_replicas(), **options)
-    for a, b in zip(one.get_weights(), two.get_weights()):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    np.testing.assert_allclose(logs_one["gradient_penalty"], logs_two["gradient_penalty"], rtol=1e-5)
+    assert_same_training(one, logs_one, two, logs_two)
+    assert "gradient_penalty" in logs_one
 
 
 def test_noise_differs_between_replicas_and_tiles_the_global_draw():
@@ -105,7 +144,7 @@ def test_noise_differs_between_replicas_and_tiles_the_global_draw():
 def test_mixed_precision_trains_with_finite_losses(family, policy):
     keras.mixed_precision.set_global_policy(policy)
     try:
-        model, logs = train(family, tf.distribute.get_strategy())
+        model, logs = train(family, tf.distribute.get_strategy(), optimizers="defaults")
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert all(np.isfinite(v) for v in logs.values())
@@ -174,6 +213,7 @@ def test_xla_step_trains_and_repeats(family):
     def run():
         model = families.build(family)
         model.compile(jit_compile=True)
+        assert model.jit_compile is True  # Keras turns XLA off silently for a model it cannot compile
         initial = [w.copy() for w in model.get_weights()]
         history = model.fit(families.dataset(family), epochs=1, verbose=0)
         assert all(np.isfinite(v[-1]) for v in history.history.values())

@@ -107,11 +107,20 @@ def test_conditional_samples_change_with_the_label():
 def test_ema_follows_the_formula():
     model = tiny(ema_decay=0.9)
     model.compile()
-    before = values(model.ema_generator.trainable_variables + model.ema_generator.non_trainable_variables)
-    np.testing.assert_array_equal(before[0], model.generator.trainable_variables[0].numpy())
-    model.fit(digits(n=32), epochs=1, verbose=0)  # one step
-    for ema_w, w, w0 in zip(model.ema_generator.trainable_variables, model.generator.trainable_variables, before):
-        np.testing.assert_allclose(ema_w.numpy(), 0.9 * w0 + 0.1 * w.numpy(), rtol=1e-5, atol=1e-7)
+    ema, live = model.ema_generator, model.generator
+    # The EMA network is not trainable (its trainable_variables are empty): pair the real weights,
+    # of which the live generator's trainable ones are averaged.
+    pairs = [(e, w) for e, w in zip(ema.weights, live.weights) if w.trainable]
+    assert len(pairs) == len(live.trainable_weights) > 0
+    np.testing.assert_array_equal(pairs[0][0].numpy(), pairs[0][1].numpy())  # starts as a copy
+    for t in (1, 2):  # one step each; the warm-up decay min(0.9, (1 + t) / (10 + t)) at step t
+        before = values(e for e, _ in pairs)
+        model.fit(digits(n=32), epochs=1, verbose=0)
+        assert int(model.optimizer.iterations) == t
+        decay = min(0.9, (1 + t) / (10 + t))
+        for (ema_w, w), w0 in zip(pairs, before):
+            np.testing.assert_allclose(ema_w.numpy(), decay * w0 + (1 - decay) * w.numpy(), rtol=1e-5, atol=1e-7)
+    assert any(not np.allclose(e.numpy(), w.numpy()) for e, w in pairs)  # an average, not a copy
     # generate uses the averaged weights
     z = model.latent_vectors(3, 0)
     np.testing.assert_allclose(model.generate(3, seed=0), (model.ema_generator(z).numpy() + 1) / 2, atol=1e-6)
@@ -171,6 +180,7 @@ def test_bad_inputs_give_clear_errors():
         conditional.fit(digits(with_labels=True), epochs=1, verbose=0)
     xla = tiny(num_classes=3)
     xla.compile(jit_compile=True)  # checked in the input pipeline, outside the compiled step
+    assert xla.jit_compile is True  # Keras turns XLA off silently for a model it cannot compile
     with pytest.raises(ValueError, match=r"Labels in the batch: 0..9"):
         xla.fit(digits(with_labels=True), epochs=1, verbose=0)
     with pytest.raises(ValueError, match="multiple of 4 from 8 to 128"):

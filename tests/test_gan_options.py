@@ -146,6 +146,37 @@ def test_diffaugment_is_applied_to_real_and_fake_alike():
     assert not np.array_equal(seen_real, real.numpy())  # augmented, not the raw images
 
 
+def test_color_on_three_channels_scales_saturation_around_the_grey():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+    u = np.array([[0.3, 0.9, 0.2], [0.7, 0.1, 0.8]], np.float32)  # saturation x1.8 and x0.2
+    per_image = lambda v: v[:, None, None, None]  # noqa: E731
+    bright = x + per_image(u[:, 0] - 0.5)
+    grey = bright.mean(axis=-1, keepdims=True)
+    saturated = (bright - grey) * per_image(2 * u[:, 1]) + grey
+    mean = saturated.mean(axis=(1, 2, 3), keepdims=True)
+    expected = (saturated - mean) * per_image(u[:, 2] + 0.5) + mean
+    np.testing.assert_allclose(augment.diff_augment(x, u, "color").numpy(), expected, atol=1e-5)
+
+
+def test_diffaugment_is_applied_in_the_generator_step_on_colour_images():
+    dense = keras.layers.Dense(8 * 8 * 3, activation="tanh", kernel_initializer=keras.initializers.GlorotUniform(1))
+    generator = keras.Sequential([keras.Input((4,)), dense, keras.layers.Reshape((8, 8, 3))])
+    discriminator = keras.Sequential([keras.Input((8, 8, 3)), Recorder()])
+    policy = "color,translation,cutout"
+    model = GAN(generator, discriminator, 4, diffaugment=policy, seed=0)
+    model.compile()
+    step = tf.constant(5, tf.int64)
+    Recorder.seen.clear()
+    model._generator_phase(None, 16, step, train=False)
+    (seen_fake,) = Recorder.seen
+    phase = gan_module._GENERATOR_PHASE
+    fake = generator(model._noise(step, phase, gan_module._Z, 16, (4,))).numpy()
+    uniform = model._noise(step, phase, gan_module._AUGMENT_FAKE, 16, (augment.noise_size(policy),), "uniform")
+    np.testing.assert_allclose(seen_fake, augment.diff_augment(fake, uniform, policy), atol=1e-6)
+    assert not np.allclose(seen_fake, fake, atol=1e-3)  # augmented, not the raw fakes
+
+
 # -- EMA ----------------------------------------------------------------------------------------
 
 
@@ -226,8 +257,12 @@ def test_each_critic_step_sees_its_own_strided_part_of_the_batch():
 def test_wgan_gp_follows_its_paper():
     model = DCGAN((8, 8, 1), latent_dim=8, filters=4, loss="wasserstein_gp", dropout=0.0, seed=0)
     assert model.discriminator_steps == 5
-    default = model.default_optimizer("d_optimizer").get_config()
-    assert (default["beta_1"], default["beta_2"]) == (0.0, 0.9)
+    assert model.gradient_penalty_weight == 10.0  # lambda
+    model.compile()  # Adam(1e-4, beta_1=0, beta_2=0.9) for the critic and the generator alike
+    for optimizer in (model.d_optimizer, model.g_optimizer):
+        assert isinstance(optimizer, keras.optimizers.Adam)
+        assert float(optimizer.learning_rate) == pytest.approx(1e-4)
+        assert (float(optimizer.beta_1), float(optimizer.beta_2)) == (0.0, pytest.approx(0.9))
     with pytest.raises(ValueError, match="WGAN-GP critic has neither dropout"):
         DCGAN((8, 8, 1), latent_dim=8, filters=4, loss="wasserstein_gp", dropout=0.3)
     with pytest.raises(ValueError, match="discriminator_steps must be at most 7"):

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import families
-from keras_gen import callbacks, data, distribute, metrics, networks
+from keras_gen import callbacks, data, metrics, networks
 from keras_gen.models import Pix2Pix
 
 
@@ -153,18 +153,27 @@ def test_keras_round_trip_gives_identical_translations_and_optimiser_state(tmp_p
     np.testing.assert_array_equal(loaded.example_inputs(2), inputs[:2])
 
 
-def train_tiny(strategy, **kwargs):
+def train_tiny(strategy, **compile_options):
     with strategy.scope():
-        model = families.build("pix2pix", **kwargs)
-        model.compile()
+        model = families.build("pix2pix")
+        model.compile(**compile_options)
     history = model.fit(families.dataset("pix2pix"), epochs=1, verbose=0)
     return model, {k: v[-1] for k, v in history.history.items()}
 
 
 @pytest.mark.slow
 def test_two_replicas_train_exactly_as_one():
-    one, logs_one = train_tiny(tf.distribute.get_strategy())
-    two, logs_two = train_tiny(distribute.get_strategy("mirrored"))
+    # SGD, whose step is proportional to the gradient: a replica's loss scaled wrongly shows (Adam
+    # would nearly hide it). Two logical CPUs, also on a GPU host ("mirrored" takes the GPUs).
+    sgd = lambda: dict(d_optimizer=keras.optimizers.SGD(0.05), g_optimizer=keras.optimizers.SGD(0.05))  # noqa: E731
+    strategy = families.two_replicas()
+    assert strategy.num_replicas_in_sync == 2
+    initial = families.build("pix2pix").get_weights()
+    one, logs_one = train_tiny(tf.distribute.get_strategy(), **sgd())
+    two, logs_two = train_tiny(strategy, **sgd())
+    assert two.distribute_strategy.num_replicas_in_sync == 2
+    moved = max(float(np.abs(w - w0).max()) for w, w0 in zip(one.get_weights(), initial))
+    assert moved > 1e-3  # far above the tolerance, so a factor on the gradient would show
     for a, b in zip(one.get_weights(), two.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
     for key in logs_one:

@@ -378,7 +378,11 @@ def wrong_image_shape(tmp_path, saved_gan):
 
 @bad_input("labels out of range for the model's classes")
 def labels_out_of_range(tmp_path, saved_gan):
-    model = _tiny_gan(num_classes=3)  # XLA-compiled by default: checked in the input pipeline
+    # XLA-compiled (on a CPU "auto" leaves it off): checked in the input pipeline, since an XLA
+    # step has no Assert op.
+    model = kg.models.DCGAN((8, 8, 1), latent_dim=8, filters=4, num_classes=3, seed=1)
+    model.compile(jit_compile=True)
+    assert model.jit_compile is True
     images, labels = np.zeros((4, 8, 8, 1), np.float32), np.array([0, 1, 2, 7], np.int32)
     data = lambda epoch: tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
     msg = _raises(lambda: training.fit(model, data, 1, tmp_path / "ckpt"))
