@@ -11,6 +11,7 @@ import pytest
 
 import keras_gen
 from keras_gen import checks, cli, data, layers, models
+from keras_gen import families as kg_families
 
 import families
 
@@ -49,26 +50,33 @@ def test_trainable_flag_survives_a_round_trip(tmp_path):
 
 def _train_args(family, *flags):
     parser = cli.build_parser()
-    return parser.parse_args(["train", "--model", family, "--dataset", "digits", "--out", "unused", *flags])
+    argv = ["train", "--model", family, "--dataset", "digits", "--out", "unused", *flags]
+    args = parser.parse_args(argv)
+    args.given = cli._given(parser, argv)
+    return args
 
 
 # Families built from another run (vqvae-prior) are checked by their own tests.
-@pytest.mark.parametrize("family", sorted(f for f in cli.FAMILIES if cli.FAMILIES[f].build is None))
+@pytest.mark.parametrize("family", families.ALL)
 def test_command_defaults_are_the_constructors_defaults(family):
-    args = _train_args(family, "--seed", "3")
-    info = data.info("digits")
+    description = kg_families.get(family)
+    translator = description.kind == kg_families.TRANSLATOR
+    args = _train_args(family, "--seed", "3", *(["--task", "superres"] if translator else []))
+    info = cli.data_info(args)
     built = cli.build_model(args, info)
-    direct = cli.FAMILIES[family].model_class()(info.image_shape, seed=3)
+    shape = info.input_shape if translator else info.image_shape
+    extra = {"output_shape": info.target_shape, "task": "superres"} if translator else {}
+    direct = description.model(shape, seed=3, **extra)
     mine, theirs = built.get_config(), direct.get_config()
     mine.pop("name"), theirs.pop("name")
     assert mine == theirs
     # Every option flag defaults to "not given", so the constructor decides.
-    for option in cli.FAMILIES[family].options:
-        assert getattr(args, option) is None
+    for option in description.options:
+        assert getattr(args, option.name) is None or option.name in args.given
     # compile(): the command's optimisers are the model's own defaults.
     cli.compile_model(built, args)
     direct.compile()
-    for argument in cli.FAMILIES[family].optimizers:
+    for argument in description.optimizers:
         ours = built.optimizer if argument in ("optimizer", "g_optimizer") else getattr(built, argument)
         theirs = direct.optimizer if argument in ("optimizer", "g_optimizer") else getattr(direct, argument)
         a, b = ours.get_config(), theirs.get_config()

@@ -82,6 +82,16 @@ class GenerativeModel(keras.Model):
         model loaded from a mixed-precision `.keras` file is mixed-precision throughout."""
         return policy_scope(self.dtype_policy)
 
+    # The training batch the family's defaults were measured with; `keras-gen train` loads
+    # batches of this size unless --batch-size says otherwise.
+    default_batch_size = 64
+
+    @property
+    def batches_per_step(self):
+        """Batches of the data one train_step takes (a GAN's discriminator steps each take
+        their own): the command loads batches this many times its --batch-size."""
+        return 1
+
     @property
     def num_dims(self):
         """Values per image, H * W * C: the denominator of bits per dimension."""
@@ -317,57 +327,6 @@ class GenerativeModel(keras.Model):
 
     # -- generate -----------------------------------------------------------------------------
 
-    # Images per network call in `generate` (a family may choose less, e.g. PixelCNN).
-    generate_batch_size = 256
-    # The training batch the family's defaults were measured with; `keras-gen train` loads
-    # batches of this size unless --batch-size says otherwise.
-    default_batch_size = 64
-
-    @property
-    def noise_shape(self):
-        """Shape of the noise behind one generated image (latent vectors: (latent_dim,))."""
-        return (self.latent_dim,)
-
-    def latent_vectors(self, n, seed):
-        """The latent vectors `generate(n, seed)` uses: N(0, I), NumPy, so they are the same on
-        every machine; image k's vector does not depend on n."""
-        return np.random.default_rng(seed).standard_normal((n,) + self.noise_shape).astype(np.float32)
-
-    def generation_noise(self, seed, start, stop):
-        """The noise of images start..stop-1 of `generate(n, seed)`, (stop - start,
-        *noise_shape). Default: latent vectors."""
-        return self.latent_vectors(stop, seed)[start:]
-
-    def images_from_noise(self, noise, labels=None, **options):
-        """The family's step: noise (batch, *noise_shape) and int32 labels (batch,) or None ->
-        images (batch, H, W, C) in [0, 1], as NumPy or a tensor."""
-        raise NotImplementedError
-
-    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, **options):
-        """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images.
-
-        labels: one int per image, or one for all (conditional models). z: the noise itself,
-        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). Other
-        keyword options go to the family's `images_from_noise`."""
-        n = checks.count(n)
-        labels = checks.labels(labels, n, self.num_classes)
-        batch_size = checks.positive_int("batch_size", batch_size or self.generate_batch_size)
-        if z is not None:
-            z = np.asarray(z, np.float32)
-            if z.shape != (n,) + tuple(self.noise_shape):
-                raise ValueError(f"z must have shape {(n,) + tuple(self.noise_shape)}; got {z.shape}.")
-        else:
-            seed = checks.seed_or_fresh(seed)
-        out = np.zeros((n,) + self.image_shape, np.float32)
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            noise = z[start:stop] if z is not None else self.generation_noise(seed, start, stop)
-            batch_labels = None if labels is None else labels[start:stop]
-            out[start:stop] = keras.ops.convert_to_numpy(
-                self.images_from_noise(noise, batch_labels, **options)
-            )
-        return np.clip(out, 0.0, 1.0)
-
     # -- serialisation ------------------------------------------------------------------------
 
     # Constructor arguments that are Keras networks (the user's own), serialised in the config.
@@ -442,3 +401,80 @@ class AdversarialModel(GenerativeModel):
             d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
             g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
         )
+
+
+class Sampler:
+    """The sampler kind (GAN, VAE, PixelCNN, VQ-VAE): images from noise with
+    `generate(n, seed, labels)`. Mixed in before the family's `GenerativeModel` base."""
+
+    # Images per network call in `generate` (a family may choose less, e.g. PixelCNN).
+    generate_batch_size = 256
+
+    @property
+    def noise_shape(self):
+        """Shape of the noise behind one generated image (latent vectors: (latent_dim,))."""
+        return (self.latent_dim,)
+
+    def latent_vectors(self, n, seed):
+        """The latent vectors `generate(n, seed)` uses: N(0, I), NumPy, so they are the same on
+        every machine; image k's vector does not depend on n."""
+        return np.random.default_rng(seed).standard_normal((n,) + self.noise_shape).astype(np.float32)
+
+    def generation_noise(self, seed, start, stop):
+        """The noise of images start..stop-1 of `generate(n, seed)`, (stop - start,
+        *noise_shape). Default: latent vectors."""
+        return self.latent_vectors(stop, seed)[start:]
+
+    def images_from_noise(self, noise, labels=None, **options):
+        """The family's step: noise (batch, *noise_shape) and int32 labels (batch,) or None ->
+        images (batch, H, W, C) in [0, 1], as NumPy or a tensor."""
+        raise NotImplementedError
+
+    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, **options):
+        """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images.
+
+        labels: one int per image, or one for all (conditional models). z: the noise itself,
+        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). Other
+        keyword options go to the family's `images_from_noise`."""
+        n = checks.count(n)
+        labels = checks.labels(labels, n, self.num_classes)
+        batch_size = checks.positive_int("batch_size", batch_size or self.generate_batch_size)
+        if z is not None:
+            z = np.asarray(z, np.float32)
+            if z.shape != (n,) + tuple(self.noise_shape):
+                raise ValueError(f"z must have shape {(n,) + tuple(self.noise_shape)}; got {z.shape}.")
+        else:
+            seed = checks.seed_or_fresh(seed)
+        out = np.zeros((n,) + self.image_shape, np.float32)
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            noise = z[start:stop] if z is not None else self.generation_noise(seed, start, stop)
+            batch_labels = None if labels is None else labels[start:stop]
+            out[start:stop] = keras.ops.convert_to_numpy(
+                self.images_from_noise(noise, batch_labels, **options)
+            )
+        return np.clip(out, 0.0, 1.0)
+
+
+class Translator:
+    """The translator kind (Pix2Pix): `translate(inputs)` maps each input image to an output
+    image; trained on (input, target) pairs from `keras_gen.data.load_pairs`. Mixed in before
+    the family's `GenerativeModel` base, which sets `image_range`."""
+
+    def to_unit_range(self, images):
+        """Images in `image_range` -> [0, 1], NumPy float32."""
+        return to_unit_range(images, self.image_range)
+
+    def from_unit_range(self, images):
+        """Images in [0, 1] -> `image_range` (what `translate` takes)."""
+        images = np.asarray(images, np.float32)
+        return images * 2.0 - 1.0 if self.image_range == "tanh" else images
+
+
+def to_unit_range(images, image_range):
+    """Images in `image_range` ("tanh": [-1, 1], or "unit") -> [0, 1], NumPy float32, clipped:
+    the one conversion GAN and Pix2Pix outputs share."""
+    images = np.asarray(keras.ops.convert_to_numpy(images), np.float32)
+    if image_range == "tanh":
+        images = (images + 1.0) / 2.0
+    return np.clip(images, 0.0, 1.0)

@@ -10,7 +10,8 @@ import tensorflow as tf
 from keras_gen import augment, checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
-from keras_gen.models.base import AdversarialModel, first_images
+from keras_gen.families import SAMPLER, FamilyDescription, Option
+from keras_gen.models.base import AdversarialModel, Sampler, first_images, to_unit_range
 
 # Noise purposes within one training step (`GenerativeModel.step_noise` keys 64 per step):
 # discriminator step k uses 8 k + (one of the offsets below), the generator step the last 8.
@@ -21,7 +22,7 @@ _Z, _ALPHA, _AUGMENT_REAL, _AUGMENT_FAKE = 0, 1, 2, 3
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class GAN(AdversarialModel):
+class GAN(Sampler, AdversarialModel):
     """A generative adversarial network trained with `model.fit`.
 
     Each `train_step` plays the minimax game: `discriminator_steps` discriminator updates, each
@@ -313,12 +314,13 @@ class GAN(AdversarialModel):
                 f"image_range={self.image_range!r}), or build the model with the data's range."
             )
 
+    @property
+    def batches_per_step(self):
+        return self.discriminator_steps
+
     def to_unit_range(self, images):
         """Generator outputs (image_range) -> [0, 1], NumPy float32."""
-        images = keras.ops.convert_to_numpy(images)
-        if self.image_range == "tanh":
-            images = (images + 1.0) / 2.0
-        return np.clip(images, 0.0, 1.0).astype(np.float32)
+        return to_unit_range(images, self.image_range)
 
     def images_from_noise(self, noise, labels=None):
         inputs = noise if labels is None else [noise, labels]
@@ -481,3 +483,29 @@ def _clone_for_ema(generator):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = True
     return ema
+
+
+FAMILY = FamilyDescription(
+    name="dcgan",
+    model=DCGAN,
+    instances=GAN,  # a GAN with the user's own networks is the same family
+    kind=SAMPLER,
+    data_range="tanh",
+    metrics=("fid",),
+    options=(
+        Option("latent_dim", "size of the latent vector z", int),
+        Option("filters", "base width of the networks", int),
+        Option("loss", "adversarial loss", choices=kg_losses.GAN_LOSSES),
+        Option("ema_decay", "EMA of the generator's weights for sampling, e.g. 0.999; none: off",
+               float, none=True),
+        Option("discriminator_steps", "discriminator updates per generator update, each on its "
+               "own --batch-size real images (default: 5 for wasserstein_gp, else 1)", int),
+        Option("spectral_norm", "spectral normalisation of the discriminator", bool),
+        Option("label_smoothing", "one-sided label smoothing of the real targets", float),
+        Option("diffaugment", "differentiable augmentation, a comma-separated subset of "
+               + ",".join(augment.POLICIES) + ", or none", none=True),
+        Option("r1_weight", "gamma of the R1 penalty on real images", float),
+    ),
+    optimizers={"d_optimizer": "d_lr", "g_optimizer": "g_lr"},
+    signatures="gan",
+)

@@ -19,7 +19,8 @@ import tensorflow as tf
 from keras_gen import checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
-from keras_gen.models.base import GenerativeModel, num_replicas
+from keras_gen.families import SAMPLER, FamilyDescription, Option
+from keras_gen.models.base import GenerativeModel, Sampler, num_replicas
 
 # Purpose of the posterior noise drawn in a step (see GenerativeModel.step_noise).
 _POSTERIOR_PURPOSE = 0
@@ -66,7 +67,7 @@ def check_likelihood_images(model, images, what):
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class VAE(GenerativeModel):
+class VAE(Sampler, GenerativeModel):
     """A variational autoencoder trained with `model.fit`.
 
     Each step minimises, per image, -E_q[log p(x | z)] + beta * KL(q(z | x) || N(0, I)) with a
@@ -657,3 +658,39 @@ def _decoder_image_shape(decoder, latent_dim, num_classes, params_per_channel, l
             f"channels) for likelihood={likelihood!r}; got shape {shape}."
         )
     return (shape[1], shape[2], shape[3] // params_per_channel)
+
+
+def reconstruction_callbacks(args, model, out, load):
+    """The training callbacks of the autoencoders (VAE, VQ-VAE): reconstructions of held
+    images each epoch; the VAE's --kl-warmup-epochs."""
+    from keras_gen import callbacks as kg_callbacks
+
+    extra = [kg_callbacks.Reconstructions(load(batch_size=16, shuffle=False, seed=args.seed),
+                                          log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=16)]
+    if args.kl_warmup_epochs:
+        extra.append(kg_callbacks.KLWarmup(epochs=args.kl_warmup_epochs))
+    return extra
+
+
+LIKELIHOOD_OPTION = Option(
+    "likelihood", "p(x|z) of the images", choices=kg_losses.IMAGE_LIKELIHOODS)
+
+FAMILY = FamilyDescription(
+    name="vae",
+    model=ConvVAE,
+    instances=VAE,
+    kind=SAMPLER,
+    data_range="unit",
+    metrics=("neg_elbo",),
+    likelihood="elbo_iwae",
+    options=(
+        Option("latent_dim", "size of the latent vector z", int),
+        Option("filters", "base width of the networks", int),
+        LIKELIHOOD_OPTION,
+        Option("beta", "weight of the KL term", float),
+        Option("kl_warmup_epochs", "anneal beta from 0 over this many epochs (keras-gen's "
+               "KLWarmup callback)", int, constructor=False),
+    ),
+    callbacks=reconstruction_callbacks,
+    signatures="vae",
+)

@@ -31,17 +31,18 @@ import tensorflow as tf
 from keras_gen import checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
+from keras_gen.families import SAMPLER, FamilyDescription, Option
 from keras_gen.layers.quantizer import CODEBOOK_UPDATES, VectorQuantizer, straight_through
-from keras_gen.models.base import GenerativeModel, num_replicas
-from keras_gen.models.pixelcnn import PixelCNN
-from keras_gen.models.vae import check_likelihood_images
+from keras_gen.models.base import GenerativeModel, Sampler, num_replicas
+from keras_gen.models.pixelcnn import PRIOR_OPTIONS, PixelCNN
+from keras_gen.models.vae import LIKELIHOOD_OPTION, check_likelihood_images, reconstruction_callbacks
 
 # Purpose of the dead-code restart noise drawn in a step (see GenerativeModel.step_noise).
 _RESTART_PURPOSE = 0
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class VQVAE(GenerativeModel):
+class VQVAE(Sampler, GenerativeModel):
     """A vector-quantised autoencoder trained with `model.fit`, generative once a prior over its
     codes is attached (`set_prior`).
 
@@ -557,3 +558,75 @@ class VQVAE(GenerativeModel):
         if self.prior is not None:
             config["prior"] = keras.saving.serialize_keras_object(self.prior)
         return config
+
+
+def prior_stage(args, info):
+    """The command's vqvae-prior: the VQ-VAE of --vqvae with its autoencoder frozen and a new
+    PixelCNN prior over its codes, so one `fit` trains the prior and `model.keras` holds both
+    stages."""
+    from keras_gen import runs
+
+    if not args.vqvae:
+        raise runs.RunError(
+            "--model vqvae-prior trains the prior of a trained VQ-VAE: pass --vqvae "
+            "runs/vq/model.keras (written by keras-gen train --model vqvae)."
+        )
+    vq = runs.load_model(args.vqvae, flag="--vqvae")
+    if not isinstance(vq, VQVAE):
+        raise runs.RunError(f"--vqvae: {args.vqvae} holds a {type(vq).__name__}, not a VQVAE.")
+    if tuple(vq.image_shape) != tuple(info.image_shape):
+        raise runs.RunError(
+            f"--vqvae: the VQ-VAE takes {tuple(vq.image_shape)} images; {args.dataset} has "
+            f"{tuple(info.image_shape)}. Train the prior on the VQ-VAE's own data."
+        )
+    if bool(args.conditional) != (vq.num_classes is not None):
+        raise runs.RunError(
+            "--conditional: the prior is class-conditional exactly when the VQ-VAE is; "
+            + ("pass --conditional." if vq.num_classes else "train the VQ-VAE with --conditional.")
+        )
+    options = {o.name: getattr(args, o.name) for o in PRIOR_FAMILY.options
+               if o.constructor and getattr(args, o.name) is not None}
+    vq.set_prior(PixelCNN(vq.code_shape + (1,), levels=vq.num_embeddings,
+                          num_classes=vq.num_classes, seed=args.seed, **options))
+    vq.autoencoder_trainable = False
+    return vq
+
+
+VQVAE_FAMILY = FamilyDescription(
+    name="vqvae",
+    model=VQVAE,
+    kind=SAMPLER,
+    data_range="unit",
+    metrics=("neg_elbo",),
+    likelihood="elbo",
+    options=(
+        Option("num_embeddings", "codebook size K", int),
+        Option("embedding_dim", "size of each code vector", int),
+        LIKELIHOOD_OPTION,
+        Option("beta", "commitment weight", float),
+        Option("codebook_update", "codebook by moving averages or by its loss",
+               choices=CODEBOOK_UPDATES),
+        Option("filters", "base width of the networks", int),
+    ),
+    callbacks=reconstruction_callbacks,
+    signatures="vqvae",
+    sample_grid=False,  # no prior yet
+)
+
+# The options are the prior's (a PixelCNN); the model is the VQ-VAE of --vqvae with it.
+PRIOR_FAMILY = FamilyDescription(
+    name="vqvae-prior",
+    model=PixelCNN,
+    instances=None,  # what it trains is a VQVAE (the vqvae family)
+    kind=SAMPLER,
+    data_range="unit",
+    metrics=("neg_elbo",),
+    options=(
+        *PRIOR_OPTIONS,
+        Option("vqvae", "the trained VQ-VAE whose codes the prior learns", constructor=False,
+               metavar="MODEL.keras"),
+    ),
+    build=prior_stage,
+)
+
+FAMILY = (VQVAE_FAMILY, PRIOR_FAMILY)
