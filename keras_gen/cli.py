@@ -94,8 +94,7 @@ def compile_model(model, args):
         if lr:
             default = model.default_optimizer(argument)
             optimizers[argument] = type(default).from_config({**default.get_config(), "learning_rate": lr})
-    # jit_compile "auto" is the library's own default (XLA where it measured faster).
-    model.compile(jit_compile="auto" if args.jit_compile is None else args.jit_compile,
+    model.compile(jit_compile=args.jit_compile,
                   steps_per_execution=args.steps_per_execution,
                   deterministic=bool(args.deterministic), **optimizers)
 
@@ -586,6 +585,19 @@ def _add_family_options(train):
                                    metavar=metavar, help=help_text)
 
 
+def _compile_default(argument):
+    """The default of a `GenerativeModel.compile` argument (the command does not restate it)."""
+    import keras
+
+    from keras_gen.models.base import GenerativeModel
+
+    for compile_ in (GenerativeModel.compile, keras.Model.compile):
+        parameters = inspect.signature(compile_).parameters
+        if argument in parameters:
+            return parameters[argument].default
+    raise KeyError(argument)
+
+
 def _jit(value):
     return {"auto": "auto", "on": True, "off": False}[value]
 
@@ -614,14 +626,14 @@ def build_parser():
     train.add_argument("--eval-samples", type=int, default=1000,
                        help="images for the family's quality metric each epoch (0: none)")
     _add_family_options(train)
-    train.add_argument("--jit-compile", type=_jit, default=None, choices=["auto", True, False],
-                       metavar="{auto,on,off}",
-                       help="XLA compilation of the train step (default auto: the library's "
-                            "choice per family, measured; off under several replicas)")
+    train.add_argument("--jit-compile", type=_jit, default=_compile_default("jit_compile"),
+                       choices=["auto", True, False], metavar="{auto,on,off}",
+                       help="XLA compilation of the train step (default auto: Keras' own, on for "
+                            "GPUs and TPUs, off on CPUs and under several replicas)")
     train.add_argument("--deterministic", action="store_true",
                        help="deterministic ops (tf.config.experimental.enable_op_determinism): "
                             "the same seed gives the same weights on GPUs too, a little slower")
-    train.add_argument("--steps-per-execution", type=int, default=1, help="train steps per call of the compiled function")
+    train.add_argument("--steps-per-execution", type=int, default=_compile_default("steps_per_execution"), help="train steps per call of the compiled function")
     train.add_argument("--strategy", default="auto",
                        choices=["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"],
                        help="tf.distribute strategy; --batch-size is the global batch")

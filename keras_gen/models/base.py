@@ -196,17 +196,11 @@ class GenerativeModel(keras.Model):
         none is given (a GAN has two: "d_optimizer", "g_optimizer"). Default: Adam(1e-3)."""
         return keras.optimizers.Adam(1e-3)
 
-    # XLA for this family's train step on a CPU (where Keras' "auto" leaves it off), from
-    # benchmarks/train_throughput.py on a 2-core CPU: off for every family today. With
-    # TensorFlow 2.21's oneDNN kernels the XLA step measured 0.39x (DCGAN), 0.49x (ConvVAE) and
-    # 0.71x (PixelCNN) of the plain one (RESULTS.md), and the VQ-VAE and Pix2Pix steps were
-    # slower with it too. On GPUs and TPUs "auto" turns XLA on.
-    xla_on_cpu = False
-
     def compile(self, optimizer=None, jit_compile="auto", deterministic=False, **kwargs):
         """Keras' compile with the family's defaults: `default_optimizer()` when no optimiser
-        is given, and `jit_compile="auto"` resolved by `default_jit_compile()` (XLA where it
-        measured faster). `deterministic=True` makes every op deterministic
+        is given, and Keras' own `jit_compile="auto"` (XLA on GPUs/TPUs when every layer supports
+        it, off on CPU-only machines, under tf.distribute and with op determinism).
+        `deterministic=True` makes every op deterministic
         (`tf.config.experimental.enable_op_determinism`, process-wide, needed on GPUs for exact
         repeatability) and seeds Keras' global generators with the model's seed. The optimiser
         is built at once under the model's strategy (so `fit` needs no symbolic build; see
@@ -216,23 +210,17 @@ class GenerativeModel(keras.Model):
         if deterministic:
             keras.utils.set_random_seed(self.seed)
             tf.config.experimental.enable_op_determinism()
-        if jit_compile == "auto":
-            jit_compile = self.default_jit_compile(kwargs.get("run_eagerly", False))
+        # Measured override, kept here should Keras' "auto" ever turn XLA on for CPUs: XLA for
+        # these families' train steps on a CPU measured slower on a 2-core CPU with TensorFlow
+        # 2.21's oneDNN kernels (benchmarks/train_throughput.py, RESULTS.md: 0.39x DCGAN, 0.49x
+        # ConvVAE, 0.71x PixelCNN of the plain step; the VQ-VAE and Pix2Pix steps slower too),
+        # which is what "auto" does on CPU-only machines today, so "auto" passes through:
+        #     if jit_compile == "auto" and not tf.config.list_logical_devices("GPU"):
+        #         jit_compile = False
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.optimized_variables())
-
-    def default_jit_compile(self, run_eagerly=False):
-        """What `compile(jit_compile="auto")` means for this model: Keras' own choice (XLA on
-        GPUs/TPUs), and on a CPU the family's measured `xla_on_cpu`. Off under several replicas:
-        one compiled step cannot reach the variables on the other replicas' devices ("resource
-        ... located in device ...:1")."""
-        if run_eagerly or self.distribute_strategy.num_replicas_in_sync > 1:
-            return False
-        if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
-            return True
-        return self.xla_on_cpu
 
     def get_compile_config(self):
         # The families' compile() takes optimisers only, so that is all a saved file needs to
