@@ -107,6 +107,8 @@ def cmd_train(args):
     for flag in ("early_stopping", "reduce_lr_on_plateau"):  # fail before anything is written
         if getattr(args, flag):
             _monitor_spec("--" + flag.replace("_", "-"), getattr(args, flag))
+    if not args.resume:  # a resumed run's flags are its config's, checked below
+        check_family_flags(args)
     out = runs.prepare(args.out, args.resume, args.force)
     if args.resume:  # the run's own settings win; --epochs may extend it
         ignored = runs.resume_settings(args, getattr(args, "given", ()))
