@@ -30,44 +30,34 @@ POSTERIOR_LOGVAR_RANGE = (-20.0, 10.0)
 _IWAE_IMAGES_PER_CALL = 4096
 
 
-def check_likelihood_images(model, images, what):
-    """Fails on data outside the range `model.likelihood` models, with a readable message (the
-    VAE and the VQ-VAE share it); warns once when Bernoulli nats are not a log-likelihood."""
-    images = np.asarray(images)
-    if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(
-            f"{what} takes float images in [0, 1]; got dtype {images.dtype}. Load the data "
-            f"with keras_gen.data.load(..., image_range={model.data_range!r})."
-        )
-    if images.size == 0:
-        return
-    lo, hi = float(images.min()), float(images.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(
-            f"{what} takes images in [0, 1]; the data holds values in [{lo:.3g}, {hi:.3g}]. "
-            f"Load it with keras_gen.data.load(..., image_range={model.data_range!r})."
-        )
-    if model.likelihood == "discretized_logistic":
-        levels = images * 255.0
-        if np.max(np.abs(levels - np.round(levels))) > 1e-3:
-            raise ValueError(
-                "likelihood='discretized_logistic' models 8-bit images, values k / 255; the "
-                "data holds other values. Load it with image_range='unit' (not dequantised "
-                "or resized), or use likelihood='gaussian'."
-            )
-    if model.likelihood == "bernoulli" and not model._warned_bernoulli:
-        if np.any((images != 0.0) & (images != 1.0)):
-            model._warned_bernoulli = True
-            warnings.warn(
-                "likelihood='bernoulli' on images that are not binary: training works (a "
-                "cross-entropy), but its nats are not a log-likelihood. For numbers that "
-                "compare with papers load the data with image_range='binary'.",
-                stacklevel=4,
-            )
+class ImageAutoencoder(Sampler, GenerativeModel):
+    """What the VAE and the VQ-VAE share: an image likelihood (`kg_losses.ImageLikelihood`), the
+    trackers of its loss, the check of the data it models, and a compile() whose loss is the
+    model's own."""
+
+    # compile(loss=...) error: what to choose in the constructor instead
+    OWN_LOSS = "choose likelihood= and beta= in the constructor and call compile() without loss=."
+
+    def _likelihood_parts(self, likelihood, observation_variance=None):
+        self.image_likelihood = kg_losses.ImageLikelihood(likelihood, observation_variance)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+
+    def compile(self, optimizer=None, **kwargs):
+        """Default: Adam(1e-3). The loss is the model's own: choose the likelihood and beta in
+        the constructor, not compile(loss=...)."""
+        if kwargs.get("loss") is not None:
+            raise ValueError(self.OWN_LOSS)
+        kwargs.pop("loss", None)
+        optimizer = keras.optimizers.get(optimizer or self.default_optimizer())
+        super().compile(optimizer=self.loss_scaled(optimizer), **kwargs)
+
+    def check_images(self, images, what):
+        self.image_likelihood.check_images(images, what, self.data_range)
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class VAE(Sampler, GenerativeModel):
+class VAE(ImageAutoencoder):
     """A variational autoencoder trained with `model.fit`.
 
     Each step minimises, per image, -E_q[log p(x | z)] + beta * KL(q(z | x) || N(0, I)) with a
@@ -91,6 +81,10 @@ class VAE(Sampler, GenerativeModel):
       num_classes: number of classes for a conditional VAE (both networks take the label).
       seed: seed of the training noise; two runs with the same seed and data end alike.
     """
+
+    OWN_LOSS = ("a VAE trains on its own loss, the negative ELBO: choose the likelihood and beta "
+                "in the constructor (VAE(..., likelihood='bernoulli', beta=1.0)) and call "
+                "compile() without loss=.")
 
     network_args = ("encoder", "decoder")
 
@@ -123,7 +117,7 @@ class VAE(Sampler, GenerativeModel):
             observation_variance = float(observation_variance)
         if num_classes is not None:
             num_classes = checks.positive_int("num_classes", num_classes)
-        params_per_channel = _params_per_channel(likelihood, observation_variance)
+        params_per_channel = kg_losses.ImageLikelihood(likelihood, observation_variance).params_per_channel
         image_shape = _decoder_image_shape(
             decoder, latent_dim, num_classes, params_per_channel, likelihood
         )
@@ -140,10 +134,8 @@ class VAE(Sampler, GenerativeModel):
         self.beta_variable = keras.Variable(beta, trainable=False, dtype="float32", name="beta")
         self._check_encoder()
 
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self._likelihood_parts(likelihood, observation_variance)
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
-        self._warned_bernoulli = False
         self.built = True
 
     # -- set-up -------------------------------------------------------------------------------
@@ -178,19 +170,6 @@ class VAE(Sampler, GenerativeModel):
                 f"{self.latent_dim}); for a batch of 2 it returned {got}."
             )
 
-    def compile(self, optimizer=None, **kwargs):
-        """Default: Adam(1e-3). The loss is the model's own (the negative ELBO): choose it with
-        the constructor's likelihood= and beta=, not compile(loss=...)."""
-        if kwargs.get("loss") is not None:
-            raise ValueError(
-                "a VAE trains on its own loss, the negative ELBO: choose the likelihood and beta "
-                "in the constructor (VAE(..., likelihood='bernoulli', beta=1.0)) and call "
-                "compile() without loss=."
-            )
-        kwargs.pop("loss", None)
-        optimizer = keras.optimizers.get(optimizer or self.default_optimizer())
-        super().compile(optimizer=self.loss_scaled(optimizer), **kwargs)
-
     @property
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
@@ -220,37 +199,6 @@ class VAE(Sampler, GenerativeModel):
         logvar = tf.clip_by_value(tf.cast(logvar, tf.float32), *POSTERIOR_LOGVAR_RANGE)
         return mean, logvar
 
-    def _split_params(self, raw):
-        raw = tf.cast(raw, tf.float32)
-        if self.likelihood == "bernoulli":
-            return {"logits": raw}
-        if self.params_per_channel == 1:  # gaussian, fixed variance
-            return {"mean": raw}
-        loc, second = tf.split(raw, 2, axis=-1)
-        if self.likelihood == "gaussian":
-            return {"mean": loc, "logvar": second}
-        return {"mean": loc, "log_scale": second}
-
-    def _log_prob(self, images, params):
-        """log p(x | params) per example, summed over pixels."""
-        if self.likelihood == "bernoulli":
-            return kg_losses.bernoulli_log_prob(images, params["logits"])
-        if self.likelihood == "gaussian":
-            logvar = params.get("logvar")
-            if logvar is None:
-                logvar = math.log(self.observation_variance)
-            return kg_losses.gaussian_log_prob(images, params["mean"], logvar)
-        return kg_losses.discretized_logistic_log_prob(
-            images, params["mean"], params["log_scale"]
-        )
-
-    def _likelihood_mean(self, params):
-        if self.likelihood == "bernoulli":
-            return tf.sigmoid(params["logits"])
-        # The location, clipped to the data's range (the discretised logistic puts the mass
-        # beyond 0 and 1 on the end levels).
-        return tf.clip_by_value(params["mean"], 0.0, 1.0)
-
     def encode(self, x, labels=None):
         """The posterior q(z | x): `(mean, logvar)`, each `(batch, latent_dim)` float32 tensors.
         Works on tensors inside `tf.function` (no NumPy, no random ops)."""
@@ -263,13 +211,13 @@ class VAE(Sampler, GenerativeModel):
         with a fixed observation_variance) or {"mean", "log_scale"} (discretized_logistic)."""
         z = tf.cast(z, tf.float32)
         raw = self.decoder(self._inputs(z, self._labels(labels)), training=False)
-        return self._split_params(raw)
+        return self.image_likelihood.split(raw)
 
     def decode(self, z, labels=None):
         """Images in [0, 1] for latent vectors `z`: the likelihood's mean (bernoulli) or its
         location clipped to [0, 1] (gaussian, discretized_logistic). A float32 tensor; works
         inside `tf.function`."""
-        return self._likelihood_mean(self.decoder_params(z, labels))
+        return self.image_likelihood.mean(self.decoder_params(z, labels))
 
     def call(self, inputs, training=False):
         """Reconstructs images through the posterior mean: `model(x)` or `model([x, labels])`."""
@@ -278,7 +226,7 @@ class VAE(Sampler, GenerativeModel):
         labels = self._labels(labels)
         mean, _ = self._posterior(images, labels, training=training)
         raw = self.decoder(self._inputs(mean, labels), training=training)
-        return self._likelihood_mean(self._split_params(raw))
+        return self.image_likelihood.mean(self.image_likelihood.split(raw))
 
     # -- the ELBO -----------------------------------------------------------------------------
 
@@ -290,7 +238,7 @@ class VAE(Sampler, GenerativeModel):
         mean, logvar = self._posterior(images, labels, training=training)
         z = _reparameterize(mean, logvar, tf.cast(noise, tf.float32))
         raw = self.decoder(self._inputs(z, labels), training=training)
-        reconstruction = -self._log_prob(images, self._split_params(raw))
+        reconstruction = -self.image_likelihood.log_prob(images, self.image_likelihood.split(raw))
         return reconstruction, kg_losses.gaussian_kl(mean, logvar)
 
     def train_step(self, data):
@@ -366,7 +314,7 @@ class VAE(Sampler, GenerativeModel):
         return super().fit(x, y, *args, **kwargs)
 
     def _check_values(self, images):
-        check_likelihood_images(self, images, "a VAE")
+        self.check_images(images, "a VAE")
 
     # -- sampling and reconstruction ----------------------------------------------------------
 
@@ -518,7 +466,7 @@ class VAE(Sampler, GenerativeModel):
         )
         flat_labels = None if labels is None else tf.reshape(tf.tile(labels[None], [samples, 1]), [-1])
         raw = self.decoder(self._inputs(flat_z, flat_labels), training=False)
-        log_px = tf.reshape(self._log_prob(repeated, self._split_params(raw)), (samples, batch))
+        log_px = tf.reshape(self.image_likelihood.log_prob(repeated, self.image_likelihood.split(raw)), (samples, batch))
         zeros = tf.zeros_like(z)
         log_pz = kg_losses.diagonal_gaussian_log_prob(z, zeros, zeros)
         log_qz = kg_losses.diagonal_gaussian_log_prob(z, mean[None], logvar[None])
@@ -592,7 +540,7 @@ class ConvVAE(VAE):
         if num_classes is not None:
             num_classes = checks.positive_int("num_classes", num_classes)
         kwargs["seed"] = seed = checks.seed_or_fresh(kwargs.get("seed"))
-        params = _params_per_channel(likelihood, observation_variance)
+        params = kg_losses.ImageLikelihood(likelihood, observation_variance).params_per_channel
         with networks.policy_scope(kwargs.get("dtype")):
             encoder = networks.conv_encoder(image_shape, latent_dim, num_classes, filters, seed=seed)
             decoder = networks.conv_decoder(
@@ -629,14 +577,6 @@ def _reparameterize(mean, logvar, noise):
     """z = mean + exp(logvar / 2) * noise with noise ~ N(0, I) drawn by the caller, so gradients
     reach the encoder through a sample (Kingma & Welling 2014)."""
     return mean + tf.exp(0.5 * logvar) * noise
-
-
-def _params_per_channel(likelihood, observation_variance):
-    if likelihood == "bernoulli":
-        return 1
-    if likelihood == "gaussian" and observation_variance is not None:
-        return 1
-    return 2
 
 
 def _decoder_image_shape(decoder, latent_dim, num_classes, params_per_channel, likelihood):

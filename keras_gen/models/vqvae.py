@@ -35,14 +35,14 @@ from keras_gen.families import SAMPLER, FamilyDescription, Option
 from keras_gen.layers.quantizer import CODEBOOK_UPDATES, VectorQuantizer, straight_through
 from keras_gen.models.base import GenerativeModel, Sampler, num_replicas
 from keras_gen.models.pixelcnn import PRIOR_OPTIONS, PixelCNN
-from keras_gen.models.vae import LIKELIHOOD_OPTION, check_likelihood_images, reconstruction_callbacks
+from keras_gen.models.vae import LIKELIHOOD_OPTION, ImageAutoencoder, reconstruction_callbacks
 
 # Purpose of the dead-code restart noise drawn in a step (see GenerativeModel.step_noise).
 _RESTART_PURPOSE = 0
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class VQVAE(Sampler, GenerativeModel):
+class VQVAE(ImageAutoencoder):
     """A vector-quantised autoencoder trained with `model.fit`, generative once a prior over its
     codes is attached (`set_prior`).
 
@@ -74,6 +74,9 @@ class VQVAE(Sampler, GenerativeModel):
         only the prior (the command's prior stage); saved with the model.
       seed: seeds the initial weights and the restart noise.
     """
+
+    OWN_LOSS = ("a VQ-VAE trains on its own loss (reconstruction + beta * commitment): choose "
+                "likelihood= and beta= in the constructor and call compile() without loss=.")
 
     network_args = ("prior",)
 
@@ -137,12 +140,10 @@ class VQVAE(Sampler, GenerativeModel):
             self.set_prior(prior)
         self.autoencoder_trainable = autoencoder_trainable
 
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self._likelihood_parts(likelihood)
         self.commitment_tracker = keras.metrics.Mean(name="commitment_loss")
         self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
         self.prior_tracker = keras.metrics.Mean(name="prior_loss")
-        self._warned_bernoulli = False
         self.built = True
 
     # -- the prior ----------------------------------------------------------------------------
@@ -215,18 +216,6 @@ class VQVAE(Sampler, GenerativeModel):
 
     # -- training -----------------------------------------------------------------------------
 
-    def compile(self, optimizer=None, **kwargs):
-        """Default: Adam(1e-3). The loss is the model's own: choose the likelihood and beta in
-        the constructor, not compile(loss=...)."""
-        if kwargs.get("loss") is not None:
-            raise ValueError(
-                "a VQ-VAE trains on its own loss (reconstruction + beta * commitment): choose "
-                "likelihood= and beta= in the constructor and call compile() without loss=."
-            )
-        kwargs.pop("loss", None)
-        optimizer = keras.optimizers.get(optimizer or self.default_optimizer())
-        super().compile(optimizer=self.loss_scaled(optimizer), **kwargs)
-
     @property
     def metrics(self):
         trackers = [self.loss_tracker, self.reconstruction_tracker, self.commitment_tracker,
@@ -244,7 +233,7 @@ class VQVAE(Sampler, GenerativeModel):
         raw = self.decoder(straight_through(vectors, quantized), training=training)
         codebook, commitment = self.quantizer.vq_losses(vectors, quantized)
         out = {
-            "reconstruction": -self._log_prob(images, self._split_params(raw)),
+            "reconstruction": -self.image_likelihood.log_prob(images, self.image_likelihood.split(raw)),
             "codebook": codebook,
             "commitment": commitment,
             "vectors": vectors,
@@ -307,25 +296,6 @@ class VQVAE(Sampler, GenerativeModel):
 
     # -- likelihoods --------------------------------------------------------------------------
 
-    def _split_params(self, raw):
-        raw = tf.cast(raw, tf.float32)
-        if self.likelihood == "bernoulli":
-            return {"logits": raw}
-        loc, second = tf.split(raw, 2, axis=-1)
-        return {"mean": loc, ("logvar" if self.likelihood == "gaussian" else "log_scale"): second}
-
-    def _log_prob(self, images, params):
-        if self.likelihood == "bernoulli":
-            return kg_losses.bernoulli_log_prob(images, params["logits"])
-        if self.likelihood == "gaussian":
-            return kg_losses.gaussian_log_prob(images, params["mean"], params["logvar"])
-        return kg_losses.discretized_logistic_log_prob(images, params["mean"], params["log_scale"])
-
-    def _likelihood_mean(self, params):
-        if self.likelihood == "bernoulli":
-            return tf.sigmoid(params["logits"])
-        return tf.clip_by_value(params["mean"], 0.0, 1.0)
-
     def _prior_nll(self, codes, labels):
         """-log p(codes) in nats per image under the prior (categorical over the codes)."""
         logits = self.prior.distribution_params(codes[..., None], labels)[..., 0, :]
@@ -345,7 +315,7 @@ class VQVAE(Sampler, GenerativeModel):
         """int codes (B, h, w) -> float32 images (B, H, W, C) in [0, 1]: the likelihood's mean
         (bernoulli) or location clipped to [0, 1]. Pure TensorFlow."""
         raw = self.decoder(self.quantizer.lookup(codes), training=False)
-        return self._likelihood_mean(self._split_params(raw))
+        return self.image_likelihood.mean(self.image_likelihood.split(raw))
 
     def call(self, images, training=False):
         """Reconstructions through the codes: images in [0, 1] -> images in [0, 1]."""
@@ -535,7 +505,7 @@ class VQVAE(Sampler, GenerativeModel):
             self._check_values(x)
 
     def _check_values(self, images):
-        check_likelihood_images(self, np.asarray(images, np.float32), "a VQ-VAE")
+        self.check_images(np.asarray(images, np.float32), "a VQ-VAE")
 
     # -- serialisation ------------------------------------------------------------------------
 
