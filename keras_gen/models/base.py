@@ -369,6 +369,14 @@ class AdversarialModel(GenerativeModel):
         with self.distribute_strategy.scope():
             self.d_optimizer.build(self.discriminator.trainable_variables)
 
+    def default_optimizer(self, argument="g_optimizer"):
+        """A new instance of the optimiser `compile()` gives `argument`, "d_optimizer" or
+        "g_optimizer" ("optimizer", Keras' own, is the generator's): Adam with the family's
+        `adam_settings()[argument]` (a dict per network, so the two may differ)."""
+        argument = "g_optimizer" if argument == "optimizer" else argument
+        checks.choice("argument", argument, ("d_optimizer", "g_optimizer", "optimizer"))
+        return keras.optimizers.Adam(**self.adam_settings()[argument])
+
     @property
     def g_optimizer(self):
         return self.optimizer

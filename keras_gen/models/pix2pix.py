@@ -132,10 +132,10 @@ class Pix2Pix(Translator, AdversarialModel):
 
     # -- optimisers: two (AdversarialModel.compile), like GAN ---------------------------------
 
-    def default_optimizer(self, argument="g_optimizer"):
+    def adam_settings(self):
         """Adam(2e-4, beta_1=0.5) for both networks, as in the paper."""
-        checks.choice("argument", argument, ("d_optimizer", "g_optimizer", "optimizer"))
-        return keras.optimizers.Adam(2e-4, beta_1=0.5)
+        both = dict(learning_rate=2e-4, beta_1=0.5)
+        return {"d_optimizer": both, "g_optimizer": both}
 
     # -- the objective ------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ bits/dim compare with the VAE's and PixelCNN's), binarised for "bernoulli".
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -31,11 +32,13 @@ import tensorflow as tf
 from keras_gen import checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
-from keras_gen.families import SAMPLER, FamilyDescription, Option
+from keras_gen.families import Option
 from keras_gen.layers.quantizer import CODEBOOK_UPDATES, VectorQuantizer, straight_through
 from keras_gen.models.base import GenerativeModel, Sampler, num_replicas
+from keras_gen.models.pixelcnn import FAMILY as PIXELCNN_FAMILY
 from keras_gen.models.pixelcnn import PRIOR_OPTIONS, PixelCNN
-from keras_gen.models.vae import LIKELIHOOD_OPTION, ImageAutoencoder, reconstruction_callbacks
+from keras_gen.models.vae import FAMILY as VAE_FAMILY
+from keras_gen.models.vae import LIKELIHOOD_OPTION, ImageAutoencoder
 
 # Purpose of the dead-code restart noise drawn in a step (see GenerativeModel.step_noise).
 _RESTART_PURPOSE = 0
@@ -562,13 +565,9 @@ def prior_stage(args, info):
     return vq
 
 
-VQVAE_FAMILY = FamilyDescription(
-    name="vqvae",
-    model=VQVAE,
-    kind=SAMPLER,
-    data_range="unit",
-    metrics=("neg_elbo",),
-    likelihood="elbo",
+# Described like the VAE (data, metric, reconstruction callbacks), with its own model and options.
+VQVAE_FAMILY = dataclasses.replace(
+    VAE_FAMILY, name="vqvae", model=VQVAE, instances=VQVAE, likelihood="elbo", signatures="vqvae",
     options=(
         Option("num_embeddings", "codebook size K", int),
         Option("embedding_dim", "size of each code vector", int),
@@ -578,25 +577,18 @@ VQVAE_FAMILY = FamilyDescription(
                choices=CODEBOOK_UPDATES),
         Option("filters", "base width of the networks", int),
     ),
-    callbacks=reconstruction_callbacks,
-    signatures="vqvae",
     sample_grid=False,  # no prior yet
 )
 
 # The options are the prior's (a PixelCNN); the model is the VQ-VAE of --vqvae with it.
-PRIOR_FAMILY = FamilyDescription(
-    name="vqvae-prior",
-    model=PixelCNN,
-    instances=None,  # what it trains is a VQVAE (the vqvae family)
-    kind=SAMPLER,
-    data_range="unit",
-    metrics=("neg_elbo",),
+PRIOR_FAMILY = dataclasses.replace(
+    PIXELCNN_FAMILY, name="vqvae-prior", instances=None,  # what it trains is a VQVAE (vqvae)
+    data_range="unit", metrics=("neg_elbo",), likelihood=None, signatures=None, build=prior_stage,
     options=(
         *PRIOR_OPTIONS,
         Option("vqvae", "the trained VQ-VAE whose codes the prior learns", constructor=False,
                metavar="MODEL.keras"),
     ),
-    build=prior_stage,
 )
 
 FAMILY = (VQVAE_FAMILY, PRIOR_FAMILY)
