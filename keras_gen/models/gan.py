@@ -59,6 +59,9 @@ class GAN(Sampler, AdversarialModel):
 
     network_args = ("generator", "discriminator")
 
+    # The image shape of a subclass that builds its networks itself (build_networks).
+    network_image_shape = None
+
     def __init__(
         self,
         generator,
@@ -79,10 +82,14 @@ class GAN(Sampler, AdversarialModel):
         checks.choice("loss", loss, kg_losses.GAN_LOSSES)
         checks.choice("image_range", image_range, ("tanh", "unit"))
         latent_dim = checks.positive_int("latent_dim", latent_dim)
-        image_shape = _output_image_shape(generator)
+        # generator=None: a named network choice (DCGAN) builds both from the settings below
+        if generator is None and self.network_image_shape is None:
+            raise ValueError(
+                "generator and discriminator must be Keras models (or use a GAN with named "
+                "networks, keras_gen.models.DCGAN(image_shape, ...)); got None."
+            )
+        image_shape = self.network_image_shape if generator is None else _output_image_shape(generator)
         super().__init__(image_shape, num_classes=num_classes, seed=seed, **kwargs)
-        self.generator = generator
-        self.discriminator = discriminator
         self.latent_dim = latent_dim
         self.loss_kind = loss
         self.image_range = image_range
@@ -102,6 +109,11 @@ class GAN(Sampler, AdversarialModel):
             "gradient_penalty_weight", gradient_penalty_weight)
         self.r1_weight = checks.non_negative_number("r1_weight", r1_weight, " (0 turns R1 off)")
         self.diffaugment = augment.parse_policy(diffaugment)
+        if generator is None:
+            with self.policy_scope():
+                generator, discriminator = self.build_networks()
+        self.generator = generator
+        self.discriminator = discriminator
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be None or in (0, 1), e.g. 0.999; got {ema_decay!r}.")
         self.ema_decay = None if ema_decay is None else float(ema_decay)
@@ -395,8 +407,7 @@ class DCGAN(GAN):
         diffaugment=None,
         **kwargs,
     ):
-        image_shape = checks.square_image_shape(image_shape, "DCGAN")
-        latent_dim = checks.positive_int("latent_dim", latent_dim)
+        self.network_image_shape = checks.square_image_shape(image_shape, "DCGAN")
         self.filters = checks.positive_int("filters", filters)
         self.discriminator_filters = checks.positive_int(
             "discriminator_filters", 2 * filters if discriminator_filters is None else discriminator_filters)
@@ -405,40 +416,43 @@ class DCGAN(GAN):
         self.dropout = float(dropout)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {dropout!r}.")
-        per_example = loss == "wasserstein_gp" or bool(kwargs.get("r1_weight"))
-        if discriminator_batch_norm is None:  # on, unless a penalty needs per-example gradients
-            discriminator_batch_norm = not per_example
-        self.discriminator_batch_norm = bool(discriminator_batch_norm)
+        self.discriminator_batch_norm = discriminator_batch_norm  # None: see build_networks
         self.discriminator_style = checks.choice(
             "discriminator_style", discriminator_style, networks.DISCRIMINATOR_STYLES)
-        if loss == "wasserstein_gp" and (self.dropout or self.discriminator_batch_norm):
+        # GAN checks its own arguments, then calls build_networks with them in place.
+        super().__init__(
+            None, None, latent_dim, loss=loss, ema_decay=ema_decay, diffaugment=diffaugment,
+            num_classes=num_classes, **kwargs
+        )
+
+    def build_networks(self):
+        """The DCGAN generator and discriminator for this GAN's settings (image range, loss, R1),
+        seeded by the model's seed so equal seeds give equal runs."""
+        per_example = self.loss_kind == "wasserstein_gp" or self.r1_weight > 0
+        if self.discriminator_batch_norm is None:  # on, unless a penalty needs per-example gradients
+            self.discriminator_batch_norm = not per_example
+        self.discriminator_batch_norm = bool(self.discriminator_batch_norm)
+        if self.loss_kind == "wasserstein_gp" and (self.dropout or self.discriminator_batch_norm):
             raise ValueError(
                 "the WGAN-GP critic has neither dropout nor batch norm (Gulrajani et al. 2017: its "
                 "gradient penalty is per example); pass dropout=0.0 and "
                 "discriminator_batch_norm=False with loss='wasserstein_gp'."
             )
-        if kwargs.get("r1_weight") and self.discriminator_batch_norm:
+        if self.r1_weight and self.discriminator_batch_norm:
             raise ValueError(
                 "R1 penalises each real image's own gradient, which batch norm in the "
                 "discriminator mixes across the batch; pass discriminator_batch_norm=False with "
                 "r1_weight > 0."
             )
-        image_range = kwargs.get("image_range", "tanh")
-        # The model's seed also fixes the initial weights, so equal seeds give equal runs.
-        kwargs["seed"] = seed = checks.seed_or_fresh(kwargs.get("seed"))
-        with networks.policy_scope(kwargs.get("dtype")):
-            generator = networks.dcgan_generator(
-                image_shape, latent_dim, num_classes, self.filters, image_range,
-                upsampling=self.upsampling, seed=seed,
-            )
-            discriminator = networks.dcgan_discriminator(
-                image_shape, num_classes, self.discriminator_filters, self.spectral_norm,
-                self.dropout, self.discriminator_batch_norm, self.discriminator_style, seed=seed,
-            )
-        super().__init__(
-            generator, discriminator, latent_dim, loss=loss, ema_decay=ema_decay,
-            diffaugment=diffaugment, num_classes=num_classes, **kwargs
+        generator = networks.dcgan_generator(
+            self.image_shape, self.latent_dim, self.num_classes, self.filters, self.image_range,
+            upsampling=self.upsampling, seed=self.seed,
         )
+        discriminator = networks.dcgan_discriminator(
+            self.image_shape, self.num_classes, self.discriminator_filters, self.spectral_norm,
+            self.dropout, self.discriminator_batch_norm, self.discriminator_style, seed=self.seed,
+        )
+        return generator, discriminator
 
     def get_config(self):
         config = super().get_config()
