@@ -58,6 +58,9 @@ class ImageAutoencoder(Sampler, GenerativeModel):
 
 @keras.saving.register_keras_serializable(package="keras_gen")
 class VAE(ImageAutoencoder):
+    # The image shape of a subclass that builds its networks itself (build_networks).
+    network_image_shape = None
+
     """A variational autoencoder trained with `model.fit`.
 
     Each step minimises, per image, -E_q[log p(x | z)] + beta * KL(q(z | x) || N(0, I)) with a
@@ -118,13 +121,22 @@ class VAE(ImageAutoencoder):
         if num_classes is not None:
             num_classes = checks.positive_int("num_classes", num_classes)
         params_per_channel = kg_losses.ImageLikelihood(likelihood, observation_variance).params_per_channel
-        image_shape = _decoder_image_shape(
+        # encoder=None: a named network choice (ConvVAE) builds both once the settings are in place
+        if encoder is None and self.network_image_shape is None:
+            raise ValueError(
+                "encoder and decoder must be Keras models (or use a VAE with named networks, "
+                "keras_gen.models.ConvVAE(image_shape, ...)); got None."
+            )
+        image_shape = self.network_image_shape if encoder is None else _decoder_image_shape(
             decoder, latent_dim, num_classes, params_per_channel, likelihood
         )
         super().__init__(image_shape, num_classes=num_classes, seed=seed, **kwargs)
+        self.latent_dim = latent_dim
+        if encoder is None:
+            with self.policy_scope():
+                encoder, decoder = self.build_networks(params_per_channel)
         self.encoder = encoder
         self.decoder = decoder
-        self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.observation_variance = observation_variance
         self.params_per_channel = params_per_channel
@@ -533,28 +545,22 @@ class ConvVAE(VAE):
         observation_variance=None,
         **kwargs,
     ):
-        image_shape = checks.square_image_shape(image_shape, "ConvVAE")
-        latent_dim = checks.positive_int("latent_dim", latent_dim)
-        checks.choice("likelihood", likelihood, kg_losses.IMAGE_LIKELIHOODS)
+        self.network_image_shape = checks.square_image_shape(image_shape, "ConvVAE")
         self.filters = checks.positive_int("filters", filters)
-        if num_classes is not None:
-            num_classes = checks.positive_int("num_classes", num_classes)
-        kwargs["seed"] = seed = checks.seed_or_fresh(kwargs.get("seed"))
-        params = kg_losses.ImageLikelihood(likelihood, observation_variance).params_per_channel
-        with networks.policy_scope(kwargs.get("dtype")):
-            encoder = networks.conv_encoder(image_shape, latent_dim, num_classes, filters, seed=seed)
-            decoder = networks.conv_decoder(
-                image_shape, latent_dim, num_classes, filters, params, seed=seed
-            )
+        # VAE checks its own arguments, then calls build_networks with them in place.
         super().__init__(
-            encoder,
-            decoder,
-            latent_dim,
-            likelihood=likelihood,
-            observation_variance=observation_variance,
-            num_classes=num_classes,
-            **kwargs,
+            None, None, latent_dim, likelihood=likelihood, observation_variance=observation_variance,
+            num_classes=num_classes, **kwargs,
         )
+
+    def build_networks(self, params_per_channel):
+        """The convolutional encoder and decoder for this VAE's settings, seeded by the model's
+        seed."""
+        encoder = networks.conv_encoder(self.image_shape, self.latent_dim, self.num_classes, self.filters,
+                                        seed=self.seed)
+        decoder = networks.conv_decoder(self.image_shape, self.latent_dim, self.num_classes, self.filters,
+                                        params_per_channel, seed=self.seed)
+        return encoder, decoder
 
     def get_config(self):
         config = super().get_config()
