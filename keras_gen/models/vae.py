@@ -55,6 +55,15 @@ class ImageAutoencoder(Sampler, GenerativeModel):
     def check_images(self, images, what):
         self.image_likelihood.check_images(images, what, self.data_range)
 
+    def _check_images_arg(self, name, x):
+        x = np.asarray(x, np.float32)
+        if x.ndim != 4 or x.shape[1:] != self.image_shape:
+            raise ValueError(
+                f"{name} must be images (n, {', '.join(map(str, self.image_shape))}) in [0, 1]; "
+                f"got shape {x.shape}."
+            )
+        return x
+
 
 @keras.saving.register_keras_serializable(package="keras_gen")
 class VAE(ImageAutoencoder):
@@ -374,15 +383,6 @@ class VAE(ImageAutoencoder):
         out = self.generate(n * steps, labels=y_all, z=z)
         out = out.reshape((n, steps) + self.image_shape)
         return out[0] if single else out
-
-    def _check_images_arg(self, name, x):
-        x = np.asarray(x, np.float32)
-        if x.ndim != 4 or x.shape[1:] != self.image_shape:
-            raise ValueError(
-                f"{name} must be images (n, {', '.join(map(str, self.image_shape))}) in [0, 1]; "
-                f"got shape {x.shape}."
-            )
-        return x
 
     def _batched(self, fn, inputs, labels, n, batch_size):
         out = np.zeros((n,) + self.image_shape, np.float32)

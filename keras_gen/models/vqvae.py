@@ -388,15 +388,6 @@ class VQVAE(ImageAutoencoder):
             out[start : start + batch_size] = fn(tf.constant(inputs[start : start + batch_size])).numpy()
         return out
 
-    def _check_images_arg(self, name, x):
-        x = np.asarray(x, np.float32)
-        if x.ndim != 4 or x.shape[1:] != self.image_shape:
-            raise ValueError(
-                f"{name} must be images (n, {', '.join(map(str, self.image_shape))}) in [0, 1]; "
-                f"got shape {x.shape}."
-            )
-        return x
-
     # -- generation ---------------------------------------------------------------------------
 
     generate_batch_size = 64
