@@ -1,5 +1,7 @@
-"""The `keras-gen` command: train, sample, evaluate, translate, info. A thin layer over the
-public library.
+"""The `keras-gen` command: train, sample, evaluate, translate and list generative image models.
+
+A thin layer over the public library: the model families and their options come from their
+descriptions (keras_gen.families), run folders from keras_gen.runs.
 
 Extra sub-commands (such as `keras-gen export` from the top-level `export` package) plug in
 through the entry-point group "keras_gen.cli", so the library never imports them.
@@ -94,7 +96,9 @@ def compile_model(model, args):
         if lr:
             default = model.default_optimizer(argument)
             optimizers[argument] = type(default).from_config({**default.get_config(), "learning_rate": lr})
-    model.compile(jit_compile=args.jit_compile,
+    # None: a run resumed from a config.json of keras-gen 0.1, which meant compile()'s default
+    jit_compile = _compile_default("jit_compile") if args.jit_compile is None else args.jit_compile
+    model.compile(jit_compile=jit_compile,
                   steps_per_execution=args.steps_per_execution,
                   deterministic=bool(args.deterministic), **optimizers)
 
@@ -605,7 +609,10 @@ def _jit(value):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-gen", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="keras-gen", description=__doc__.split("\n\n")[0],
+        epilog="keras-gen train --help lists each family's options and defaults; keras-gen info "
+               "lists the families and data sets.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model with model.fit")
