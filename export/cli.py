@@ -141,16 +141,14 @@ def run(args):
             "replace the exported files in it."
         )
 
-    import keras
-
     import export
-    import keras_gen  # noqa: F401  (registers the model classes for loading)
     from export.signatures import ExportError, spec_for
+    from keras_gen import runs
 
-    try:
-        model = keras.models.load_model(str(model_path))
-    except Exception as e:  # unknown classes, a corrupt file, ...: say which file and why
-        return _error(f"could not load --model {str(model_path)!r}: {e}")
+    try:  # the version-checked loader `keras-gen sample` and `evaluate` use
+        model = runs.load_model(model_path)
+    except runs.RunError as e:
+        return _error(e)
     try:
         spec = spec_for(model)
         calibration = (

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 import keras_gen
-from keras_gen.models import GAN, VAE, VQVAE, Pix2Pix, PixelCNN
+from keras_gen import families
 
 METADATA_VERSION = 1
 
@@ -89,13 +89,29 @@ class ExportSpec:
 
 
 # --------------------------------------------------------------------------------------------
-# Families: the model class and the builder of its signatures
+# Signature builders, keyed by the `signatures` of the families' descriptions
+# (keras_gen.families): the library names the key, export registers the builder, so the library
+# never imports export/.
+
+BUILDERS = {}
+
+
+def builds(key):
+    """Registers a signature builder, model -> (signatures, extra metadata), for the families
+    whose description has `signatures=key`."""
+
+    def register(builder):
+        BUILDERS[key] = builder
+        return builder
+
+    return register
 
 
 def family_of(model):
-    for family, (cls, _) in FAMILIES.items():
-        if isinstance(model, cls):
-            return family
+    """The export key of a keras-gen model's family (its description's `signatures`)."""
+    description = families.of(model)
+    if description is not None and description.signatures in BUILDERS:
+        return description.signatures
     raise ExportError(
         "model must be a trained keras-gen model (keras_gen.models.GAN/DCGAN, VAE, PixelCNN or "
         "VQVAE); "
@@ -108,7 +124,7 @@ def family_of(model):
 def spec_for(model):
     """The ExportSpec of a keras-gen model (raises ExportError for anything else)."""
     family = family_of(model)
-    signatures, extra = FAMILIES[family][1](model)
+    signatures, extra = BUILDERS[family](model)
     metadata = {
         "format_version": METADATA_VERSION,
         "family": family,
@@ -149,6 +165,7 @@ _IMAGE = (None, 1.0)  # images in [0, 1]: compared as they are, PSNR peak 1
 # GAN: generate(z[, label]) -> images in [0, 1]
 
 
+@builds("gan")
 def _gan_spec(model):
     network = model.sampling_generator
     conditional = model.num_classes is not None
@@ -188,6 +205,7 @@ def _gan_spec(model):
 # VAE: decode(z[, label]) -> images in [0, 1]; encode(images[, label]) -> mean, logvar
 
 
+@builds("vae")
 def _vae_spec(model):
     conditional = model.num_classes is not None
     z_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
@@ -254,6 +272,7 @@ def _vae_spec(model):
 # temperature) -> levels: PixelCNN.sample_tensor, the cached sampler, as one graph
 
 
+@builds("pixelcnn")
 def _pixelcnn_spec(model):
     from keras_gen.models import pixelcnn_likelihoods as lik
 
@@ -358,6 +377,7 @@ def _pixelcnn_spec(model):
 # Pix2Pix: translate(images in [0, 1]) -> images in [0, 1]
 
 
+@builds("pix2pix")
 def _pix2pix_spec(model):
     """One signature, `translate`: images in [0, 1] in, images in [0, 1] out, whatever range the
     model trained in (an app feeds pixels / 255, as to every other exported model); the graph
@@ -399,6 +419,7 @@ def _pix2pix_spec(model):
 # (the prior's sampler, then the decoder), the last only once a prior is attached
 
 
+@builds("vqvae")
 def _vqvae_spec(model):
     h, w = model.code_shape
     k = int(model.num_embeddings)
@@ -469,13 +490,3 @@ def _vqvae_spec(model):
         ),
     }
     return signatures, extra
-
-
-# Family name -> (model class, signature builder). A new family is one entry here.
-FAMILIES = {
-    "gan": (GAN, _gan_spec),
-    "vae": (VAE, _vae_spec),
-    "pixelcnn": (PixelCNN, _pixelcnn_spec),
-    "pix2pix": (Pix2Pix, _pix2pix_spec),
-    "vqvae": (VQVAE, _vqvae_spec),
-}

@@ -11,7 +11,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import checks
+from keras_gen import checks, families
 
 
 def make_grid(images, columns=None, padding=1):
@@ -155,7 +155,7 @@ class Evaluate(_SummaryCallback):
         model = self.model
         names = self.metrics if self.metrics is not None else kg_metrics.default_metrics(model)
         names = [names] if isinstance(names, str) else list(names)
-        if callable(getattr(model, "translate", None)):  # a translator: `data` holds pairs
+        if families.kind_of(model) == families.TRANSLATOR:  # `data` holds pairs
             values = kg_metrics.translation_metrics(
                 model, self.data, names, self.extractor, num_samples=self.num_samples)
             values.pop("num_pairs")

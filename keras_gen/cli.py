@@ -1,5 +1,7 @@
-"""The `keras-gen` command: train, sample, evaluate, translate, info. A thin layer over the
-public library.
+"""The `keras-gen` command: train, sample, evaluate, translate and list generative image models.
+
+A thin layer over the public library: the model families and their options come from their
+descriptions (keras_gen.families), run folders from keras_gen.runs.
 
 Extra sub-commands (such as `keras-gen export` from the top-level `export` package) plug in
 through the entry-point group "keras_gen.cli", so the library never imports them.
@@ -17,15 +19,15 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
+from keras_gen import families, runs
+from keras_gen.families import TRANSLATOR
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the command's output readable
 
 
-class CommandError(Exception):
-    """A user error: printed as one line, exit code 2."""
-
-    exit_code = 2
+# A user error: printed as one line, exit code 2 (the run and model-file errors of runs.py are
+# the same kind).
+CommandError = runs.RunError
 
 
 class DivergedError(CommandError):
@@ -35,151 +37,41 @@ class DivergedError(CommandError):
 
 
 # --------------------------------------------------------------------------------------------
-# Families: one table. Each entry names the model class and the constructor arguments the
-# command sets from flags of the same name; a flag left out takes the constructor's own default,
-# read from its signature (`family_defaults`), so the command never restates a default.
+# Families: the command reads their descriptions (keras_gen.families); a flag left out takes the
+# constructor's own default, read from its signature, so the command never restates a default.
 
 
-@dataclasses.dataclass(frozen=True)
-class Family:
-    model: str  # class in keras_gen.models
-    options: tuple  # constructor arguments that are also flags (--latent-dim for latent_dim)
-    # compile() argument -> the flag of its own learning rate (--lr sets them all)
-    optimizers: dict = dataclasses.field(default_factory=lambda: {"optimizer": None})
-    callbacks: Callable | None = None  # (args, model, out) -> extra callbacks of the family
-    pairs: bool = False  # trains on (input, target) pairs from kg_data.load_pairs (--task)
-    # (args, info) -> the model, for a family built from another run (vqvae-prior) rather than
-    # from its constructor
-    build: Callable | None = None
-    sample_grid: bool = True  # False: the model cannot generate yet (a VQ-VAE before its prior)
-
-    def model_class(self):
-        from keras_gen import models
-
-        return getattr(models, self.model)
-
-
-def _vae_callbacks(args, model, out):
-    from keras_gen import callbacks as kg_callbacks
-    from keras_gen import data as kg_data
-
-    extra = [kg_callbacks.Reconstructions(
-        kg_data.load(args.dataset, split=args.split, batch_size=16, image_range=model.data_range,
-                     with_labels=bool(args.conditional), shuffle=False, seed=args.seed,
-                     data_dir=args.data_dir),
-        log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=16,
-    )]
-    if args.kl_warmup_epochs:
-        extra.append(kg_callbacks.KLWarmup(epochs=args.kl_warmup_epochs))
-    return extra
-
-
-def _pix2pix_callbacks(args, model, out):
-    from keras_gen import callbacks as kg_callbacks
-
-    held = load_data(args, model, batch_size=8, shuffle=False, seed=args.seed)
-    return [kg_callbacks.Translations(held, log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=8)]
-
-
-def _vqvae_prior_model(args, info):
-    """The prior stage: the VQ-VAE of --vqvae with its autoencoder frozen and a new PixelCNN
-    prior over its codes, so one `fit` trains the prior and `model.keras` holds both stages."""
-    from keras_gen import models
-
-    if not args.vqvae:
-        raise CommandError(
-            "--model vqvae-prior trains the prior of a trained VQ-VAE: pass --vqvae "
-            "runs/vq/model.keras (written by keras-gen train --model vqvae)."
-        )
-    try:
-        vq = load_model(args.vqvae)
-    except CommandError as e:
-        raise CommandError(str(e).replace("--model", "--vqvae")) from None
-    if not isinstance(vq, models.VQVAE):
-        raise CommandError(f"--vqvae: {args.vqvae} holds a {type(vq).__name__}, not a VQVAE.")
-    if tuple(vq.image_shape) != tuple(info.image_shape):
-        raise CommandError(
-            f"--vqvae: the VQ-VAE takes {tuple(vq.image_shape)} images; {args.dataset} has "
-            f"{tuple(info.image_shape)}. Train the prior on the VQ-VAE's own data."
-        )
-    if bool(args.conditional) != (vq.num_classes is not None):
-        raise CommandError(
-            "--conditional: the prior is class-conditional exactly when the VQ-VAE is; "
-            + ("pass --conditional." if vq.num_classes else "train the VQ-VAE with --conditional.")
-        )
-    options = {k: getattr(args, k) for k in FAMILIES["vqvae-prior"].options
-               if getattr(args, k, None) is not None}
-    vq.set_prior(models.PixelCNN(vq.code_shape + (1,), levels=vq.num_embeddings,
-                                 num_classes=vq.num_classes, seed=args.seed, **options))
-    vq.autoencoder_trainable = False
-    return vq
-
-
-FAMILIES = {
-    "dcgan": Family(
-        "DCGAN",
-        ("latent_dim", "filters", "loss", "ema_decay", "discriminator_steps", "spectral_norm",
-         "label_smoothing", "diffaugment", "r1_weight"),
-        optimizers={"d_optimizer": "d_lr", "g_optimizer": "g_lr"},
-    ),
-    "vae": Family(
-        "ConvVAE", ("latent_dim", "filters", "likelihood", "beta"), callbacks=_vae_callbacks
-    ),
-    "pixelcnn": Family("PixelCNN", ("levels", "filters", "num_layers", "variant", "likelihood")),
-    "pix2pix": Family(
-        "Pix2Pix", ("filters", "l1_weight", "upsampling", "loss", "task"),
-        optimizers={"d_optimizer": "d_lr", "g_optimizer": "g_lr"}, callbacks=_pix2pix_callbacks,
-        pairs=True,
-    ),
-    "vqvae": Family(
-        "VQVAE", ("num_embeddings", "embedding_dim", "likelihood", "beta", "codebook_update", "filters"),
-        callbacks=_vae_callbacks, sample_grid=False,
-    ),
-    # The options are the prior's (a PixelCNN); the model is the VQ-VAE of --vqvae with it.
-    "vqvae-prior": Family("PixelCNN", ("filters", "num_layers", "variant"), build=_vqvae_prior_model),
-}
+load_model = runs.load_model
 
 
 def family_defaults(name):
     """{option: the constructor's default} of a family's command options."""
-    family = FAMILIES[name]
-    parameters = {}
-    for cls in family.model_class().__mro__:  # options a subclass passes on in **kwargs
-        if "__init__" in vars(cls):
-            for key, p in inspect.signature(cls.__init__).parameters.items():
-                parameters.setdefault(key, p)
-    return {key: parameters[key].default for key in family.options}
+    return families.get(name).defaults()
+
+
+def _option_value(option, value):
+    return None if option.none and value == "none" else value
 
 
 def build_model(args, info):
     """The family's model for this data: flags that were given, constructor defaults for the rest."""
-    family = FAMILIES[args.model]
+    family = families.get(args.model)
     if family.build is not None:
         return family.build(args, info)
-    options = {k: getattr(args, k) for k in family.options if getattr(args, k, None) is not None}
-    if hasattr(info, "target_shape"):  # pairs (kg_data.PairInfo): input and output shapes
-        shape, options["output_shape"] = info.input_shape, info.target_shape
-    else:
-        shape = info.image_shape
-    return family.model_class()(
-        shape,
-        num_classes=info.num_classes if args.conditional else None,
-        seed=args.seed,
-        **options,
-    )
+    options = {o.name: _option_value(o, getattr(args, o.name)) for o in family.options
+               if o.constructor and getattr(args, o.name) is not None}
+    if family.kind == TRANSLATOR:  # pairs (kg_data.PairInfo): input and output shapes
+        return family.model(info.input_shape, output_shape=info.target_shape, seed=args.seed, **options)
+    return family.model(info.image_shape, num_classes=info.num_classes if args.conditional else None,
+                        seed=args.seed, **options)
 
 
 def data_info(args):
     """`kg_data.pair_info` for families trained on pairs (with --task), else `kg_data.info`."""
     from keras_gen import data as kg_data
 
-    if FAMILIES[args.model].pairs:
+    if families.get(args.model).kind == TRANSLATOR:
         return kg_data.pair_info(args.dataset, task=args.task, split=args.split, data_dir=args.data_dir)
-    if getattr(args, "task", None):
-        raise CommandError(
-            f"--task derives (input, target) pairs for translation models (pix2pix); --model "
-            f"{args.model} trains on single images. Leave --task out."
-        )
     return kg_data.info(args.dataset, split=args.split, data_dir=args.data_dir)
 
 
@@ -188,7 +80,7 @@ def load_data(args, model, **options):
     else images (with labels for --conditional). `options` go to the loader."""
     from keras_gen import data as kg_data
 
-    if FAMILIES[args.model].pairs:
+    if families.get(args.model).kind == TRANSLATOR:
         return kg_data.load_pairs(args.dataset, task=args.task, split=args.split,
                                   image_range=model.data_range, data_dir=args.data_dir, **options)
     return kg_data.load(args.dataset, split=args.split, image_range=model.data_range,
@@ -199,13 +91,14 @@ def compile_model(model, args):
     """`model.compile()` with the family's default optimisers; --lr (or a network's own flag,
     e.g. --d-lr) replaces only the learning rate of the default."""
     optimizers = {}
-    for argument, flag in FAMILIES[args.model].optimizers.items():
+    for argument, flag in families.get(args.model).optimizers.items():
         lr = (getattr(args, flag) if flag else None) or args.lr
         if lr:
             default = model.default_optimizer(argument)
             optimizers[argument] = type(default).from_config({**default.get_config(), "learning_rate": lr})
-    # jit_compile "auto" is the library's own default (XLA where it measured faster).
-    model.compile(jit_compile="auto" if args.jit_compile is None else args.jit_compile,
+    # None: a run resumed from a config.json of keras-gen 0.1, which meant compile()'s default
+    jit_compile = _compile_default("jit_compile") if args.jit_compile is None else args.jit_compile
+    model.compile(jit_compile=jit_compile,
                   steps_per_execution=args.steps_per_execution,
                   deterministic=bool(args.deterministic), **optimizers)
 
@@ -214,55 +107,20 @@ def compile_model(model, args):
 # train
 
 
-def _prepare_out_dir(out, resume, force):
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if resume:
-            return out
-        if not force:
-            raise CommandError(
-                f"the output folder {out} exists and is not empty. Continue that run with "
-                "--resume, choose another --out, or pass --force to delete it and start over."
-            )
-        shutil.rmtree(out)
-    elif resume:
-        raise CommandError(f"--resume: there is no run in {out} to continue.")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-# Arguments of `train` that describe the run, not this invocation: saved in config.json and
-# restored by --resume (every other flag of `train` is a setting).
-NOT_SETTINGS = ("command", "func", "out", "resume", "force", "verbose")
-
-
-def train_settings(args):
-    return {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS}
-
-
 def cmd_train(args):
     for flag in ("early_stopping", "reduce_lr_on_plateau"):  # fail before anything is written
         if getattr(args, flag):
             _monitor_spec("--" + flag.replace("_", "-"), getattr(args, flag))
-    out = _prepare_out_dir(args.out, args.resume, args.force)
-    config_path = out / "config.json"
-    if args.resume:
-        if not config_path.exists():
-            raise CommandError(f"--resume: {config_path} is missing, so {out} is not a keras-gen run.")
-        saved = json.loads(config_path.read_text())
-        if not (out / "checkpoints" / "checkpoint.json").exists() and (out / "model.keras").exists():
-            raise CommandError(
-                f"--resume: {out} has a model but no checkpoints/checkpoint.json (it was written "
-                "by an older keras-gen, or its checkpoints were deleted), so it cannot be resumed "
-                "exactly. Start a new run with another --out."
-            )
-        for key, value in saved["args"].items():  # the run's own settings win; --epochs may extend it
-            if key != "epochs" and key not in NOT_SETTINGS:
-                setattr(args, key, value)
-    if getattr(args, "model", None) not in FAMILIES:
-        raise CommandError(
-            f"--model must be one of {', '.join(sorted(FAMILIES))}; got {args.model!r}."
-        )
+    if not args.resume:  # a resumed run's flags are its config's, checked below
+        check_family_flags(args)
+    out = runs.prepare(args.out, args.resume, args.force)
+    if args.resume:  # the run's own settings win; --epochs may extend it
+        ignored = runs.resume_settings(args, getattr(args, "given", ()))
+        if ignored:
+            print("keras-gen train: --resume continues the run with its own settings, so it "
+                  "ignores " + ", ".join(_flag(k) for k in ignored) + " (start a new run with "
+                  "another --out to change them).", file=sys.stderr)
+    check_family_flags(args)
     if args.seed is None:
         import numpy as np
 
@@ -275,7 +133,7 @@ def cmd_train(args):
     from keras_gen import data as kg_data
     from keras_gen import training
 
-    family = FAMILIES[args.model]
+    family = families.get(args.model)
     info = data_info(args)
     if args.conditional and not info.num_classes:
         raise CommandError(f"--conditional: the data set {args.dataset!r} has no labels.")
@@ -287,18 +145,16 @@ def cmd_train(args):
         compile_model(model, args)
     if not args.resume:
         config = {
-            "args": train_settings(args),
+            "args": runs.settings(args),
             "data": {k: v for k, v in dataclasses.asdict(info).items() if k not in ("name", "splits")},
             "model_config": model.get_config(),
             "versions": {"keras_gen": keras_gen.__version__, "keras": keras.__version__,
                          "tensorflow": _version("tensorflow")},
             "command": " ".join(sys.argv),
         }
-        training.write_atomic(
-            config_path, lambda p: Path(p).write_text(json.dumps(config, indent=2, default=str))
-        )
+        runs.write_config(out, config)
     callbacks = [keras.callbacks.TensorBoard(str(out / "logs"))]
-    if family.sample_grid and not family.pairs:  # a translator's callback shows pairs
+    if family.sample_grid and family.kind != TRANSLATOR:  # a translator's callback shows pairs
         callbacks.append(kg_callbacks.SampleGrid(
             log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=args.samples, seed=args.seed
         ))
@@ -306,9 +162,10 @@ def cmd_train(args):
     if evaluate is not None:  # first, so TensorBoard and the history see its val_<metric>
         callbacks.insert(0, evaluate)
     if family.callbacks is not None:
-        callbacks += family.callbacks(args, model, out)
+        callbacks += family.callbacks(args, model, out,
+                                      lambda **options: load_data(args, model, **options))
     callbacks += _schedule_callbacks(args)
-    callbacks.append(_run_writer(out, model))
+    callbacks.append(runs.writer(out, model))
 
     start = time.time()
     try:
@@ -317,7 +174,7 @@ def cmd_train(args):
             lambda epoch: load_data(
                 # each discriminator step of a GAN takes its own part of the batch
                 args, model, batch_size=(model.default_batch_size if args.batch_size is None
-                                         else args.batch_size) * getattr(model, "discriminator_steps", 1),
+                                         else args.batch_size) * model.batches_per_step,
                 seed=training.epoch_seed(args.seed, epoch),
             ),
             epochs=args.epochs,
@@ -377,115 +234,6 @@ def _schedule_callbacks(args):
     return extra
 
 
-def _run_writer(out, model):
-    """A callback writing model.keras and history.json at the end of every epoch, atomically,
-    so a kill leaves both whole. (Defined here, not at module level: the command must not
-    import Keras for --help.)"""
-    import keras
-
-    from keras_gen import distribute, training
-
-    class RunWriter(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if not distribute.is_chief():  # every worker saves (it may read synchronised state)
-                scratch = out / f".worker-{os.getpid()}"
-                scratch.mkdir(exist_ok=True)
-                model.save(scratch / "model.keras")
-                shutil.rmtree(scratch, ignore_errors=True)
-                return
-            training.write_atomic(out / "model.keras", model.save)
-            path = out / "history.json"
-            full = json.loads(path.read_text()) if path.exists() else {}
-            for key, value in (logs or {}).items():
-                # by epoch index: an epoch trained again after a resume replaces its entry
-                full[key] = full.get(key, [])[:epoch] + [float(value)]
-            training.write_atomic(path, lambda p: Path(p).write_text(json.dumps(full, indent=1)))
-
-    return RunWriter()
-
-
-# --------------------------------------------------------------------------------------------
-# sample
-
-
-def _check_keras_file(path):
-    """Reads the `.keras` archive's own description (JSON, never a pickle) and fails clearly if
-    it is not a keras-gen model this version can load."""
-    import zipfile
-
-    import keras
-
-    import keras_gen
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if "config.json" not in names:
-                raise CommandError(
-                    f"--model: cannot load {path}: it is a zip archive but not a Keras .keras file (no "
-                    "config.json). Pass a model saved by keras-gen train or model.save()."
-                )
-            config = json.loads(archive.read("config.json"))
-            metadata_json = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
-    except zipfile.BadZipFile:
-        raise CommandError(
-            f"--model: cannot load {path}: it is not a Keras .keras file (not a zip archive). Pass a model saved "
-            "by keras-gen train or model.save()."
-        ) from None
-    except (ValueError, KeyError) as e:
-        raise CommandError(f"--model: cannot load {path}: it is a damaged .keras file ({e}).") from None
-    saved_keras = str(metadata_json.get("keras_version", ""))
-    if saved_keras and saved_keras.split(".")[0] != keras.__version__.split(".")[0]:
-        raise CommandError(
-            f"--model: {path} was saved by Keras {saved_keras}; this keras-gen runs on Keras "
-            f"{keras.__version__}. Load it with a matching Keras version and re-save it."
-        )
-    registered = str(config.get("registered_name") or "")
-    module = str(config.get("module") or "")
-    class_name = config.get("class_name")
-    if not registered.startswith("keras_gen>") and not module.startswith("keras_gen"):
-        raise CommandError(
-            f"--model: {path} holds a {module + '.' if module else ''}{class_name} model, not a "
-            "keras-gen generative model. Pass a model saved by keras-gen train or a keras-gen "
-            "model's save()."
-        )
-    if keras.saving.get_registered_object(registered) is None:
-        raise CommandError(
-            f"--model: {path} holds a keras-gen {class_name}, which this keras-gen "
-            f"{keras_gen.__version__} does not have. Use the keras-gen version that saved it."
-        )
-    saved_version = (config.get("config") or {}).get("keras_gen_version")
-    if saved_version and str(saved_version).split(".")[:2] != keras_gen.__version__.split(".")[:2]:
-        raise CommandError(
-            f"--model: {path} was saved by keras-gen {saved_version}; this is keras-gen "
-            f"{keras_gen.__version__}, which may not read it. Use keras-gen {saved_version}."
-        )
-
-
-def load_model(path):
-    """Loads a keras-gen `.keras` file with safe_mode=True (nothing is ever unpickled), with a
-    clear error for anything else."""
-    import keras
-
-    import keras_gen  # noqa: F401  (registers the model classes)
-
-    path = Path(path)
-    if not path.exists():
-        raise CommandError(f"--model: {path} does not exist.")
-    if path.is_dir() or path.suffix != ".keras":
-        raise CommandError(f"--model must be a .keras file saved by keras-gen; got {path}.")
-    _check_keras_file(path)
-    try:
-        model = keras.models.load_model(path, safe_mode=True)
-    except Exception as e:
-        raise CommandError(f"cannot load {path} as a keras-gen model: {e}") from e
-    if not hasattr(model, "generate"):
-        raise CommandError(
-            f"{path} is a Keras model ({type(model).__name__}), not a keras-gen generative model."
-        )
-    return model
-
-
 def cmd_sample(args):
     import numpy as np
 
@@ -499,6 +247,11 @@ def cmd_sample(args):
     if args.n <= 0:
         raise CommandError(f"-n must be a positive number of images; got {args.n}.")
     model = load_model(args.model)
+    if families.kind_of(model) == TRANSLATOR:
+        raise CommandError(
+            f"{type(model).__name__} is a translator: it needs an input image for every output. "
+            "Use keras-gen translate --model M --input IMAGE_OR_FOLDER --out OUT."
+        )
     labels = None
     if args.labels is not None:
         try:
@@ -509,10 +262,12 @@ def cmd_sample(args):
             labels = labels * args.n
         elif len(labels) != args.n:
             raise CommandError(f"--labels gives {len(labels)} labels for -n {args.n} images.")
-    elif getattr(model, "num_classes", None):
+    elif model.num_classes:
         labels = list(np.arange(args.n) % model.num_classes)
+    options = {o.name: getattr(args, o.name) for o in families.of(model).sample_options
+               if getattr(args, o.name, None) is not None}
     try:
-        images = model.generate(args.n, seed=args.seed, labels=labels)
+        images = model.generate(args.n, seed=args.seed, labels=labels, **options)
     except ValueError as e:
         raise CommandError(str(e)) from e
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -533,7 +288,7 @@ def _default_evaluate(args, model, kg_data, kg_callbacks, out):
     if not args.eval_samples:
         return None
     batch = 250
-    if FAMILIES[args.model].pairs:  # MAE (L1), PSNR, SSIM (and FID where there are features) of outputs
+    if families.get(args.model).kind == TRANSLATOR:  # MAE (L1), PSNR, SSIM (and FID where there are features) of outputs
         names = ["mae", "psnr", "ssim"] + (["fid"] if _has_extractor(model.image_shape) else [])
         data = load_data(args, model, batch_size=batch, shuffle=False, seed=args.seed)
         return kg_callbacks.Evaluate(data.take(-(-args.eval_samples // batch)), metrics=names,
@@ -583,7 +338,7 @@ def cmd_evaluate(args):
         raise CommandError(f"{out} exists; pass --force to overwrite it.")
     model = load_model(args.model)
     names = (args.metrics.split(",") if args.metrics else list(kg_metrics.default_metrics(model)))
-    translator = callable(getattr(model, "translate", None))
+    translator = families.kind_of(model) == TRANSLATOR
     known = kg_metrics.TRANSLATION_METRICS if translator else SAMPLE_METRICS + LIKELIHOOD_METRICS
     unknown = [m for m in names if m not in known]
     if unknown:
@@ -601,7 +356,7 @@ def cmd_evaluate(args):
     if likelihood_metrics:
         image_range = model.data_range
         dataset = kg_data.load(args.dataset, split=args.split, batch_size=250, image_range=image_range,
-                               with_labels=bool(getattr(model, "num_classes", None)), shuffle=False,
+                               with_labels=bool(model.num_classes), shuffle=False,
                                seed=args.seed, data_dir=args.data_dir)
         results.update(kg_metrics.evaluate_model(
             model, dataset, likelihood_metrics, num_importance_samples=args.importance_samples,
@@ -624,7 +379,7 @@ def _translation_results(model, args, names):
     from keras_gen import data as kg_data
     from keras_gen import metrics as kg_metrics
 
-    task = getattr(model, "task", None) if args.task is None else args.task
+    task = model.task if args.task is None else args.task
     task = None if task == "none" else task
     if "fid" in names and args.extractor is None and not _has_extractor(model.image_shape):
         if args.metrics is None:  # the default set: say so, and report the others
@@ -699,7 +454,7 @@ def cmd_translate(args):
             f"{' ...' if len(existing) > 3 else ''}); pass --force to overwrite them."
         )
     model = load_model(args.model)
-    if not callable(getattr(model, "translate", None)):
+    if families.kind_of(model) != TRANSLATOR:
         raise CommandError(
             f"{args.model} holds a {type(model).__name__}, which generates images instead of "
             "translating them: use keras-gen sample."
@@ -724,8 +479,8 @@ def cmd_info(args):
     from keras_gen import data as kg_data
 
     print("keras-gen models (keras-gen train --model NAME):")
-    for name in sorted(FAMILIES):
-        print(f"  {name}")
+    for family in families.all_families():
+        print(f"  {family.name:12s} {family.kind:10s} {family.model.__name__}")
     print("\nbundled data sets:")
     for name in kg_data.BUNDLED:
         i = kg_data.info(name)
@@ -760,9 +515,93 @@ def _on_off(value):
     return value == "on"
 
 
-def _none_or_text(value):
-    # "none" is an explicit value (turn it off), not "not given" (the constructor's default)
-    return "" if value.lower() == "none" else value
+def _or_none(parse):
+    """A flag type that also takes "none": an explicit value (turn it off), not "not given"
+    (the constructor's default)."""
+
+    def parse_or_none(value):
+        return "none" if value.lower() == "none" else parse(value)
+
+    parse_or_none.__name__ = getattr(parse, "__name__", "value")
+    return parse_or_none
+
+
+def _shown(value):
+    return "none" if value is None else {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def family_options():
+    """{option name: (the Option, the names of the families that take it)}, over the registry;
+    an option several families take is one flag."""
+    merged = {}
+    for family in families.all_families():
+        for option in family.options:
+            first, names = merged.setdefault(option.name, (option, []))
+            names.append(family.name)
+    return merged
+
+
+def check_family_flags(args):
+    """Fails, before anything is written, on an unknown --model or a family flag the chosen
+    --model does not take."""
+    if args.model not in families.names():
+        raise CommandError(f"--model must be one of {', '.join(families.names())}; got {args.model!r}.")
+    family = families.get(args.model)
+    taken = {o.name for o in family.options}
+    for name, (option, names) in family_options().items():
+        if name not in taken and getattr(args, name, None) is not None:
+            raise CommandError(
+                f"{option.flag} applies to --model {', '.join(names)}, not {args.model}; leave it out."
+            )
+
+
+def _add_family_options(train):
+    """One argument group per set of families, from their descriptions: each flag once, with its
+    choices and each family's default in the help."""
+    groups = {}
+    for name, (option, names) in family_options().items():
+        title = "options of " + ", ".join(names)
+        if title not in groups:
+            groups[title] = train.add_argument_group(title)
+        defaults = {family: families.get(family).defaults().get(name, None) for family in names}
+        shown = {family: value for family, value in defaults.items() if option.constructor}
+        helps = {family: o.help for family in names for o in families.get(family).options if o.name == name}
+        help_text = (option.help if len(set(helps.values())) == 1
+                     else "; ".join(f"{family}: {text}" for family, text in helps.items()))
+        if shown:
+            help_text += " (default: " + ", ".join(
+                f"{family} {_shown(value)}" for family, value in shown.items()) + ")"
+        if option.type is bool:
+            parse, metavar = _on_off, "{on,off}"
+        else:
+            parse, metavar = option.type, option.metavar
+        if option.none:
+            parse = _or_none(parse)
+        choices = None
+        if option.choices is not None:
+            choices = tuple(dict.fromkeys(
+                c for family in names for o in families.get(family).options if o.name == name
+                for c in (o.choices or ())))
+            metavar = "{" + ",".join(choices) + "}"
+        groups[title].add_argument(option.flag, type=parse, default=None, choices=choices,
+                                   metavar=metavar, help=help_text)
+
+
+def _compile_default(argument):
+    """The default of a `GenerativeModel.compile` argument (the command does not restate it)."""
+    import keras
+
+    from keras_gen.models.base import GenerativeModel
+
+    for compile_ in (GenerativeModel.compile, keras.Model.compile):
+        parameters = inspect.signature(compile_).parameters
+        if argument in parameters:
+            return parameters[argument].default
+    raise KeyError(argument)
 
 
 def _jit(value):
@@ -770,71 +609,40 @@ def _jit(value):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-gen", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="keras-gen", description=__doc__.split("\n\n")[0],
+        epilog="keras-gen train --help lists each family's options and defaults; keras-gen info "
+               "lists the families and data sets.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model with model.fit")
-    train.add_argument("--model", required=True, help="model family: " + ", ".join(sorted(FAMILIES)))
+    train.add_argument("--model", required=True, metavar="{" + ",".join(families.names()) + "}",
+                       help="model family (keras-gen info lists them)")
     train.add_argument("--dataset", required=True, help="data set name (see keras-gen info)")
-    train.add_argument("--split", default="train")
+    train.add_argument("--split", default="train", help="split of --dataset, e.g. train or train[:1000]")
     train.add_argument("--data-dir", default=None, help="TFDS data directory")
-    train.add_argument("--epochs", type=int, default=5)
+    train.add_argument("--epochs", type=int, default=5, help="epochs to train (with --resume: up to this many)")
     train.add_argument("--batch-size", type=int, default=None,
                        help="images per step (global, across replicas; default: the family's own, "
-                            "e.g. 32 for dcgan, 64 for vae and pixelcnn)")
+                            + ", ".join(f"{f.name} {f.default_batch_size}" for f in families.all_families())
+                            + ")")
     train.add_argument("--lr", type=float, default=None, help="learning rate (all optimisers)")
-    train.add_argument("--d-lr", type=float, default=None, help="GAN discriminator learning rate")
-    train.add_argument("--g-lr", type=float, default=None, help="GAN generator learning rate")
-    train.add_argument("--loss", default=None, help="GAN loss: non_saturating, minimax, wasserstein_gp, hinge "
-                       "(pix2pix: non_saturating, minimax, hinge)")
-    train.add_argument("--latent-dim", type=int, default=None)
-    train.add_argument("--filters", type=int, default=None, help="base width of the networks (vqvae-prior: the prior's)")
-    train.add_argument("--ema-decay", type=float, default=None, help="GAN: EMA of generator weights, e.g. 0.999")
-    train.add_argument("--discriminator-steps", type=int, default=None,
-                       help="GAN: discriminator updates per generator update, each on its own "
-                            "--batch-size real images (default 5 for wasserstein_gp, else 1)")
-    train.add_argument("--spectral-norm", type=_on_off, default=None, metavar="{on,off}",
-                       help="GAN: spectral normalisation of the discriminator")
-    train.add_argument("--label-smoothing", type=float, default=None,
-                       help="GAN: one-sided label smoothing of the real targets")
-    train.add_argument("--diffaugment", type=_none_or_text, default=None,
-                       help="GAN: differentiable augmentation, a subset of color,translation,cutout, "
-                            "or none")
-    train.add_argument("--r1-weight", type=float, default=None, help="GAN: gamma of the R1 penalty")
+    train.add_argument("--d-lr", type=float, default=None, help="discriminator learning rate (dcgan, pix2pix)")
+    train.add_argument("--g-lr", type=float, default=None, help="generator learning rate (dcgan, pix2pix)")
     train.add_argument("--conditional", action="store_true", help="condition on the class labels")
-    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--seed", type=int, default=None, help="seed of the run (default: a fresh one, saved in config.json)")
     train.add_argument("--samples", type=int, default=64, help="images in each sample grid")
     train.add_argument("--eval-samples", type=int, default=1000,
                        help="images for the family's quality metric each epoch (0: none)")
-    train.add_argument("--likelihood", default=None,
-                       help="VAE, VQ-VAE: bernoulli, gaussian, discretized_logistic (default); "
-                            "PixelCNN: categorical (default), logistic_mixture")
-    train.add_argument("--beta", type=float, default=None,
-                       help="VAE: weight of the KL term; VQ-VAE: commitment weight")
-    train.add_argument("--kl-warmup-epochs", type=int, default=None, help="VAE: anneal beta from 0")
-    train.add_argument("--levels", type=int, default=None, help="PixelCNN: pixel levels (256, or 2)")
-    train.add_argument("--num-layers", type=int, default=None, help="PixelCNN (and the vqvae-prior): blocks")
-    train.add_argument("--variant", default=None, choices=["gated", "original"], help="PixelCNN variant")
-    train.add_argument("--num-embeddings", type=int, default=None, help="VQ-VAE: codebook size K")
-    train.add_argument("--embedding-dim", type=int, default=None, help="VQ-VAE: size of each code vector")
-    train.add_argument("--codebook-update", default=None, choices=["ema", "loss"],
-                       help="VQ-VAE: codebook by moving averages (default) or by its loss")
-    train.add_argument("--vqvae", default=None, metavar="MODEL.keras",
-                       help="vqvae-prior: the trained VQ-VAE whose codes the prior learns")
-    train.add_argument("--task", default=None,
-                       help="pix2pix: derive (input, target) pairs from --dataset: edges, inpaint, "
-                            "colorize, superres (leave out for a paired folder:/npz: source)")
-    train.add_argument("--l1-weight", type=float, default=None, help="pix2pix: weight of the L1 term")
-    train.add_argument("--upsampling", default=None, choices=["transpose", "resize"],
-                       help="pix2pix: U-Net upsampling, transposed convolutions or resize + convolution")
-    train.add_argument("--jit-compile", type=_jit, default=None, choices=["auto", True, False],
-                       metavar="{auto,on,off}",
-                       help="XLA compilation of the train step (default auto: the library's "
-                            "choice per family, measured; off under several replicas)")
+    _add_family_options(train)
+    train.add_argument("--jit-compile", type=_jit, default=_compile_default("jit_compile"),
+                       choices=["auto", True, False], metavar="{auto,on,off}",
+                       help="XLA compilation of the train step (default auto: Keras' own, on for "
+                            "GPUs and TPUs, off on CPUs and under several replicas)")
     train.add_argument("--deterministic", action="store_true",
                        help="deterministic ops (tf.config.experimental.enable_op_determinism): "
                             "the same seed gives the same weights on GPUs too, a little slower")
-    train.add_argument("--steps-per-execution", type=int, default=1)
+    train.add_argument("--steps-per-execution", type=int, default=_compile_default("steps_per_execution"), help="train steps per call of the compiled function")
     train.add_argument("--strategy", default="auto",
                        choices=["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"],
                        help="tf.distribute strategy; --batch-size is the global batch")
@@ -853,23 +661,30 @@ def build_parser():
                        help="continue the run in --out from its last checkpoint (exactly, even "
                        "after a kill in the middle of an epoch)")
     train.add_argument("--force", action="store_true", help="delete an existing --out first")
-    train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras' fit verbosity")
     train.set_defaults(func=cmd_train)
 
     sample = sub.add_parser("sample", help="generate images from a saved model")
     sample.add_argument("--model", required=True, help="a .keras file written by keras-gen")
-    sample.add_argument("-n", type=int, default=64)
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("-n", type=int, default=64, help="images to generate")
+    sample.add_argument("--seed", type=int, default=0, help="same seed, same images")
     sample.add_argument("--labels", default=None, help="comma-separated class labels (conditional)")
     sample.add_argument("--out", required=True, help=".png (a grid) or .npy (float32 [0, 1])")
     sample.add_argument("--force", action="store_true", help="overwrite --out")
+    seen = set()
+    for family in families.all_families():  # a sampler's own options of generate (e.g. --steps)
+        for option in family.sample_options:
+            if option.name not in seen:
+                seen.add(option.name)
+                sample.add_argument(option.flag, type=option.type, default=None, choices=option.choices,
+                                    help=option.help)
     sample.set_defaults(func=cmd_sample)
 
     evaluate = sub.add_parser("evaluate", help="quality metrics of a saved model")
     evaluate.add_argument("--model", required=True, help="a .keras file written by keras-gen")
     evaluate.add_argument("--dataset", required=True, help="reference / test data (see keras-gen info)")
-    evaluate.add_argument("--split", default="train")
-    evaluate.add_argument("--data-dir", default=None)
+    evaluate.add_argument("--split", default="train", help="split of --dataset")
+    evaluate.add_argument("--data-dir", default=None, help="TFDS data directory")
     evaluate.add_argument("--metrics", default=None,
                           help="comma-separated: fid,kid,precision,recall (samples) and bpd,elbo,iwae "
                                "(likelihoods); pix2pix: mae,psnr,ssim,fid,class_accuracy; default: the "
@@ -882,7 +697,7 @@ def build_parser():
                                "model's own; none: --dataset is a paired source)")
     evaluate.add_argument("--extractor", default=None,
                           help="feature extractor: fashion_mnist, inception_v3 or a .keras file")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the generated images")
     evaluate.add_argument("--out", default=None, help="write the results as JSON")
     evaluate.add_argument("--force", action="store_true", help="overwrite --out")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -894,7 +709,7 @@ def build_parser():
                            help="a .png file (one input) or a folder (receives NAME.png per input)")
     translate.add_argument("--resize", action="store_true",
                            help="resize inputs to the model's size (default: other sizes are an error)")
-    translate.add_argument("--batch-size", type=int, default=64)
+    translate.add_argument("--batch-size", type=int, default=64, help="images per network call")
     translate.add_argument("--force", action="store_true", help="overwrite existing outputs")
     translate.set_defaults(func=cmd_translate)
 
@@ -909,9 +724,19 @@ def build_parser():
     return parser
 
 
+def _given(parser, argv):
+    """The destinations of the options typed in `argv` (of the `train` sub-command)."""
+    train = parser._subparsers._group_actions[0].choices["train"]
+    flags = {s: a.dest for a in train._actions for s in a.option_strings}
+    return {flags[word.split("=")[0]] for word in argv if word.split("=")[0] in flags}
+
+
 def main(argv=None):
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    if args.command == "train":  # the flags typed, for --resume to say which it ignores
+        args.given = _given(parser, argv)
     try:
         return args.func(args) or 0
     except CommandError as e:

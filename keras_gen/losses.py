@@ -5,6 +5,10 @@ under `tf.distribute`. They work in log space (softplus), so saturated logits gi
 and gradients: log(sigmoid(l)) = -softplus(-l) and log(1 - sigmoid(l)) = -softplus(l).
 """
 
+import math
+import warnings
+
+import numpy as np
 import tensorflow as tf
 
 GAN_LOSSES = ("minimax", "non_saturating", "wasserstein_gp", "hinge")
@@ -176,3 +180,92 @@ def discretized_logistic_log_prob(x, mean, log_scale, num_levels=256, reduce=Tru
         x < half_bin, log_cdf_upper, tf.where(x > 1.0 - half_bin, log_survival_lower, log_mass)
     )
     return _sum_per_example(values, reduce)
+
+
+class ImageLikelihood:
+    """p(x | decoder output) of images in [0, 1], written once for the autoencoders (VAE and
+    VQ-VAE): the decoder's raw output split into parameters, the log-probability per image, the
+    mean image, and the check that data suit it.
+
+    kind: one of IMAGE_LIKELIHOODS. observation_variance: for "gaussian", a fixed variance of
+    every pixel (the decoder then gives means only), or None for a learned one.
+    """
+
+    def __init__(self, kind, observation_variance=None):
+        if kind not in IMAGE_LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {IMAGE_LIKELIHOODS}; got {kind!r}.")
+        self.kind = kind
+        self.observation_variance = observation_variance
+        self._warned_bernoulli = False
+
+    @property
+    def params_per_channel(self):
+        """Decoder outputs per image channel: 1 (Bernoulli logits, fixed-variance means) or 2."""
+        if self.kind == "bernoulli" or (self.kind == "gaussian" and self.observation_variance is not None):
+            return 1
+        return 2
+
+    def split(self, raw):
+        """Decoder output -> {"logits"} (bernoulli), {"mean"} (gaussian, fixed variance),
+        {"mean", "logvar"} (gaussian) or {"mean", "log_scale"} (discretized_logistic)."""
+        raw = tf.cast(raw, tf.float32)
+        if self.kind == "bernoulli":
+            return {"logits": raw}
+        if self.params_per_channel == 1:
+            return {"mean": raw}
+        loc, second = tf.split(raw, 2, axis=-1)
+        return {"mean": loc, ("logvar" if self.kind == "gaussian" else "log_scale"): second}
+
+    def log_prob(self, images, params):
+        """log p(x | params) per image, summed over pixels."""
+        if self.kind == "bernoulli":
+            return bernoulli_log_prob(images, params["logits"])
+        if self.kind == "gaussian":
+            logvar = params.get("logvar")
+            if logvar is None:
+                logvar = math.log(self.observation_variance)
+            return gaussian_log_prob(images, params["mean"], logvar)
+        return discretized_logistic_log_prob(images, params["mean"], params["log_scale"])
+
+    def mean(self, params):
+        """The image the parameters describe: the Bernoulli mean, or the location clipped to
+        [0, 1] (the discretised logistic puts the mass beyond 0 and 1 on the end levels)."""
+        if self.kind == "bernoulli":
+            return tf.sigmoid(params["logits"])
+        return tf.clip_by_value(params["mean"], 0.0, 1.0)
+
+    def check_images(self, images, what, image_range):
+        """Fails on data outside the range this likelihood models, with a readable message; warns
+        once when Bernoulli nats are not a log-likelihood. `image_range`: the model's
+        `data_range`, for the advice."""
+        images = np.asarray(images)
+        if not np.issubdtype(images.dtype, np.floating):
+            raise ValueError(
+                f"{what} takes float images in [0, 1]; got dtype {images.dtype}. Load the data "
+                f"with keras_gen.data.load(..., image_range={image_range!r})."
+            )
+        if images.size == 0:
+            return
+        lo, hi = float(images.min()), float(images.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"{what} takes images in [0, 1]; the data holds values in [{lo:.3g}, {hi:.3g}]. "
+                f"Load it with keras_gen.data.load(..., image_range={image_range!r})."
+            )
+        if self.kind == "discretized_logistic":
+            levels = images * 255.0
+            if np.max(np.abs(levels - np.round(levels))) > 1e-3:
+                raise ValueError(
+                    "likelihood='discretized_logistic' models 8-bit images, values k / 255; the "
+                    "data holds other values. Load it with image_range='unit' (not dequantised "
+                    "or resized), or use likelihood='gaussian'."
+                )
+        if self.kind == "bernoulli" and not self._warned_bernoulli:
+            if np.any((images != 0.0) & (images != 1.0)):
+                self._warned_bernoulli = True
+                warnings.warn(
+                    "likelihood='bernoulli' on images that are not binary: training works (a "
+                    "cross-entropy), but its nats are not a log-likelihood. For numbers that "
+                    "compare with papers load the data with image_range='binary'.",
+                    stacklevel=5,
+                )

@@ -26,7 +26,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import checks
+from keras_gen import checks, families
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 FASHION_MNIST_CLASSIFIER = WEIGHTS_DIR / "fashion_mnist_classifier.keras"
@@ -420,7 +420,7 @@ def feature_statistics(
 
 
 def _image_batches(source, num_samples, batch_size, data_range, seed):
-    if callable(getattr(source, "generate", None)):
+    if callable(getattr(source, "generate", None)):  # the documented protocol of a source
         if num_samples is None:
             raise ValueError("num_samples is required when the source is a model (how many to generate).")
         num_classes = getattr(source, "num_classes", None)
@@ -576,19 +576,33 @@ def likelihood_metrics(model, dataset, num_importance_samples=None):
     Duck-typed: any model with these methods works. The VAE methods return dicts with
     "nats_per_image" (the negative bound) and "bits_per_dim".
     """
-    if callable(getattr(model, "evaluate_elbo", None)):  # bounds (VAE)
+    likelihood = likelihood_kind(model)
+    if likelihood in ("elbo", "elbo_iwae"):  # bounds (VAE, VQ-VAE)
         out = _bound("neg_elbo", model.evaluate_elbo(dataset))
-        if num_importance_samples is not None and callable(getattr(model, "log_likelihood", None)):
+        if num_importance_samples is not None and likelihood == "elbo_iwae":
             k = checks.positive_int("num_importance_samples", num_importance_samples)
             out.update(_bound("neg_iwae", model.log_likelihood(dataset, num_samples=k)))
         return out
-    if callable(getattr(model, "log_likelihood", None)):  # exact (PixelCNN)
+    if likelihood == "exact":  # PixelCNN
         value = _bound("nll", model.log_likelihood(dataset))
         return {"bits_per_dim": value["nll_bits_per_dim"]}
     raise TypeError(
         f"{type(model).__name__} has no likelihood: likelihood_metrics needs log_likelihood(dataset) "
         "(PixelCNN) or evaluate_elbo(dataset) (VAE). For GANs use quality_metrics (FID/KID)."
     )
+
+
+def likelihood_kind(model):
+    """How `model`'s likelihood is evaluated: "exact" (log_likelihood), "elbo" (evaluate_elbo),
+    "elbo_iwae" (both bounds) or None. A keras-gen model's family description says it; for a
+    user's own object, the methods it offers (the protocol documented in likelihood_metrics)."""
+    description = families.of(model)
+    if description is not None:
+        return description.likelihood
+    offers = {name for name in ("evaluate_elbo", "log_likelihood") if callable(getattr(model, name, None))}
+    if "evaluate_elbo" in offers:
+        return "elbo_iwae" if "log_likelihood" in offers else "elbo"
+    return "exact" if offers else None
 
 
 def _bound(name, value):
@@ -629,7 +643,7 @@ def evaluate_model(
     metrics = default_metrics(model) if metrics is None else metrics
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
-    if callable(getattr(model, "translate", None)):  # a translator: `dataset` holds pairs
+    if families.kind_of(model) == families.TRANSLATOR:  # `dataset` holds pairs
         return translation_metrics(model, dataset, metrics, extractor, num_samples=num_samples)
     aliases = {"bpd": "bits_per_dim", "elbo": "neg_elbo", "iwae": "neg_iwae",
                "nll": "bits_per_dim"}
@@ -663,13 +677,11 @@ def evaluate_model(
 def default_metrics(model):
     """The family's headline metric: bits/dim for PixelCNN, negative ELBO for VAEs, L1, PSNR,
     SSIM and FID of the outputs for translators (pix2pix), FID else."""
-    if callable(getattr(model, "translate", None)):
-        return ("mae", "psnr", "ssim", "fid")
-    if callable(getattr(model, "evaluate_elbo", None)):
-        return ("neg_elbo",)
-    if callable(getattr(model, "log_likelihood", None)):
-        return ("bits_per_dim",)
-    return ("fid",)
+    description = families.of(model)
+    if description is not None:
+        return description.metrics
+    return {"exact": ("bits_per_dim",), "elbo": ("neg_elbo",), "elbo_iwae": ("neg_elbo",)}.get(
+        likelihood_kind(model), ("fid",))
 
 
 def default_extractor(image_shape):
@@ -790,10 +802,11 @@ def translation_metrics(
     Returns a dict of floats with the metrics asked for and "num_pairs".
     """
     metrics = _check_metrics(metrics, TRANSLATION_METRICS)
-    translate = getattr(translator, "translate", translator)
+    keras_gen_model = families.kind_of(translator) == families.TRANSLATOR
+    translate = translator.translate if keras_gen_model else translator
     if not callable(translate):
         raise TypeError(f"translator must have translate(inputs) or be a function; got {translator!r}.")
-    data_range = data_range or getattr(translator, "data_range", None)
+    data_range = data_range or (translator.data_range if keras_gen_model else None)
     if data_range not in ("tanh", "unit"):
         raise ValueError(
             f"data_range must be 'tanh' or 'unit' (the range of the pairs); got {data_range!r}."

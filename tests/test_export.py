@@ -339,6 +339,7 @@ def test_ema_unit_range_generator_exports_the_sampling_network(tmp_path):
     export.saved_model(gan, tmp_path / "saved_model")
     export.tflite(tmp_path / "saved_model", tmp_path / "g.tflite")
     report = export.validate(gan, tmp_path, n=8)
+    assert isinstance(report, export.ValidationReport)
     assert report.passed
     z = gan.latent_vectors(4, 0)
     runner_out = validate_module.tflite_runner(tmp_path / "g.tflite", "generate")({"z": z})["images"]

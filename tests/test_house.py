@@ -1,8 +1,10 @@
 """What every family shares: Keras' own config (dtype policy) survives a `.keras` round trip, the
 command's defaults are the constructors' own, and every public name is exercised by a test."""
 
+import ast
+import collections
 import inspect
-import re
+import types
 from pathlib import Path
 
 import keras
@@ -11,6 +13,7 @@ import pytest
 
 import keras_gen
 from keras_gen import checks, cli, data, layers, models
+from keras_gen import families as kg_families
 
 import families
 
@@ -49,26 +52,33 @@ def test_trainable_flag_survives_a_round_trip(tmp_path):
 
 def _train_args(family, *flags):
     parser = cli.build_parser()
-    return parser.parse_args(["train", "--model", family, "--dataset", "digits", "--out", "unused", *flags])
+    argv = ["train", "--model", family, "--dataset", "digits", "--out", "unused", *flags]
+    args = parser.parse_args(argv)
+    args.given = cli._given(parser, argv)
+    return args
 
 
 # Families built from another run (vqvae-prior) are checked by their own tests.
-@pytest.mark.parametrize("family", sorted(f for f in cli.FAMILIES if cli.FAMILIES[f].build is None))
+@pytest.mark.parametrize("family", families.ALL)
 def test_command_defaults_are_the_constructors_defaults(family):
-    args = _train_args(family, "--seed", "3")
-    info = data.info("digits")
+    description = kg_families.get(family)
+    translator = description.kind == kg_families.TRANSLATOR
+    args = _train_args(family, "--seed", "3", *(["--task", "superres"] if translator else []))
+    info = cli.data_info(args)
     built = cli.build_model(args, info)
-    direct = cli.FAMILIES[family].model_class()(info.image_shape, seed=3)
+    shape = info.input_shape if translator else info.image_shape
+    extra = {"output_shape": info.target_shape, "task": "superres"} if translator else {}
+    direct = description.model(shape, seed=3, **extra)
     mine, theirs = built.get_config(), direct.get_config()
     mine.pop("name"), theirs.pop("name")
     assert mine == theirs
     # Every option flag defaults to "not given", so the constructor decides.
-    for option in cli.FAMILIES[family].options:
-        assert getattr(args, option) is None
+    for option in description.options:
+        assert getattr(args, option.name) is None or option.name in args.given
     # compile(): the command's optimisers are the model's own defaults.
     cli.compile_model(built, args)
     direct.compile()
-    for argument in cli.FAMILIES[family].optimizers:
+    for argument in description.optimizers:
         ours = built.optimizer if argument in ("optimizer", "g_optimizer") else getattr(built, argument)
         theirs = direct.optimizer if argument in ("optimizer", "g_optimizer") else getattr(direct, argument)
         a, b = ours.get_config(), theirs.get_config()
@@ -106,19 +116,50 @@ def test_family_defaults_follow_a_changed_constructor(monkeypatch):
     assert model.latent_dim == 5
 
 
+def _identifiers(paths):
+    """Every name and attribute name the code of `paths` uses (parsed, so words in strings,
+    comments and docstrings do not count)."""
+    found = collections.Counter()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Name):
+                found[node.id] += 1
+            elif isinstance(node, ast.Attribute):
+                found[node.attr] += 1
+            elif isinstance(node, ast.alias):
+                found[node.name.split(".")[-1]] += 1
+    return found
+
+
 def _public_names():
-    for module in (keras_gen, models, layers):
+    """(module, name) of the public API: the functions and classes defined inside the library's
+    modules (keras_gen/, its models and layers, and export/) that no other code of the library
+    calls (those exist for users; a helper the library calls is exercised through its caller),
+    and every name of the packages' __all__."""
+    root = HERE.parent
+    library = sorted((root / "keras_gen").rglob("*.py")) + sorted((root / "export").rglob("*.py"))
+    used_by_library = _identifiers(library)
+    for path in library:
+        if path.name == "cli.py" or path.name.startswith("__"):
+            continue  # the commands: their tests call them through main()
+        for node in ast.parse(path.read_text()).body:
+            if (isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_")
+                    and used_by_library[node.name] == 0):
+                yield str(path.relative_to(root)), node.name
+    import export
+
+    for module in (keras_gen, models, layers, export):
         for name in module.__all__:
-            yield module.__name__, name
+            if name != "__version__" and not isinstance(getattr(module, name), types.ModuleType):
+                yield module.__name__, name
 
 
 def test_every_public_name_is_used_by_a_test():
-    sources = "\n".join(p.read_text() for p in HERE.glob("*.py"))
-    unused = [
-        f"{module}.{name}" for module, name in _public_names()
-        if name != "__version__" and not re.search(rf"\b{re.escape(name)}\b", sources)
-    ]
-    assert not unused, f"public names no test uses: {unused}"
+    used = _identifiers(HERE.glob("*.py"))
+    names = list(_public_names())
+    assert ("keras_gen/metrics.py", "kid") in names  # the listing finds module-level functions
+    unused = [f"{module}: {name}" for module, name in names if not used[name]]
+    assert not unused, f"public names no test code uses: {unused}"
 
 
 def test_every_family_is_a_generative_model_with_the_shared_contract():
@@ -150,3 +191,132 @@ def test_shared_checks_name_the_argument_and_suggest():
     assert checks.seed_or_fresh(None) != checks.seed_or_fresh(None)
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         checks.odd_kernel(4)
+
+
+# -- one description per family ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", families.ALL)
+def test_every_family_in_the_registry_keeps_the_contract_of_its_kind(family):
+    description = kg_families.get(family)
+    model = families.build(family)
+    assert kg_families.of(model) is description  # the registry finds a model's own family
+    assert isinstance(model, models.GenerativeModel)
+    assert isinstance(model, description.model) and model.data_range == description.data_range
+    assert model.default_batch_size == description.default_batch_size
+    if description.kind == kg_families.SAMPLER:
+        assert isinstance(model, models.Sampler) and not hasattr(model, "translate")
+        labels = [0, 1, 2] if model.num_classes else None
+        images = model.generate(3, seed=1, labels=labels)
+        assert images.shape == (3, *model.image_shape) and images.dtype == np.float32
+        np.testing.assert_array_equal(model.generate(3, seed=1, labels=labels), images)
+    else:
+        assert isinstance(model, models.Translator) and not hasattr(model, "generate")
+        inputs = np.linspace(0, 1, 2 * 64, dtype=np.float32).reshape(2, 8, 8, 1)
+        outputs = model.translate(model.from_unit_range(inputs))
+        assert outputs.shape == (2, *model.image_shape) and outputs.dtype == np.float32
+    assert 0.0 <= float((images if description.kind == "sampler" else outputs).min())
+    assert float((images if description.kind == "sampler" else outputs).max()) <= 1.0
+    # every option the command shows has help text and is a constructor argument (or the
+    # command's own), and its default is the constructor's
+    parameters = kg_families.constructor_parameters(description.model)
+    for option in description.options:
+        assert option.help
+        assert not option.constructor or option.name in parameters
+    # its export signatures have a builder in export/ (the library only names the key)
+    if description.instances is not None:
+        from export import signatures
+
+        assert description.signatures in signatures.BUILDERS
+        assert signatures.family_of(model) == description.signatures
+
+
+def test_the_registry_replaces_the_family_tables():
+    assert set(families.ALL) | {"vqvae-prior"} == set(kg_families.names())
+    assert not hasattr(cli, "FAMILIES")
+    from export import signatures
+
+    assert not hasattr(signatures, "FAMILIES")
+    assert kg_families.of(object()) is None and kg_families.kind_of(np.zeros(3)) is None
+    with pytest.raises(ValueError, match="model family must be one of .*got 'gan9'"):
+        kg_families.get("gan9")
+    # a family of the user's own networks is the family of its base class
+    assert kg_families.of(families.build("dcgan")).name == "dcgan"
+
+
+def test_compile_defaults_of_the_command_are_compile_s_own():
+    args = _train_args("vae")
+    compile_ = inspect.signature(models.GenerativeModel.compile).parameters
+    assert args.jit_compile == compile_["jit_compile"].default == "auto"
+    assert args.deterministic is compile_["deterministic"].default is False
+    keras_compile = inspect.signature(keras.Model.compile).parameters
+    assert args.steps_per_execution == keras_compile["steps_per_execution"].default
+    model = cli.build_model(args, data.info("digits"))
+    cli.compile_model(model, args)
+    direct = families.build("vae")
+    direct.compile()
+    # Keras' own "auto": off on this CPU-only machine, for the command and for compile()
+    assert model.jit_compile is direct.jit_compile is False
+
+
+def test_a_flag_of_another_family_is_an_error_naming_its_families(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--model", "dcgan", "--dataset", "digits", "--out", str(out)]
+    assert cli.main(argv + ["--levels", "2"]) == 2
+    assert "--levels applies to --model pixelcnn, not dcgan" in capsys.readouterr().err
+    assert cli.main(argv + ["--beta", "2"]) == 2
+    assert "--beta applies to --model vae, vqvae, not dcgan" in capsys.readouterr().err
+    vq = ["train", "--model", "vqvae", "--dataset", "digits", "--out", str(out)]
+    assert cli.main(vq + ["--kl-warmup-epochs", "2"]) == 2
+    assert "--kl-warmup-epochs applies to --model vae, not vqvae" in capsys.readouterr().err
+    assert not out.exists()  # failed before config.json was written
+
+
+def test_ema_decay_none_turns_the_ema_off():
+    assert cli.family_defaults("dcgan")["ema_decay"] == 0.999
+    on = cli.build_model(_train_args("dcgan", "--filters", "4"), data.info("digits"))
+    off = cli.build_model(_train_args("dcgan", "--filters", "4", "--ema-decay", "none"), data.info("digits"))
+    assert on.ema_decay == 0.999 and off.ema_decay is None
+    assert cli.build_model(_train_args("dcgan", "--filters", "4", "--ema-decay", "0.9"),
+                           data.info("digits")).ema_decay == 0.9
+
+
+def test_help_shows_every_flag_with_help_choices_and_family_defaults(capsys):
+    parser = cli.build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    for action in train._actions:
+        assert action.help, action.option_strings
+    text = train.format_help()
+    assert "options of vae, vqvae" in text and "--beta" in text
+    assert "vae 1.0, vqvae 0.25" in text  # each family's constructor default
+    assert "{transpose,resize}" in text
+
+
+def test_resume_says_which_typed_flags_it_ignores(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["train", "--model", "vae", "--dataset", "digits", "--split", "train[:32]", "--batch-size", "16",
+            "--latent-dim", "2", "--filters", "4", "--eval-samples", "0", "--samples", "4",
+            "--out", str(out), "--verbose", "0", "--seed", "1"]
+    assert cli.main(base + ["--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert cli.main(base + ["--epochs", "2", "--resume", "--latent-dim", "3", "--beta", "0.5"]) == 0
+    err = capsys.readouterr().err
+    assert "ignores --latent-dim, --beta" in err or "ignores --beta, --latent-dim" in err
+    assert "--filters" not in err.split("ignores")[1]  # typed, but the run's own value
+    assert keras.models.load_model(out / "model.keras").latent_dim == 2
+
+
+# -- files saved by keras-gen 0.1 (the release before the registry) still load -------------------
+
+
+@pytest.mark.parametrize("name", ["dcgan_0x", "convvae_0x", "pix2pix_0x"])
+def test_keras_files_of_the_previous_release_load_and_give_the_same_images(name):
+    loaded = keras.models.load_model(HERE / "data" / f"{name}.keras")
+    expected = np.load(HERE / "data" / f"{name}.npy")
+    assert type(loaded).__name__ == {"dcgan_0x": "DCGAN", "convvae_0x": "ConvVAE",
+                                     "pix2pix_0x": "Pix2Pix"}[name]
+    if kg_families.kind_of(loaded) == kg_families.TRANSLATOR:
+        x = np.linspace(-1, 1, 2 * 64).reshape(2, 8, 8, 1).astype("float32")
+        np.testing.assert_array_equal(loaded.translate(x), expected)
+    else:
+        np.testing.assert_array_equal(loaded.generate(2, seed=1), expected)

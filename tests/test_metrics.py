@@ -362,3 +362,21 @@ def test_likelihood_metrics_and_evaluate_with_a_real_vae():
     assert values["neg_elbo"] == pytest.approx(direct["nats_per_image"], rel=1e-6)
     assert values["neg_elbo_bits_per_dim"] == pytest.approx(direct["bits_per_dim"], rel=1e-6)
     assert values["neg_iwae"] <= values["neg_elbo"] + 1.0  # IWAE is tighter (up to MC noise)
+
+
+def test_kid_is_kernel_distance_of_the_two_sources_features():
+    extractor = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten()])
+    rng = np.random.default_rng(0)
+    a = rng.uniform(size=(40, 4, 4, 1)).astype(np.float32)
+    b = np.clip(a + 0.3, 0, 1)
+    mean, std = M.kid(a, b, extractor, num_samples=40, num_subsets=5, subset_size=20)
+    expected = M.kernel_distance(M.feature_statistics(a, extractor, 40), M.feature_statistics(b, extractor, 40),
+                                 num_subsets=5, subset_size=20, seed=0)
+    assert (mean, std) == pytest.approx(expected)
+    assert mean > 0 and M.kid(a, a, extractor, num_samples=40, num_subsets=5, subset_size=20)[0] < mean
+
+
+def test_feature_classifier_names_the_features_layer_of_its_size():
+    classifier = M.feature_classifier((8, 8, 1), num_classes=3, feature_dim=5)
+    assert classifier.output_shape == (None, 3)
+    assert classifier.get_layer("features").output.shape[-1] == 5

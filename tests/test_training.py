@@ -100,3 +100,14 @@ def test_command_reduce_lr_on_plateau(marked, tmp_path):
 def test_command_schedule_flags_need_a_metric(tmp_path, capsys):
     assert cli.main([*TINY, "--early-stopping", "val_fid:x", "--out", str(tmp_path / "r")]) == 2
     assert "METRIC[:PATIENCE]" in capsys.readouterr().err
+
+
+def test_epoch_loader_reloads_with_each_epoch_s_seed():
+    load = training.epoch_loader("digits", 5, split="train[:32]", batch_size=32, image_range="unit")
+    first = next(iter(load(0))).numpy()
+    again = next(iter(load(0))).numpy()
+    expected = next(iter(kg.data.load("digits", split="train[:32]", batch_size=32, image_range="unit",
+                                   seed=training.epoch_seed(5, 1)))).numpy()
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(next(iter(load(1))).numpy(), expected)
+    assert not np.array_equal(first, expected)  # another epoch, another order

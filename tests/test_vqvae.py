@@ -71,7 +71,8 @@ def test_decoder_gradient_reaches_the_encoder_unchanged(trained):
         vectors = vq.encoder(images)
         quantized = vq.quantizer(vectors)
         tape.watch(quantized)
-        reconstruction = tf.reduce_sum(-vq._log_prob(images, vq._split_params(vq.decoder(quantized))))
+        likelihood = vq.image_likelihood  # moved: the likelihood object VAE and VQ-VAE share
+        reconstruction = tf.reduce_sum(-likelihood.log_prob(images, likelihood.split(vq.decoder(quantized))))
     at_decoder = tape.gradient(reconstruction, quantized).numpy()
     assert np.any(at_decoder)
     np.testing.assert_array_equal(tape.gradient(reconstruction, vectors).numpy(), at_decoder)

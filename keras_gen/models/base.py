@@ -82,6 +82,16 @@ class GenerativeModel(keras.Model):
         model loaded from a mixed-precision `.keras` file is mixed-precision throughout."""
         return policy_scope(self.dtype_policy)
 
+    # The training batch the family's defaults were measured with; `keras-gen train` loads
+    # batches of this size unless --batch-size says otherwise.
+    default_batch_size = 64
+
+    @property
+    def batches_per_step(self):
+        """Batches of the data one train_step takes (a GAN's discriminator steps each take
+        their own): the command loads batches this many times its --batch-size."""
+        return 1
+
     @property
     def num_dims(self):
         """Values per image, H * W * C: the denominator of bits per dimension."""
@@ -186,17 +196,11 @@ class GenerativeModel(keras.Model):
         none is given (a GAN has two: "d_optimizer", "g_optimizer"). Default: Adam(1e-3)."""
         return keras.optimizers.Adam(1e-3)
 
-    # XLA for this family's train step on a CPU (where Keras' "auto" leaves it off), from
-    # benchmarks/train_throughput.py on a 2-core CPU: off for every family today. With
-    # TensorFlow 2.21's oneDNN kernels the XLA step measured 0.39x (DCGAN), 0.49x (ConvVAE) and
-    # 0.71x (PixelCNN) of the plain one (RESULTS.md), and the VQ-VAE and Pix2Pix steps were
-    # slower with it too. On GPUs and TPUs "auto" turns XLA on.
-    xla_on_cpu = False
-
     def compile(self, optimizer=None, jit_compile="auto", deterministic=False, **kwargs):
         """Keras' compile with the family's defaults: `default_optimizer()` when no optimiser
-        is given, and `jit_compile="auto"` resolved by `default_jit_compile()` (XLA where it
-        measured faster). `deterministic=True` makes every op deterministic
+        is given, and Keras' own `jit_compile="auto"` (XLA on GPUs/TPUs when every layer supports
+        it, off on CPU-only machines, under tf.distribute and with op determinism).
+        `deterministic=True` makes every op deterministic
         (`tf.config.experimental.enable_op_determinism`, process-wide, needed on GPUs for exact
         repeatability) and seeds Keras' global generators with the model's seed. The optimiser
         is built at once under the model's strategy (so `fit` needs no symbolic build; see
@@ -206,23 +210,17 @@ class GenerativeModel(keras.Model):
         if deterministic:
             keras.utils.set_random_seed(self.seed)
             tf.config.experimental.enable_op_determinism()
-        if jit_compile == "auto":
-            jit_compile = self.default_jit_compile(kwargs.get("run_eagerly", False))
+        # Measured override, kept here should Keras' "auto" ever turn XLA on for CPUs: XLA for
+        # these families' train steps on a CPU measured slower on a 2-core CPU with TensorFlow
+        # 2.21's oneDNN kernels (benchmarks/train_throughput.py, RESULTS.md: 0.39x DCGAN, 0.49x
+        # ConvVAE, 0.71x PixelCNN of the plain step; the VQ-VAE and Pix2Pix steps slower too),
+        # which is what "auto" does on CPU-only machines today, so "auto" passes through:
+        #     if jit_compile == "auto" and not tf.config.list_logical_devices("GPU"):
+        #         jit_compile = False
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.optimized_variables())
-
-    def default_jit_compile(self, run_eagerly=False):
-        """What `compile(jit_compile="auto")` means for this model: Keras' own choice (XLA on
-        GPUs/TPUs), and on a CPU the family's measured `xla_on_cpu`. Off under several replicas:
-        one compiled step cannot reach the variables on the other replicas' devices ("resource
-        ... located in device ...:1")."""
-        if run_eagerly or self.distribute_strategy.num_replicas_in_sync > 1:
-            return False
-        if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
-            return True
-        return self.xla_on_cpu
 
     def get_compile_config(self):
         # The families' compile() takes optimisers only, so that is all a saved file needs to
@@ -317,57 +315,6 @@ class GenerativeModel(keras.Model):
 
     # -- generate -----------------------------------------------------------------------------
 
-    # Images per network call in `generate` (a family may choose less, e.g. PixelCNN).
-    generate_batch_size = 256
-    # The training batch the family's defaults were measured with; `keras-gen train` loads
-    # batches of this size unless --batch-size says otherwise.
-    default_batch_size = 64
-
-    @property
-    def noise_shape(self):
-        """Shape of the noise behind one generated image (latent vectors: (latent_dim,))."""
-        return (self.latent_dim,)
-
-    def latent_vectors(self, n, seed):
-        """The latent vectors `generate(n, seed)` uses: N(0, I), NumPy, so they are the same on
-        every machine; image k's vector does not depend on n."""
-        return np.random.default_rng(seed).standard_normal((n,) + self.noise_shape).astype(np.float32)
-
-    def generation_noise(self, seed, start, stop):
-        """The noise of images start..stop-1 of `generate(n, seed)`, (stop - start,
-        *noise_shape). Default: latent vectors."""
-        return self.latent_vectors(stop, seed)[start:]
-
-    def images_from_noise(self, noise, labels=None, **options):
-        """The family's step: noise (batch, *noise_shape) and int32 labels (batch,) or None ->
-        images (batch, H, W, C) in [0, 1], as NumPy or a tensor."""
-        raise NotImplementedError
-
-    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, **options):
-        """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images.
-
-        labels: one int per image, or one for all (conditional models). z: the noise itself,
-        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). Other
-        keyword options go to the family's `images_from_noise`."""
-        n = checks.count(n)
-        labels = checks.labels(labels, n, self.num_classes)
-        batch_size = checks.positive_int("batch_size", batch_size or self.generate_batch_size)
-        if z is not None:
-            z = np.asarray(z, np.float32)
-            if z.shape != (n,) + tuple(self.noise_shape):
-                raise ValueError(f"z must have shape {(n,) + tuple(self.noise_shape)}; got {z.shape}.")
-        else:
-            seed = checks.seed_or_fresh(seed)
-        out = np.zeros((n,) + self.image_shape, np.float32)
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            noise = z[start:stop] if z is not None else self.generation_noise(seed, start, stop)
-            batch_labels = None if labels is None else labels[start:stop]
-            out[start:stop] = keras.ops.convert_to_numpy(
-                self.images_from_noise(noise, batch_labels, **options)
-            )
-        return np.clip(out, 0.0, 1.0)
-
     # -- serialisation ------------------------------------------------------------------------
 
     # Constructor arguments that are Keras networks (the user's own), serialised in the config.
@@ -422,6 +369,14 @@ class AdversarialModel(GenerativeModel):
         with self.distribute_strategy.scope():
             self.d_optimizer.build(self.discriminator.trainable_variables)
 
+    def default_optimizer(self, argument="g_optimizer"):
+        """A new instance of the optimiser `compile()` gives `argument`, "d_optimizer" or
+        "g_optimizer" ("optimizer", Keras' own, is the generator's): Adam with the family's
+        `adam_settings()[argument]` (a dict per network, so the two may differ)."""
+        argument = "g_optimizer" if argument == "optimizer" else argument
+        checks.choice("argument", argument, ("d_optimizer", "g_optimizer", "optimizer"))
+        return keras.optimizers.Adam(**self.adam_settings()[argument])
+
     @property
     def g_optimizer(self):
         return self.optimizer
@@ -442,3 +397,80 @@ class AdversarialModel(GenerativeModel):
             d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
             g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
         )
+
+
+class Sampler:
+    """The sampler kind (GAN, VAE, PixelCNN, VQ-VAE): images from noise with
+    `generate(n, seed, labels)`. Mixed in before the family's `GenerativeModel` base."""
+
+    # Images per network call in `generate` (a family may choose less, e.g. PixelCNN).
+    generate_batch_size = 256
+
+    @property
+    def noise_shape(self):
+        """Shape of the noise behind one generated image (latent vectors: (latent_dim,))."""
+        return (self.latent_dim,)
+
+    def latent_vectors(self, n, seed):
+        """The latent vectors `generate(n, seed)` uses: N(0, I), NumPy, so they are the same on
+        every machine; image k's vector does not depend on n."""
+        return np.random.default_rng(seed).standard_normal((n,) + self.noise_shape).astype(np.float32)
+
+    def generation_noise(self, seed, start, stop):
+        """The noise of images start..stop-1 of `generate(n, seed)`, (stop - start,
+        *noise_shape). Default: latent vectors."""
+        return self.latent_vectors(stop, seed)[start:]
+
+    def images_from_noise(self, noise, labels=None, **options):
+        """The family's step: noise (batch, *noise_shape) and int32 labels (batch,) or None ->
+        images (batch, H, W, C) in [0, 1], as NumPy or a tensor."""
+        raise NotImplementedError
+
+    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, **options):
+        """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images.
+
+        labels: one int per image, or one for all (conditional models). z: the noise itself,
+        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). Other
+        keyword options go to the family's `images_from_noise`."""
+        n = checks.count(n)
+        labels = checks.labels(labels, n, self.num_classes)
+        batch_size = checks.positive_int("batch_size", batch_size or self.generate_batch_size)
+        if z is not None:
+            z = np.asarray(z, np.float32)
+            if z.shape != (n,) + tuple(self.noise_shape):
+                raise ValueError(f"z must have shape {(n,) + tuple(self.noise_shape)}; got {z.shape}.")
+        else:
+            seed = checks.seed_or_fresh(seed)
+        out = np.zeros((n,) + self.image_shape, np.float32)
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            noise = z[start:stop] if z is not None else self.generation_noise(seed, start, stop)
+            batch_labels = None if labels is None else labels[start:stop]
+            out[start:stop] = keras.ops.convert_to_numpy(
+                self.images_from_noise(noise, batch_labels, **options)
+            )
+        return np.clip(out, 0.0, 1.0)
+
+
+class Translator:
+    """The translator kind (Pix2Pix): `translate(inputs)` maps each input image to an output
+    image; trained on (input, target) pairs from `keras_gen.data.load_pairs`. Mixed in before
+    the family's `GenerativeModel` base, which sets `image_range`."""
+
+    def to_unit_range(self, images):
+        """Images in `image_range` -> [0, 1], NumPy float32."""
+        return to_unit_range(images, self.image_range)
+
+    def from_unit_range(self, images):
+        """Images in [0, 1] -> `image_range` (what `translate` takes)."""
+        images = np.asarray(images, np.float32)
+        return images * 2.0 - 1.0 if self.image_range == "tanh" else images
+
+
+def to_unit_range(images, image_range):
+    """Images in `image_range` ("tanh": [-1, 1], or "unit") -> [0, 1], NumPy float32, clipped:
+    the one conversion GAN and Pix2Pix outputs share."""
+    images = np.asarray(keras.ops.convert_to_numpy(images), np.float32)
+    if image_range == "tanh":
+        images = (images + 1.0) / 2.0
+    return np.clip(images, 0.0, 1.0)

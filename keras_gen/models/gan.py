@@ -10,7 +10,8 @@ import tensorflow as tf
 from keras_gen import augment, checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
-from keras_gen.models.base import AdversarialModel, first_images
+from keras_gen.families import SAMPLER, FamilyDescription, Option
+from keras_gen.models.base import AdversarialModel, Sampler, first_images, to_unit_range
 
 # Noise purposes within one training step (`GenerativeModel.step_noise` keys 64 per step):
 # discriminator step k uses 8 k + (one of the offsets below), the generator step the last 8.
@@ -21,7 +22,7 @@ _Z, _ALPHA, _AUGMENT_REAL, _AUGMENT_FAKE = 0, 1, 2, 3
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class GAN(AdversarialModel):
+class GAN(Sampler, AdversarialModel):
     """A generative adversarial network trained with `model.fit`.
 
     Each `train_step` plays the minimax game: `discriminator_steps` discriminator updates, each
@@ -58,6 +59,9 @@ class GAN(AdversarialModel):
 
     network_args = ("generator", "discriminator")
 
+    # The image shape of a subclass that builds its networks itself (build_networks).
+    network_image_shape = None
+
     def __init__(
         self,
         generator,
@@ -78,10 +82,14 @@ class GAN(AdversarialModel):
         checks.choice("loss", loss, kg_losses.GAN_LOSSES)
         checks.choice("image_range", image_range, ("tanh", "unit"))
         latent_dim = checks.positive_int("latent_dim", latent_dim)
-        image_shape = _output_image_shape(generator)
+        # generator=None: a named network choice (DCGAN) builds both from the settings below
+        if generator is None and self.network_image_shape is None:
+            raise ValueError(
+                "generator and discriminator must be Keras models (or use a GAN with named "
+                "networks, keras_gen.models.DCGAN(image_shape, ...)); got None."
+            )
+        image_shape = self.network_image_shape if generator is None else _output_image_shape(generator)
         super().__init__(image_shape, num_classes=num_classes, seed=seed, **kwargs)
-        self.generator = generator
-        self.discriminator = discriminator
         self.latent_dim = latent_dim
         self.loss_kind = loss
         self.image_range = image_range
@@ -101,6 +109,11 @@ class GAN(AdversarialModel):
             "gradient_penalty_weight", gradient_penalty_weight)
         self.r1_weight = checks.non_negative_number("r1_weight", r1_weight, " (0 turns R1 off)")
         self.diffaugment = augment.parse_policy(diffaugment)
+        if generator is None:
+            with self.policy_scope():
+                generator, discriminator = self.build_networks()
+        self.generator = generator
+        self.discriminator = discriminator
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be None or in (0, 1), e.g. 0.999; got {ema_decay!r}.")
         self.ema_decay = None if ema_decay is None else float(ema_decay)
@@ -144,15 +157,15 @@ class GAN(AdversarialModel):
                 f"shape {tuple(logits.shape)[1:]} per batch."
             )
 
-    def default_optimizer(self, argument="g_optimizer"):
-        """The optimiser `compile()` gives `argument` ("d_optimizer" or "g_optimizer"):
-        Adam(5e-4, beta_1=0.5) for both (measured best at a fixed CPU budget in
+    def adam_settings(self):
+        """Adam(5e-4, beta_1=0.5) for both networks (measured best at a fixed CPU budget in
         benchmarks/gan_quality.py, against DCGAN's 2e-4), or Adam(1e-4, beta_1=0, beta_2=0.9)
         for WGAN-GP, as in its paper."""
-        checks.choice("argument", argument, ("d_optimizer", "g_optimizer", "optimizer"))
         if self.loss_kind == "wasserstein_gp":
-            return keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
-        return keras.optimizers.Adam(5e-4, beta_1=0.5)
+            both = dict(learning_rate=1e-4, beta_1=0.0, beta_2=0.9)
+        else:
+            both = dict(learning_rate=5e-4, beta_1=0.5)
+        return {"d_optimizer": both, "g_optimizer": both}
 
 
     @property
@@ -313,12 +326,13 @@ class GAN(AdversarialModel):
                 f"image_range={self.image_range!r}), or build the model with the data's range."
             )
 
+    @property
+    def batches_per_step(self):
+        return self.discriminator_steps
+
     def to_unit_range(self, images):
         """Generator outputs (image_range) -> [0, 1], NumPy float32."""
-        images = keras.ops.convert_to_numpy(images)
-        if self.image_range == "tanh":
-            images = (images + 1.0) / 2.0
-        return np.clip(images, 0.0, 1.0).astype(np.float32)
+        return to_unit_range(images, self.image_range)
 
     def images_from_noise(self, noise, labels=None):
         inputs = noise if labels is None else [noise, labels]
@@ -393,8 +407,7 @@ class DCGAN(GAN):
         diffaugment=None,
         **kwargs,
     ):
-        image_shape = checks.square_image_shape(image_shape, "DCGAN")
-        latent_dim = checks.positive_int("latent_dim", latent_dim)
+        self.network_image_shape = checks.square_image_shape(image_shape, "DCGAN")
         self.filters = checks.positive_int("filters", filters)
         self.discriminator_filters = checks.positive_int(
             "discriminator_filters", 2 * filters if discriminator_filters is None else discriminator_filters)
@@ -403,40 +416,43 @@ class DCGAN(GAN):
         self.dropout = float(dropout)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {dropout!r}.")
-        per_example = loss == "wasserstein_gp" or bool(kwargs.get("r1_weight"))
-        if discriminator_batch_norm is None:  # on, unless a penalty needs per-example gradients
-            discriminator_batch_norm = not per_example
-        self.discriminator_batch_norm = bool(discriminator_batch_norm)
+        self.discriminator_batch_norm = discriminator_batch_norm  # None: see build_networks
         self.discriminator_style = checks.choice(
             "discriminator_style", discriminator_style, networks.DISCRIMINATOR_STYLES)
-        if loss == "wasserstein_gp" and (self.dropout or self.discriminator_batch_norm):
+        # GAN checks its own arguments, then calls build_networks with them in place.
+        super().__init__(
+            None, None, latent_dim, loss=loss, ema_decay=ema_decay, diffaugment=diffaugment,
+            num_classes=num_classes, **kwargs
+        )
+
+    def build_networks(self):
+        """The DCGAN generator and discriminator for this GAN's settings (image range, loss, R1),
+        seeded by the model's seed so equal seeds give equal runs."""
+        per_example = self.loss_kind == "wasserstein_gp" or self.r1_weight > 0
+        if self.discriminator_batch_norm is None:  # on, unless a penalty needs per-example gradients
+            self.discriminator_batch_norm = not per_example
+        self.discriminator_batch_norm = bool(self.discriminator_batch_norm)
+        if self.loss_kind == "wasserstein_gp" and (self.dropout or self.discriminator_batch_norm):
             raise ValueError(
                 "the WGAN-GP critic has neither dropout nor batch norm (Gulrajani et al. 2017: its "
                 "gradient penalty is per example); pass dropout=0.0 and "
                 "discriminator_batch_norm=False with loss='wasserstein_gp'."
             )
-        if kwargs.get("r1_weight") and self.discriminator_batch_norm:
+        if self.r1_weight and self.discriminator_batch_norm:
             raise ValueError(
                 "R1 penalises each real image's own gradient, which batch norm in the "
                 "discriminator mixes across the batch; pass discriminator_batch_norm=False with "
                 "r1_weight > 0."
             )
-        image_range = kwargs.get("image_range", "tanh")
-        # The model's seed also fixes the initial weights, so equal seeds give equal runs.
-        kwargs["seed"] = seed = checks.seed_or_fresh(kwargs.get("seed"))
-        with networks.policy_scope(kwargs.get("dtype")):
-            generator = networks.dcgan_generator(
-                image_shape, latent_dim, num_classes, self.filters, image_range,
-                upsampling=self.upsampling, seed=seed,
-            )
-            discriminator = networks.dcgan_discriminator(
-                image_shape, num_classes, self.discriminator_filters, self.spectral_norm,
-                self.dropout, self.discriminator_batch_norm, self.discriminator_style, seed=seed,
-            )
-        super().__init__(
-            generator, discriminator, latent_dim, loss=loss, ema_decay=ema_decay,
-            diffaugment=diffaugment, num_classes=num_classes, **kwargs
+        generator = networks.dcgan_generator(
+            self.image_shape, self.latent_dim, self.num_classes, self.filters, self.image_range,
+            upsampling=self.upsampling, seed=self.seed,
         )
+        discriminator = networks.dcgan_discriminator(
+            self.image_shape, self.num_classes, self.discriminator_filters, self.spectral_norm,
+            self.dropout, self.discriminator_batch_norm, self.discriminator_style, seed=self.seed,
+        )
+        return generator, discriminator
 
     def get_config(self):
         config = super().get_config()
@@ -481,3 +497,29 @@ def _clone_for_ema(generator):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = True
     return ema
+
+
+FAMILY = FamilyDescription(
+    name="dcgan",
+    model=DCGAN,
+    instances=GAN,  # a GAN with the user's own networks is the same family
+    kind=SAMPLER,
+    data_range="tanh",
+    metrics=("fid",),
+    options=(
+        Option("latent_dim", "size of the latent vector z", int),
+        Option("filters", "base width of the networks", int),
+        Option("loss", "adversarial loss", choices=kg_losses.GAN_LOSSES),
+        Option("ema_decay", "EMA of the generator's weights for sampling, e.g. 0.999; none: off",
+               float, none=True),
+        Option("discriminator_steps", "discriminator updates per generator update, each on its "
+               "own --batch-size real images (default: 5 for wasserstein_gp, else 1)", int),
+        Option("spectral_norm", "spectral normalisation of the discriminator", bool),
+        Option("label_smoothing", "one-sided label smoothing of the real targets", float),
+        Option("diffaugment", "differentiable augmentation, a comma-separated subset of "
+               + ",".join(augment.POLICIES) + ", or none", none=True),
+        Option("r1_weight", "gamma of the R1 penalty on real images", float),
+    ),
+    optimizers={"d_optimizer": "d_lr", "g_optimizer": "g_lr"},
+    signatures="gan",
+)

@@ -12,7 +12,9 @@ import tensorflow as tf
 from keras_gen import checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
-from keras_gen.models.base import AdversarialModel
+from keras_gen.data import PAIR_TASKS
+from keras_gen.families import TRANSLATOR, FamilyDescription, Option
+from keras_gen.models.base import AdversarialModel, Translator
 
 PIX2PIX_LOSSES = ("non_saturating", "minimax", "hinge")
 # Training inputs the model keeps (the first ones `fit` sees), so exported files can be validated
@@ -21,7 +23,7 @@ NUM_EXAMPLE_INPUTS = 8
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class Pix2Pix(AdversarialModel):
+class Pix2Pix(Translator, AdversarialModel):
     """A U-Net generator and a conditional PatchGAN discriminator trained with `model.fit` on
     `(input, target)` batches from `keras_gen.data.load_pairs`.
 
@@ -47,8 +49,6 @@ class Pix2Pix(AdversarialModel):
         the generator's output; load the pairs in it (`load_pairs(..., image_range=...)`).
       task: what the inputs are (e.g. "edges", a `load_pairs` task); informational, kept in the
         config and the export metadata, and the default `--task` of `keras-gen evaluate`.
-      num_classes: None (pix2pix is not class-conditional; the argument exists for the shared
-        constructor interface).
       seed: seed of the initial weights.
     """
 
@@ -64,7 +64,6 @@ class Pix2Pix(AdversarialModel):
         loss="non_saturating",
         image_range="tanh",
         task=None,
-        num_classes=None,
         seed=None,
         **kwargs,
     ):
@@ -76,11 +75,6 @@ class Pix2Pix(AdversarialModel):
                 f"output_shape must have the input's height and width {input_shape[:2]}: a U-Net "
                 f"maps each pixel to a pixel; got output_shape={output_shape}. Resize one side "
                 "of the pairs (load_pairs(..., image_size=...))."
-            )
-        if num_classes is not None:
-            raise ValueError(
-                f"Pix2Pix is not class-conditional: num_classes must be None; got {num_classes!r}. "
-                "Its condition is the input image."
             )
         checks.choice("upsampling", upsampling, networks.UNET_UPSAMPLING)
         checks.choice("loss", loss, PIX2PIX_LOSSES)
@@ -138,10 +132,10 @@ class Pix2Pix(AdversarialModel):
 
     # -- optimisers: two (AdversarialModel.compile), like GAN ---------------------------------
 
-    def default_optimizer(self, argument="g_optimizer"):
+    def adam_settings(self):
         """Adam(2e-4, beta_1=0.5) for both networks, as in the paper."""
-        checks.choice("argument", argument, ("d_optimizer", "g_optimizer", "optimizer"))
-        return keras.optimizers.Adam(2e-4, beta_1=0.5)
+        both = dict(learning_rate=2e-4, beta_1=0.5)
+        return {"d_optimizer": both, "g_optimizer": both}
 
     # -- the objective ------------------------------------------------------------------------
 
@@ -219,25 +213,6 @@ class Pix2Pix(AdversarialModel):
             out[start : start + len(batch)] = self.to_unit_range(self.generator(batch, training=False))
         return out[0] if single else out
 
-    def to_unit_range(self, images):
-        """Images in `image_range` -> [0, 1], NumPy float32."""
-        images = np.asarray(keras.ops.convert_to_numpy(images), np.float32)
-        if self.image_range == "tanh":
-            images = (images + 1.0) / 2.0
-        return np.clip(images, 0.0, 1.0)
-
-    def from_unit_range(self, images):
-        """Images in [0, 1] -> `image_range` (what `translate` takes)."""
-        images = np.asarray(images, np.float32)
-        return images * 2.0 - 1.0 if self.image_range == "tanh" else images
-
-    def generate(self, *args, **kwargs):
-        raise ValueError(
-            "Pix2Pix is a translator: it needs an input image for every output. Call "
-            "translate(inputs) with inputs as keras_gen.data.load_pairs yields them (command: "
-            "keras-gen translate --model M --input IMAGE_OR_FOLDER --out OUT)."
-        )
-
     def example_inputs(self, n, seed=0):
         """`n` inputs (n, H, W, C) in `image_range` like those the model was trained on: the
         first training inputs `fit` saw, cycled from `seed` and mirrored left-right on every
@@ -297,9 +272,16 @@ class Pix2Pix(AdversarialModel):
 
     # -- serialisation ------------------------------------------------------------------------
 
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("num_classes", None)  # always None in files saved by keras-gen 0.x
+        return super().from_config(config)
+
     def get_config(self):
         config = super().get_config()
         config.pop("image_shape")
+        config.pop("num_classes")  # not class-conditional: its condition is the input image
         config.update(
             input_shape=list(self.input_image_shape),
             output_shape=list(self.image_shape),
@@ -354,3 +336,32 @@ def _check_range(images, image_range, what, batch=False):
             f"keras_gen.data.load_pairs(..., image_range={image_range!r}) (its default is "
             "'tanh'), or convert them (x * 2 - 1 turns [0, 1] into [-1, 1])."
         )
+
+
+def translation_callbacks(args, model, out, load):
+    """Input, output and target triplets of held pairs each epoch."""
+    from keras_gen import callbacks as kg_callbacks
+
+    held = load(batch_size=8, shuffle=False, seed=args.seed)
+    return [kg_callbacks.Translations(held, log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=8)]
+
+
+FAMILY = FamilyDescription(
+    name="pix2pix",
+    model=Pix2Pix,
+    kind=TRANSLATOR,
+    data_range="tanh",
+    metrics=("mae", "psnr", "ssim", "fid"),
+    options=(
+        Option("filters", "width of both networks' first level", int),
+        Option("l1_weight", "weight of the L1 term", float),
+        Option("upsampling", "U-Net upsampling: transposed convolutions or resize + convolution",
+               choices=networks.UNET_UPSAMPLING),
+        Option("loss", "adversarial loss", choices=PIX2PIX_LOSSES),
+        Option("task", "derive (input, target) pairs from --dataset (leave out for a paired "
+               "folder:/npz: source)", choices=PAIR_TASKS),
+    ),
+    optimizers={"d_optimizer": "d_lr", "g_optimizer": "g_lr"},
+    callbacks=translation_callbacks,
+    signatures="pix2pix",
+)

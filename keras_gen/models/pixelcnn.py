@@ -20,9 +20,10 @@ import keras
 import tensorflow as tf
 
 from keras_gen import checks
+from keras_gen.families import SAMPLER, FamilyDescription, Option
 from keras_gen.layers.masked import GatedPixelCNNBlock, MaskedConv2D, MaskedResidualBlock, gate
 from keras_gen.models import pixelcnn_likelihoods as lik
-from keras_gen.models.base import GenerativeModel
+from keras_gen.models.base import GenerativeModel, Sampler
 from keras_gen.networks import Initializers
 
 VARIANTS = ("gated", "original")
@@ -35,7 +36,7 @@ _DATA_HINT = (
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class PixelCNN(GenerativeModel):
+class PixelCNN(Sampler, GenerativeModel):
     """A PixelCNN trained with `model.fit` on integer pixel levels.
 
     Args:
@@ -815,3 +816,26 @@ def _rows_before(tap, r, start_row):
 
 def _gumbel(uniform):
     return -tf.math.log(-tf.math.log(uniform))
+
+
+PRIOR_OPTIONS = (
+    Option("filters", "base width of the network", int),
+    Option("num_layers", "masked blocks", int),
+    Option("variant", "gated blocks (van den Oord et al. 2016) or the original residual ones",
+           choices=VARIANTS),
+)
+
+FAMILY = FamilyDescription(
+    name="pixelcnn",
+    model=PixelCNN,
+    kind=SAMPLER,
+    data_range="levels",
+    metrics=("bits_per_dim",),
+    likelihood="exact",
+    options=(
+        Option("levels", "pixel levels (256, or 2 for binary images)", int),
+        *PRIOR_OPTIONS,
+        Option("likelihood", "distribution of each sub-pixel", choices=lik.LIKELIHOODS),
+    ),
+    signatures="pixelcnn",
+)

@@ -19,7 +19,8 @@ import tensorflow as tf
 from keras_gen import checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
-from keras_gen.models.base import GenerativeModel, num_replicas
+from keras_gen.families import SAMPLER, FamilyDescription, Option
+from keras_gen.models.base import GenerativeModel, Sampler, num_replicas
 
 # Purpose of the posterior noise drawn in a step (see GenerativeModel.step_noise).
 _POSTERIOR_PURPOSE = 0
@@ -29,44 +30,46 @@ POSTERIOR_LOGVAR_RANGE = (-20.0, 10.0)
 _IWAE_IMAGES_PER_CALL = 4096
 
 
-def check_likelihood_images(model, images, what):
-    """Fails on data outside the range `model.likelihood` models, with a readable message (the
-    VAE and the VQ-VAE share it); warns once when Bernoulli nats are not a log-likelihood."""
-    images = np.asarray(images)
-    if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(
-            f"{what} takes float images in [0, 1]; got dtype {images.dtype}. Load the data "
-            f"with keras_gen.data.load(..., image_range={model.data_range!r})."
-        )
-    if images.size == 0:
-        return
-    lo, hi = float(images.min()), float(images.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(
-            f"{what} takes images in [0, 1]; the data holds values in [{lo:.3g}, {hi:.3g}]. "
-            f"Load it with keras_gen.data.load(..., image_range={model.data_range!r})."
-        )
-    if model.likelihood == "discretized_logistic":
-        levels = images * 255.0
-        if np.max(np.abs(levels - np.round(levels))) > 1e-3:
+class ImageAutoencoder(Sampler, GenerativeModel):
+    """What the VAE and the VQ-VAE share: an image likelihood (`kg_losses.ImageLikelihood`), the
+    trackers of its loss, the check of the data it models, and a compile() whose loss is the
+    model's own."""
+
+    # compile(loss=...) error: what to choose in the constructor instead
+    OWN_LOSS = "choose likelihood= and beta= in the constructor and call compile() without loss=."
+
+    def _likelihood_parts(self, likelihood, observation_variance=None):
+        self.image_likelihood = kg_losses.ImageLikelihood(likelihood, observation_variance)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+
+    def compile(self, optimizer=None, **kwargs):
+        """Default: Adam(1e-3). The loss is the model's own: choose the likelihood and beta in
+        the constructor, not compile(loss=...)."""
+        if kwargs.get("loss") is not None:
+            raise ValueError(self.OWN_LOSS)
+        kwargs.pop("loss", None)
+        optimizer = keras.optimizers.get(optimizer or self.default_optimizer())
+        super().compile(optimizer=self.loss_scaled(optimizer), **kwargs)
+
+    def check_images(self, images, what):
+        self.image_likelihood.check_images(images, what, self.data_range)
+
+    def _check_images_arg(self, name, x):
+        x = np.asarray(x, np.float32)
+        if x.ndim != 4 or x.shape[1:] != self.image_shape:
             raise ValueError(
-                "likelihood='discretized_logistic' models 8-bit images, values k / 255; the "
-                "data holds other values. Load it with image_range='unit' (not dequantised "
-                "or resized), or use likelihood='gaussian'."
+                f"{name} must be images (n, {', '.join(map(str, self.image_shape))}) in [0, 1]; "
+                f"got shape {x.shape}."
             )
-    if model.likelihood == "bernoulli" and not model._warned_bernoulli:
-        if np.any((images != 0.0) & (images != 1.0)):
-            model._warned_bernoulli = True
-            warnings.warn(
-                "likelihood='bernoulli' on images that are not binary: training works (a "
-                "cross-entropy), but its nats are not a log-likelihood. For numbers that "
-                "compare with papers load the data with image_range='binary'.",
-                stacklevel=4,
-            )
+        return x
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class VAE(GenerativeModel):
+class VAE(ImageAutoencoder):
+    # The image shape of a subclass that builds its networks itself (build_networks).
+    network_image_shape = None
+
     """A variational autoencoder trained with `model.fit`.
 
     Each step minimises, per image, -E_q[log p(x | z)] + beta * KL(q(z | x) || N(0, I)) with a
@@ -90,6 +93,10 @@ class VAE(GenerativeModel):
       num_classes: number of classes for a conditional VAE (both networks take the label).
       seed: seed of the training noise; two runs with the same seed and data end alike.
     """
+
+    OWN_LOSS = ("a VAE trains on its own loss, the negative ELBO: choose the likelihood and beta "
+                "in the constructor (VAE(..., likelihood='bernoulli', beta=1.0)) and call "
+                "compile() without loss=.")
 
     network_args = ("encoder", "decoder")
 
@@ -122,14 +129,23 @@ class VAE(GenerativeModel):
             observation_variance = float(observation_variance)
         if num_classes is not None:
             num_classes = checks.positive_int("num_classes", num_classes)
-        params_per_channel = _params_per_channel(likelihood, observation_variance)
-        image_shape = _decoder_image_shape(
+        params_per_channel = kg_losses.ImageLikelihood(likelihood, observation_variance).params_per_channel
+        # encoder=None: a named network choice (ConvVAE) builds both once the settings are in place
+        if encoder is None and self.network_image_shape is None:
+            raise ValueError(
+                "encoder and decoder must be Keras models (or use a VAE with named networks, "
+                "keras_gen.models.ConvVAE(image_shape, ...)); got None."
+            )
+        image_shape = self.network_image_shape if encoder is None else _decoder_image_shape(
             decoder, latent_dim, num_classes, params_per_channel, likelihood
         )
         super().__init__(image_shape, num_classes=num_classes, seed=seed, **kwargs)
+        self.latent_dim = latent_dim
+        if encoder is None:
+            with self.policy_scope():
+                encoder, decoder = self.build_networks(params_per_channel)
         self.encoder = encoder
         self.decoder = decoder
-        self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.observation_variance = observation_variance
         self.params_per_channel = params_per_channel
@@ -139,10 +155,8 @@ class VAE(GenerativeModel):
         self.beta_variable = keras.Variable(beta, trainable=False, dtype="float32", name="beta")
         self._check_encoder()
 
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self._likelihood_parts(likelihood, observation_variance)
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
-        self._warned_bernoulli = False
         self.built = True
 
     # -- set-up -------------------------------------------------------------------------------
@@ -177,19 +191,6 @@ class VAE(GenerativeModel):
                 f"{self.latent_dim}); for a batch of 2 it returned {got}."
             )
 
-    def compile(self, optimizer=None, **kwargs):
-        """Default: Adam(1e-3). The loss is the model's own (the negative ELBO): choose it with
-        the constructor's likelihood= and beta=, not compile(loss=...)."""
-        if kwargs.get("loss") is not None:
-            raise ValueError(
-                "a VAE trains on its own loss, the negative ELBO: choose the likelihood and beta "
-                "in the constructor (VAE(..., likelihood='bernoulli', beta=1.0)) and call "
-                "compile() without loss=."
-            )
-        kwargs.pop("loss", None)
-        optimizer = keras.optimizers.get(optimizer or self.default_optimizer())
-        super().compile(optimizer=self.loss_scaled(optimizer), **kwargs)
-
     @property
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
@@ -219,37 +220,6 @@ class VAE(GenerativeModel):
         logvar = tf.clip_by_value(tf.cast(logvar, tf.float32), *POSTERIOR_LOGVAR_RANGE)
         return mean, logvar
 
-    def _split_params(self, raw):
-        raw = tf.cast(raw, tf.float32)
-        if self.likelihood == "bernoulli":
-            return {"logits": raw}
-        if self.params_per_channel == 1:  # gaussian, fixed variance
-            return {"mean": raw}
-        loc, second = tf.split(raw, 2, axis=-1)
-        if self.likelihood == "gaussian":
-            return {"mean": loc, "logvar": second}
-        return {"mean": loc, "log_scale": second}
-
-    def _log_prob(self, images, params):
-        """log p(x | params) per example, summed over pixels."""
-        if self.likelihood == "bernoulli":
-            return kg_losses.bernoulli_log_prob(images, params["logits"])
-        if self.likelihood == "gaussian":
-            logvar = params.get("logvar")
-            if logvar is None:
-                logvar = math.log(self.observation_variance)
-            return kg_losses.gaussian_log_prob(images, params["mean"], logvar)
-        return kg_losses.discretized_logistic_log_prob(
-            images, params["mean"], params["log_scale"]
-        )
-
-    def _likelihood_mean(self, params):
-        if self.likelihood == "bernoulli":
-            return tf.sigmoid(params["logits"])
-        # The location, clipped to the data's range (the discretised logistic puts the mass
-        # beyond 0 and 1 on the end levels).
-        return tf.clip_by_value(params["mean"], 0.0, 1.0)
-
     def encode(self, x, labels=None):
         """The posterior q(z | x): `(mean, logvar)`, each `(batch, latent_dim)` float32 tensors.
         Works on tensors inside `tf.function` (no NumPy, no random ops)."""
@@ -262,13 +232,13 @@ class VAE(GenerativeModel):
         with a fixed observation_variance) or {"mean", "log_scale"} (discretized_logistic)."""
         z = tf.cast(z, tf.float32)
         raw = self.decoder(self._inputs(z, self._labels(labels)), training=False)
-        return self._split_params(raw)
+        return self.image_likelihood.split(raw)
 
     def decode(self, z, labels=None):
         """Images in [0, 1] for latent vectors `z`: the likelihood's mean (bernoulli) or its
         location clipped to [0, 1] (gaussian, discretized_logistic). A float32 tensor; works
         inside `tf.function`."""
-        return self._likelihood_mean(self.decoder_params(z, labels))
+        return self.image_likelihood.mean(self.decoder_params(z, labels))
 
     def call(self, inputs, training=False):
         """Reconstructs images through the posterior mean: `model(x)` or `model([x, labels])`."""
@@ -277,7 +247,7 @@ class VAE(GenerativeModel):
         labels = self._labels(labels)
         mean, _ = self._posterior(images, labels, training=training)
         raw = self.decoder(self._inputs(mean, labels), training=training)
-        return self._likelihood_mean(self._split_params(raw))
+        return self.image_likelihood.mean(self.image_likelihood.split(raw))
 
     # -- the ELBO -----------------------------------------------------------------------------
 
@@ -289,7 +259,7 @@ class VAE(GenerativeModel):
         mean, logvar = self._posterior(images, labels, training=training)
         z = _reparameterize(mean, logvar, tf.cast(noise, tf.float32))
         raw = self.decoder(self._inputs(z, labels), training=training)
-        reconstruction = -self._log_prob(images, self._split_params(raw))
+        reconstruction = -self.image_likelihood.log_prob(images, self.image_likelihood.split(raw))
         return reconstruction, kg_losses.gaussian_kl(mean, logvar)
 
     def train_step(self, data):
@@ -365,7 +335,7 @@ class VAE(GenerativeModel):
         return super().fit(x, y, *args, **kwargs)
 
     def _check_values(self, images):
-        check_likelihood_images(self, images, "a VAE")
+        self.check_images(images, "a VAE")
 
     # -- sampling and reconstruction ----------------------------------------------------------
 
@@ -413,15 +383,6 @@ class VAE(GenerativeModel):
         out = self.generate(n * steps, labels=y_all, z=z)
         out = out.reshape((n, steps) + self.image_shape)
         return out[0] if single else out
-
-    def _check_images_arg(self, name, x):
-        x = np.asarray(x, np.float32)
-        if x.ndim != 4 or x.shape[1:] != self.image_shape:
-            raise ValueError(
-                f"{name} must be images (n, {', '.join(map(str, self.image_shape))}) in [0, 1]; "
-                f"got shape {x.shape}."
-            )
-        return x
 
     def _batched(self, fn, inputs, labels, n, batch_size):
         out = np.zeros((n,) + self.image_shape, np.float32)
@@ -517,7 +478,7 @@ class VAE(GenerativeModel):
         )
         flat_labels = None if labels is None else tf.reshape(tf.tile(labels[None], [samples, 1]), [-1])
         raw = self.decoder(self._inputs(flat_z, flat_labels), training=False)
-        log_px = tf.reshape(self._log_prob(repeated, self._split_params(raw)), (samples, batch))
+        log_px = tf.reshape(self.image_likelihood.log_prob(repeated, self.image_likelihood.split(raw)), (samples, batch))
         zeros = tf.zeros_like(z)
         log_pz = kg_losses.diagonal_gaussian_log_prob(z, zeros, zeros)
         log_qz = kg_losses.diagonal_gaussian_log_prob(z, mean[None], logvar[None])
@@ -584,28 +545,22 @@ class ConvVAE(VAE):
         observation_variance=None,
         **kwargs,
     ):
-        image_shape = checks.square_image_shape(image_shape, "ConvVAE")
-        latent_dim = checks.positive_int("latent_dim", latent_dim)
-        checks.choice("likelihood", likelihood, kg_losses.IMAGE_LIKELIHOODS)
+        self.network_image_shape = checks.square_image_shape(image_shape, "ConvVAE")
         self.filters = checks.positive_int("filters", filters)
-        if num_classes is not None:
-            num_classes = checks.positive_int("num_classes", num_classes)
-        kwargs["seed"] = seed = checks.seed_or_fresh(kwargs.get("seed"))
-        params = _params_per_channel(likelihood, observation_variance)
-        with networks.policy_scope(kwargs.get("dtype")):
-            encoder = networks.conv_encoder(image_shape, latent_dim, num_classes, filters, seed=seed)
-            decoder = networks.conv_decoder(
-                image_shape, latent_dim, num_classes, filters, params, seed=seed
-            )
+        # VAE checks its own arguments, then calls build_networks with them in place.
         super().__init__(
-            encoder,
-            decoder,
-            latent_dim,
-            likelihood=likelihood,
-            observation_variance=observation_variance,
-            num_classes=num_classes,
-            **kwargs,
+            None, None, latent_dim, likelihood=likelihood, observation_variance=observation_variance,
+            num_classes=num_classes, **kwargs,
         )
+
+    def build_networks(self, params_per_channel):
+        """The convolutional encoder and decoder for this VAE's settings, seeded by the model's
+        seed."""
+        encoder = networks.conv_encoder(self.image_shape, self.latent_dim, self.num_classes, self.filters,
+                                        seed=self.seed)
+        decoder = networks.conv_decoder(self.image_shape, self.latent_dim, self.num_classes, self.filters,
+                                        params_per_channel, seed=self.seed)
+        return encoder, decoder
 
     def get_config(self):
         config = super().get_config()
@@ -630,14 +585,6 @@ def _reparameterize(mean, logvar, noise):
     return mean + tf.exp(0.5 * logvar) * noise
 
 
-def _params_per_channel(likelihood, observation_variance):
-    if likelihood == "bernoulli":
-        return 1
-    if likelihood == "gaussian" and observation_variance is not None:
-        return 1
-    return 2
-
-
 def _decoder_image_shape(decoder, latent_dim, num_classes, params_per_channel, likelihood):
     """The image shape, from the decoder's output on two latent vectors."""
     z = tf.zeros((2, latent_dim), tf.float32)
@@ -657,3 +604,39 @@ def _decoder_image_shape(decoder, latent_dim, num_classes, params_per_channel, l
             f"channels) for likelihood={likelihood!r}; got shape {shape}."
         )
     return (shape[1], shape[2], shape[3] // params_per_channel)
+
+
+def reconstruction_callbacks(args, model, out, load):
+    """The training callbacks of the autoencoders (VAE, VQ-VAE): reconstructions of held
+    images each epoch; the VAE's --kl-warmup-epochs."""
+    from keras_gen import callbacks as kg_callbacks
+
+    extra = [kg_callbacks.Reconstructions(load(batch_size=16, shuffle=False, seed=args.seed),
+                                          log_dir=str(out / "logs"), png_dir=str(out / "samples"), n=16)]
+    if args.kl_warmup_epochs:
+        extra.append(kg_callbacks.KLWarmup(epochs=args.kl_warmup_epochs))
+    return extra
+
+
+LIKELIHOOD_OPTION = Option(
+    "likelihood", "p(x|z) of the images", choices=kg_losses.IMAGE_LIKELIHOODS)
+
+FAMILY = FamilyDescription(
+    name="vae",
+    model=ConvVAE,
+    instances=VAE,
+    kind=SAMPLER,
+    data_range="unit",
+    metrics=("neg_elbo",),
+    likelihood="elbo_iwae",
+    options=(
+        Option("latent_dim", "size of the latent vector z", int),
+        Option("filters", "base width of the networks", int),
+        LIKELIHOOD_OPTION,
+        Option("beta", "weight of the KL term", float),
+        Option("kl_warmup_epochs", "anneal beta from 0 over this many epochs (keras-gen's "
+               "KLWarmup callback)", int, constructor=False),
+    ),
+    callbacks=reconstruction_callbacks,
+    signatures="vae",
+)

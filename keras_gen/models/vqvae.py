@@ -22,6 +22,7 @@ bits/dim compare with the VAE's and PixelCNN's), binarised for "bernoulli".
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -31,17 +32,20 @@ import tensorflow as tf
 from keras_gen import checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
+from keras_gen.families import Option
 from keras_gen.layers.quantizer import CODEBOOK_UPDATES, VectorQuantizer, straight_through
-from keras_gen.models.base import GenerativeModel, num_replicas
-from keras_gen.models.pixelcnn import PixelCNN
-from keras_gen.models.vae import check_likelihood_images
+from keras_gen.models.base import GenerativeModel, Sampler, num_replicas
+from keras_gen.models.pixelcnn import FAMILY as PIXELCNN_FAMILY
+from keras_gen.models.pixelcnn import PRIOR_OPTIONS, PixelCNN
+from keras_gen.models.vae import FAMILY as VAE_FAMILY
+from keras_gen.models.vae import LIKELIHOOD_OPTION, ImageAutoencoder
 
 # Purpose of the dead-code restart noise drawn in a step (see GenerativeModel.step_noise).
 _RESTART_PURPOSE = 0
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class VQVAE(GenerativeModel):
+class VQVAE(ImageAutoencoder):
     """A vector-quantised autoencoder trained with `model.fit`, generative once a prior over its
     codes is attached (`set_prior`).
 
@@ -73,6 +77,9 @@ class VQVAE(GenerativeModel):
         only the prior (the command's prior stage); saved with the model.
       seed: seeds the initial weights and the restart noise.
     """
+
+    OWN_LOSS = ("a VQ-VAE trains on its own loss (reconstruction + beta * commitment): choose "
+                "likelihood= and beta= in the constructor and call compile() without loss=.")
 
     network_args = ("prior",)
 
@@ -136,12 +143,10 @@ class VQVAE(GenerativeModel):
             self.set_prior(prior)
         self.autoencoder_trainable = autoencoder_trainable
 
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self._likelihood_parts(likelihood)
         self.commitment_tracker = keras.metrics.Mean(name="commitment_loss")
         self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
         self.prior_tracker = keras.metrics.Mean(name="prior_loss")
-        self._warned_bernoulli = False
         self.built = True
 
     # -- the prior ----------------------------------------------------------------------------
@@ -214,18 +219,6 @@ class VQVAE(GenerativeModel):
 
     # -- training -----------------------------------------------------------------------------
 
-    def compile(self, optimizer=None, **kwargs):
-        """Default: Adam(1e-3). The loss is the model's own: choose the likelihood and beta in
-        the constructor, not compile(loss=...)."""
-        if kwargs.get("loss") is not None:
-            raise ValueError(
-                "a VQ-VAE trains on its own loss (reconstruction + beta * commitment): choose "
-                "likelihood= and beta= in the constructor and call compile() without loss=."
-            )
-        kwargs.pop("loss", None)
-        optimizer = keras.optimizers.get(optimizer or self.default_optimizer())
-        super().compile(optimizer=self.loss_scaled(optimizer), **kwargs)
-
     @property
     def metrics(self):
         trackers = [self.loss_tracker, self.reconstruction_tracker, self.commitment_tracker,
@@ -243,7 +236,7 @@ class VQVAE(GenerativeModel):
         raw = self.decoder(straight_through(vectors, quantized), training=training)
         codebook, commitment = self.quantizer.vq_losses(vectors, quantized)
         out = {
-            "reconstruction": -self._log_prob(images, self._split_params(raw)),
+            "reconstruction": -self.image_likelihood.log_prob(images, self.image_likelihood.split(raw)),
             "codebook": codebook,
             "commitment": commitment,
             "vectors": vectors,
@@ -306,25 +299,6 @@ class VQVAE(GenerativeModel):
 
     # -- likelihoods --------------------------------------------------------------------------
 
-    def _split_params(self, raw):
-        raw = tf.cast(raw, tf.float32)
-        if self.likelihood == "bernoulli":
-            return {"logits": raw}
-        loc, second = tf.split(raw, 2, axis=-1)
-        return {"mean": loc, ("logvar" if self.likelihood == "gaussian" else "log_scale"): second}
-
-    def _log_prob(self, images, params):
-        if self.likelihood == "bernoulli":
-            return kg_losses.bernoulli_log_prob(images, params["logits"])
-        if self.likelihood == "gaussian":
-            return kg_losses.gaussian_log_prob(images, params["mean"], params["logvar"])
-        return kg_losses.discretized_logistic_log_prob(images, params["mean"], params["log_scale"])
-
-    def _likelihood_mean(self, params):
-        if self.likelihood == "bernoulli":
-            return tf.sigmoid(params["logits"])
-        return tf.clip_by_value(params["mean"], 0.0, 1.0)
-
     def _prior_nll(self, codes, labels):
         """-log p(codes) in nats per image under the prior (categorical over the codes)."""
         logits = self.prior.distribution_params(codes[..., None], labels)[..., 0, :]
@@ -344,7 +318,7 @@ class VQVAE(GenerativeModel):
         """int codes (B, h, w) -> float32 images (B, H, W, C) in [0, 1]: the likelihood's mean
         (bernoulli) or location clipped to [0, 1]. Pure TensorFlow."""
         raw = self.decoder(self.quantizer.lookup(codes), training=False)
-        return self._likelihood_mean(self._split_params(raw))
+        return self.image_likelihood.mean(self.image_likelihood.split(raw))
 
     def call(self, images, training=False):
         """Reconstructions through the codes: images in [0, 1] -> images in [0, 1]."""
@@ -413,15 +387,6 @@ class VQVAE(GenerativeModel):
         for start in range(0, len(inputs), batch_size):
             out[start : start + batch_size] = fn(tf.constant(inputs[start : start + batch_size])).numpy()
         return out
-
-    def _check_images_arg(self, name, x):
-        x = np.asarray(x, np.float32)
-        if x.ndim != 4 or x.shape[1:] != self.image_shape:
-            raise ValueError(
-                f"{name} must be images (n, {', '.join(map(str, self.image_shape))}) in [0, 1]; "
-                f"got shape {x.shape}."
-            )
-        return x
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -534,7 +499,7 @@ class VQVAE(GenerativeModel):
             self._check_values(x)
 
     def _check_values(self, images):
-        check_likelihood_images(self, np.asarray(images, np.float32), "a VQ-VAE")
+        self.check_images(np.asarray(images, np.float32), "a VQ-VAE")
 
     # -- serialisation ------------------------------------------------------------------------
 
@@ -557,3 +522,64 @@ class VQVAE(GenerativeModel):
         if self.prior is not None:
             config["prior"] = keras.saving.serialize_keras_object(self.prior)
         return config
+
+
+def prior_stage(args, info):
+    """The command's vqvae-prior: the VQ-VAE of --vqvae with its autoencoder frozen and a new
+    PixelCNN prior over its codes, so one `fit` trains the prior and `model.keras` holds both
+    stages."""
+    from keras_gen import runs
+
+    if not args.vqvae:
+        raise runs.RunError(
+            "--model vqvae-prior trains the prior of a trained VQ-VAE: pass --vqvae "
+            "runs/vq/model.keras (written by keras-gen train --model vqvae)."
+        )
+    vq = runs.load_model(args.vqvae, flag="--vqvae")
+    if not isinstance(vq, VQVAE):
+        raise runs.RunError(f"--vqvae: {args.vqvae} holds a {type(vq).__name__}, not a VQVAE.")
+    if tuple(vq.image_shape) != tuple(info.image_shape):
+        raise runs.RunError(
+            f"--vqvae: the VQ-VAE takes {tuple(vq.image_shape)} images; {args.dataset} has "
+            f"{tuple(info.image_shape)}. Train the prior on the VQ-VAE's own data."
+        )
+    if bool(args.conditional) != (vq.num_classes is not None):
+        raise runs.RunError(
+            "--conditional: the prior is class-conditional exactly when the VQ-VAE is; "
+            + ("pass --conditional." if vq.num_classes else "train the VQ-VAE with --conditional.")
+        )
+    options = {o.name: getattr(args, o.name) for o in PRIOR_FAMILY.options
+               if o.constructor and getattr(args, o.name) is not None}
+    vq.set_prior(PixelCNN(vq.code_shape + (1,), levels=vq.num_embeddings,
+                          num_classes=vq.num_classes, seed=args.seed, **options))
+    vq.autoencoder_trainable = False
+    return vq
+
+
+# Described like the VAE (data, metric, reconstruction callbacks), with its own model and options.
+VQVAE_FAMILY = dataclasses.replace(
+    VAE_FAMILY, name="vqvae", model=VQVAE, instances=VQVAE, likelihood="elbo", signatures="vqvae",
+    options=(
+        Option("num_embeddings", "codebook size K", int),
+        Option("embedding_dim", "size of each code vector", int),
+        LIKELIHOOD_OPTION,
+        Option("beta", "commitment weight", float),
+        Option("codebook_update", "codebook by moving averages or by its loss",
+               choices=CODEBOOK_UPDATES),
+        Option("filters", "base width of the networks", int),
+    ),
+    sample_grid=False,  # no prior yet
+)
+
+# The options are the prior's (a PixelCNN); the model is the VQ-VAE of --vqvae with it.
+PRIOR_FAMILY = dataclasses.replace(
+    PIXELCNN_FAMILY, name="vqvae-prior", instances=None,  # what it trains is a VQVAE (vqvae)
+    data_range="unit", metrics=("neg_elbo",), likelihood=None, signatures=None, build=prior_stage,
+    options=(
+        *PRIOR_OPTIONS,
+        Option("vqvae", "the trained VQ-VAE whose codes the prior learns", constructor=False,
+               metavar="MODEL.keras"),
+    ),
+)
+
+FAMILY = (VQVAE_FAMILY, PRIOR_FAMILY)
