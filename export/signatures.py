@@ -15,6 +15,7 @@ import tensorflow as tf
 
 import keras_gen
 from keras_gen import families
+from export.xnnpack import xnnpack_friendly
 
 METADATA_VERSION = 1
 
@@ -167,7 +168,8 @@ _IMAGE = (None, 1.0)  # images in [0, 1]: compared as they are, PSNR peak 1
 
 @builds("gan")
 def _gan_spec(model):
-    network = model.sampling_generator
+    # Transposed convolutions in their sub-pixel form, which XNNPACK runs at any batch size.
+    network = xnnpack_friendly(model.sampling_generator)
     conditional = model.num_classes is not None
     tanh = model.image_range == "tanh"
     inputs = {"z": tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")}
@@ -382,7 +384,7 @@ def _pix2pix_spec(model):
     """One signature, `translate`: images in [0, 1] in, images in [0, 1] out, whatever range the
     model trained in (an app feeds pixels / 255, as to every other exported model); the graph
     maps them to the model's range and back."""
-    network = model.generator
+    network = xnnpack_friendly(model.generator)  # see export/xnnpack.py
     tanh = model.image_range == "tanh"
     inputs = {"images": tf.TensorSpec([None, *model.input_image_shape], tf.float32, name="images")}
 
