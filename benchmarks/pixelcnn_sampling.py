@@ -175,7 +175,8 @@ def bench(shape, filters, num_layers, n, rows, full, repeats, threads):
         f"{lite[1] / fast[1]:.2f}x, batch 1 {lite[2] / fast[2]:.2f}x; exported fast vs exported "
         f"naive: {old[1] / lite[1]:.0f}x faster (batch {n}), {old[2] / lite[2]:.0f}x (batch 1); "
         f"LiteRT images == model.sample: {same}; first sample() call: {compile_seconds:.1f} s "
-        f"with XLA (trace + compile), {graph_trace_seconds:.1f} s without (trace)"
+        f"with XLA (trace + compile), {graph_trace_seconds:.1f} s without (trace); load average "
+        f"{tuple(round(x, 2) for x in os.getloadavg())}"
     )
 
 

@@ -120,6 +120,23 @@ def test_fast_and_naive_sampling_give_the_same_images(variant, channels, num_cla
     assert (done_fast[:, 2:] != fast[:, 2:]).any()
 
 
+@pytest.mark.parametrize("num_layers, kernel_size", [(1, 3), (3, 5)])
+def test_fast_sampler_with_one_block_or_wider_kernels_matches_naive(num_layers, kernel_size):
+    """The XLA sampler batches the pending sums of blocks 1.. (none with one block; two pixels
+    ahead with 5-wide kernels); its images equal the naive sampler's and the plain graph's
+    (`sample_tensor` called eagerly, one product per block)."""
+    model = tiny(
+        (5, 6, 1), levels=16, num_layers=num_layers, kernel_size=kernel_size, first_kernel_size=5
+    )
+    for v in model.trainable_variables:  # sharp conditionals: a wrong pending sum changes draws
+        v.assign(v * 4.0)
+    fast = model.sample(3, seed=2)
+    np.testing.assert_array_equal(fast, model.sample(3, seed=2, method="naive"))
+    graph = model.sample_tensor(model.uniform_noise(2, 0, 3)).numpy()
+    np.testing.assert_array_equal(graph, fast)
+    assert len(np.unique(fast)) > 4
+
+
 @pytest.mark.parametrize("variant, channels", [("gated", 3), ("original", 1)])
 def test_every_draw_is_the_gumbel_max_of_the_full_network(variant, channels):
     """The cached sampler's images, fed back through one full forward pass, are the

@@ -504,9 +504,17 @@ class PixelCNN(Sampler, GenerativeModel):
     jit_sampling = True
 
     def _draw(self, params, gumbel, inv_temperature):
-        """Gumbel-max: the level maximising log p(level) / T + g; params (B, P), g (B, levels)."""
+        """Gumbel-max: the level maximising log p(level) / T + g; params (B, P), g (B, levels).
+        The first level reaching the maximum, as `tf.argmax` picks it, from two plain
+        reductions: XLA vectorises those, not argmax's (value, index) reduction (measured in
+        benchmarks/pixelcnn_sampler_breakdown.py); elsewhere `tf.argmax` itself."""
         scores = lik.sampling_scores(params, self.likelihood, self.levels)
-        return tf.argmax(scores * inv_temperature + gumbel, axis=-1, output_type=tf.int32)
+        z = scores * inv_temperature + gumbel
+        if not _in_xla():  # one ARG_MAX op in LiteRT and plain graphs
+            return tf.argmax(z, axis=-1, output_type=tf.int32)
+        top = tf.reduce_max(z, axis=-1, keepdims=True)
+        first = tf.where(z == top, tf.range(self.levels)[None], self.levels)
+        return tf.reduce_min(first, axis=-1)
 
     def _sampling_inputs(self, uniform, labels, temperature, images):
         h, w, c = self.image_shape
@@ -689,13 +697,32 @@ class _GatedStack(_Stack):
     """The gated network as caches for `sample_tensor`. Per row, each block's vertical stack
     computes row i, all columns, from a window of its input's last k//2 + 1 rows (`caches`);
     per pixel, each block's horizontal stack advances by one pixel (`state`: its pending
-    sums)."""
+    sums).
+
+    Under XLA (`model.sample`), only what the next draw waits for runs block by block per
+    pixel: the horizontal convolution's centre tap, the gate, the 1x1 out. What a pixel leaves
+    for the pixels to its right (the pending sums of blocks 1..) is one batched product over the
+    blocks' inputs once the pixel is drawn: fewer ops in XLA's loop. Elsewhere (LiteRT, plain
+    graphs) each block keeps its one product per pixel (`GatedStep.horizontal_pixel`), which
+    measured faster there (benchmarks/pixelcnn_sampler_breakdown.py, RESULTS.md, issue 26).
+    """
 
     def __init__(self, model, labels):
         super().__init__(model)
         self.steps = [b.stepper(labels) for b in model.blocks]
         self.radii = [b.kernel_size // 2 for b in model.blocks]
         self.inputs = [model.image_shape[2]] + [model.filters] * (len(model.blocks) - 1)
+        # Blocks 1..: the horizontal convolutions' centre taps, and their taps for the pixels
+        # to the right stacked (L - 1, F, rw 2F) for one batched product.
+        self.batched = _in_xla()
+        n = 2 * model.filters
+        self.rw = model.kernel_size // 2
+        self.rest = self.steps[1:]
+        self.centre = [step.h_conv.row_kernel[:, :n] for step in self.rest]
+        self.later = (
+            tf.stack([step.h_conv.row_kernel[:, n:] for step in self.rest])
+            if self.rest and self.rw else None
+        )
 
     def empty_caches(self, batch):
         """Each block's vertical input at rows -k//2-1..-1: padding."""
@@ -718,20 +745,57 @@ class _GatedStack(_Stack):
         return tf.transpose(tf.concat(to_h, axis=-1), [1, 0, 2]), caches
 
     def empty_state(self, batch):
-        return [step.empty_pending(batch) for step in self.steps]
+        """Block 0's pending sums (B, ...); blocks 1..'s, (L - 1, B, max(1, rw) 2F); and
+        blocks 1..'s inputs at the pixel, (L - 1, B, F)."""
+        if not self.batched:
+            return [step.empty_pending(batch) for step in self.steps]
+        f, layers = self.model.filters, len(self.steps)
+        return (
+            self.steps[0].empty_pending(batch),
+            tf.zeros(tf.stack([layers - 1, batch, max(1, self.rw) * 2 * f])),
+            tf.zeros(tf.stack([layers - 1, batch, f])),
+        )
 
-    def pixel(self, x, j, to_h, pending, channel):
+    def pixel(self, x, j, to_h, state, channel):
         """Parameters of `channel` at pixel (i, j), (B, P), from the (scaled) image there, x
         (B, C)."""
-        pending = list(pending)
         to_h = tf.split(tf.gather(to_h, j), len(self.steps), axis=-1)
-        for l, step in enumerate(self.steps):
-            x, pending[l] = step.horizontal_pixel(x, to_h[l], pending[l])
-        return self.head(x, channel), pending
+        if not self.batched:
+            pending = list(state)
+            for l, step in enumerate(self.steps):
+                x, pending[l] = step.horizontal_pixel(x, to_h[l], pending[l])
+            return self.head(x, channel), pending
+        first, pending, _ = state
+        n = 2 * self.model.filters
+        x, first = self.steps[0].horizontal_pixel(x, to_h[0], first)
+        inputs = []
+        for l, step in enumerate(self.rest):
+            inputs.append(x)
+            # What ConvStep.pixel adds, in its order, with the pending sums of the row so far.
+            h_pre = tf.matmul(x, self.centre[l])
+            if self.rw:
+                h_pre = h_pre + pending[l, :, :n]
+            h_pre = h_pre + to_h[l + 1] + step.h_conv.bias
+            if step.h_label is not None:
+                h_pre = h_pre + step.h_label
+            x = step.h_out(gate(h_pre)) + x
+        inputs = tf.stack(inputs) if inputs else state[2]
+        return self.head(x, channel), (first, pending, inputs)
 
     def pixel_drawn(self, x, before, after):
-        """`after` with the first block's pending sums from the whole drawn pixel x."""
-        return [self.steps[0].advance(x, before[0])] + list(after[1:])
+        """`after` with the pending sums from the whole drawn pixel: block 0's from x, blocks
+        1..'s from their inputs there (the last channel's pass saw the pixel whole in them)."""
+        if not self.batched:
+            return [self.steps[0].advance(x, before[0])] + list(after[1:])
+        first = self.steps[0].advance(x, before[0])
+        pending = before[1]
+        if self.later is not None:
+            later = tf.matmul(after[2], self.later)
+            if self.rw > 1:  # what earlier pixels left for j+2..j+rw
+                n = 2 * self.model.filters
+                later = later + tf.pad(pending[:, :, n:], [[0, 0], [0, 0], [0, n]])
+            pending = later
+        return first, pending, after[2]
 
     def row_end(self, caches, x_row, state):
         caches = list(caches)
@@ -812,6 +876,14 @@ def _rows_before(tap, r, start_row):
     at the sides: its window when row `start_row` is next."""
     padded = tf.pad(tf.cast(tap, tf.float32), [[0, 0], [r + 1, 0], [r, r], [0, 0]])
     return tf.slice(padded, [0, start_row, 0, 0], [-1, r + 1, -1, -1])
+
+
+def _in_xla():
+    """Whether the graph being traced compiles with XLA (`jit_compile=True`): the sampler's
+    op choices that measured faster there and slower in LiteRT depend on it."""
+    from tensorflow.python.ops import control_flow_util
+
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def _gumbel(uniform):
