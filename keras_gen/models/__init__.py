@@ -1,10 +1,11 @@
 """The model families. Each is a `keras.Model` trained with `fit` and sampled with `generate`."""
 
 from keras_gen.models.base import GenerativeModel
+from keras_gen.models.diffusion import Diffusion
 from keras_gen.models.gan import DCGAN, GAN
 from keras_gen.models.pix2pix import Pix2Pix
 from keras_gen.models.pixelcnn import PixelCNN
 from keras_gen.models.vae import VAE, ConvVAE
 from keras_gen.models.vqvae import VQVAE
 
-__all__ = ["GenerativeModel", "GAN", "DCGAN", "VAE", "ConvVAE", "PixelCNN", "VQVAE", "Pix2Pix"]
+__all__ = ["GenerativeModel", "GAN", "DCGAN", "VAE", "ConvVAE", "PixelCNN", "VQVAE", "Pix2Pix", "Diffusion"]
