@@ -286,19 +286,23 @@ class Diffusion(GenerativeModel):
         steps, guidance, sampler, eta = self.sampling_options(steps, guidance, sampler, eta)
         if self.num_classes is None:
             guidance = 0.0  # nothing to guide; keeps the traced functions to one
+        stochastic = samplers.needs_step_noise(sampler, eta)
         key = (steps, sampler, eta, guidance if guidance in (0.0, 1.0) else "guided")
-        if key not in self._samplers:
+        if key not in self._samplers:  # one trace per key, for every batch size
             def run(noise, labels, guidance_tensor, step_noise):
                 g = key[3] if key[3] != "guided" else guidance_tensor
                 return self.sample_tensor(noise, labels, g, steps, sampler, eta, step_noise)
 
-            self._samplers[key] = tf.function(run, reduce_retracing=True)
-        step_noise = None
-        if samplers.needs_step_noise(sampler, eta):
-            step_noise = tf.constant(self.ancestral_noise(noise, steps))
-        return self._samplers[key](
-            tf.constant(noise, tf.float32), None if labels is None else tf.constant(labels, tf.int32),
-            tf.constant(guidance, tf.float32), step_noise)
+            specs = [tf.TensorSpec([None, *self.image_shape], tf.float32),
+                     tf.TensorSpec([None], tf.int32) if self.num_classes else None,
+                     tf.TensorSpec([], tf.float32),
+                     tf.TensorSpec([steps, None, *self.image_shape]) if stochastic else None]
+            self._samplers[key] = tf.function(run).get_concrete_function(*specs)
+        arguments = [tf.constant(noise, tf.float32),
+                     None if labels is None else tf.constant(labels, tf.int32),
+                     tf.constant(guidance, tf.float32),
+                     tf.constant(self.ancestral_noise(noise, steps)) if stochastic else None]
+        return self._samplers[key](*arguments)
 
     def generate(self, n, seed=None, labels=None, steps=None, guidance=None, sampler=None, eta=0.0,
                  batch_size=None, z=None):
