@@ -90,7 +90,10 @@ def train(strategy, optimizer=None):
     return model, history.history["loss"][-1]
 
 
-@pytest.mark.parametrize("optimizer", [{"class_name": "SGD", "config": {"learning_rate": 0.1}}, None])
+@pytest.mark.parametrize("optimizer", [
+    {"class_name": "SGD", "config": {"learning_rate": 0.1}},
+    pytest.param(None, marks=pytest.mark.slow),  # two more traced distributed steps: ~1 min
+])
 def test_two_replicas_equal_one(optimizer):
     """SGD exposes a loss scaled by the local instead of the global batch (Adam normalises a
     factor of 2 away); the defaults cover Adam and the EMA."""

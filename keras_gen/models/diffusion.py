@@ -101,7 +101,7 @@ class Diffusion(GenerativeModel):
         self.ema_network.set_weights(self.network.get_weights())
         self.ema_network.trainable = False
         self.loss_tracker = keras.metrics.Mean(name="loss")
-        self._samplers = {}
+        self._network_functions = {}
         self.built = True
 
     # -- training -----------------------------------------------------------------------------
@@ -231,15 +231,35 @@ class Diffusion(GenerativeModel):
             raise ValueError(f"eta is DDIM's option; pass sampler='ddim' with eta={eta}, or eta=0.")
         return int(steps), float(guidance), sampler, float(eta)
 
+    def network_function(self, network):
+        """`network` as a tf.function of (x, t[, labels]) -> float32 prediction, traced once for
+        every batch size: the eager sampling loop of `generate` calls it at every step."""
+        key = id(network)
+        if key not in self._network_functions:
+            specs = [tf.TensorSpec([None, *self.image_shape], tf.float32), tf.TensorSpec([None], tf.float32)]
+            if self.num_classes is not None:
+                specs.append(tf.TensorSpec([None], tf.int32))
+
+            def predict(*inputs):
+                return tf.cast(network(list(inputs), training=False), tf.float32)
+
+            self._network_functions[key] = tf.function(predict, input_signature=specs)
+        return self._network_functions[key]
+
     def denoiser(self, labels, guidance, network=None):
         """`denoise(x, t) -> (x0, eps)` for the samplers: the network (default: the EMA one) at
         time t, guided. `guidance` a Python number picks the cheapest exact path (0: one
         unconditional call, 1: one conditional call); a tensor always runs the conditional and
         unconditional predictions in one batched call."""
         network = network or self.ema_network
+        # Eagerly, the traced network; inside a graph (export), the Keras network itself: the
+        # TFLite converter loses the shapes across nested function calls.
+        traced = self.network_function(network) if tf.executing_eagerly() else None
 
         def predict(x, t, batch_labels):
             time = tf.fill(tf.shape(x)[:1], tf.constant(samplers.clip_time(t), tf.float32))
+            if traced is not None:
+                return traced(*self._inputs(x, time, batch_labels))
             return tf.cast(network(self._inputs(x, time, batch_labels), training=False), tf.float32)
 
         def denoise(x, t):
@@ -286,23 +306,15 @@ class Diffusion(GenerativeModel):
         steps, guidance, sampler, eta = self.sampling_options(steps, guidance, sampler, eta)
         if self.num_classes is None:
             guidance = 0.0  # nothing to guide; keeps the traced functions to one
-        stochastic = samplers.needs_step_noise(sampler, eta)
-        key = (steps, sampler, eta, guidance if guidance in (0.0, 1.0) else "guided")
-        if key not in self._samplers:  # one trace per key, for every batch size
-            def run(noise, labels, guidance_tensor, step_noise):
-                g = key[3] if key[3] != "guided" else guidance_tensor
-                return self.sample_tensor(noise, labels, g, steps, sampler, eta, step_noise)
-
-            specs = [tf.TensorSpec([None, *self.image_shape], tf.float32),
-                     tf.TensorSpec([None], tf.int32) if self.num_classes else None,
-                     tf.TensorSpec([], tf.float32),
-                     tf.TensorSpec([steps, None, *self.image_shape]) if stochastic else None]
-            self._samplers[key] = tf.function(run).get_concrete_function(*specs)
-        arguments = [tf.constant(noise, tf.float32),
-                     None if labels is None else tf.constant(labels, tf.int32),
-                     tf.constant(guidance, tf.float32),
-                     tf.constant(self.ancestral_noise(noise, steps)) if stochastic else None]
-        return self._samplers[key](*arguments)
+        # The loop runs eagerly around the traced network (`network_function`): a graph of the
+        # whole unrolled loop (what export builds) takes minutes to optimise at 64 steps, and
+        # the element-wise updates between network calls cost nothing next to the network.
+        step_noise = None
+        if samplers.needs_step_noise(sampler, eta):
+            step_noise = tf.constant(self.ancestral_noise(noise, steps))
+        return self.sample_tensor(
+            tf.constant(noise, tf.float32), None if labels is None else tf.constant(labels, tf.int32),
+            guidance, steps, sampler, eta, step_noise)
 
     def generate(self, n, seed=None, labels=None, steps=None, guidance=None, sampler=None, eta=0.0,
                  batch_size=None, z=None):
