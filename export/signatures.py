@@ -492,3 +492,7 @@ def _vqvae_spec(model):
         ),
     }
     return signatures, extra
+
+
+# Families whose builders live in a module of their own register when it is imported.
+from export import diffusion as _diffusion  # noqa: E402,F401
