@@ -20,6 +20,7 @@ Tables (printed, and written to <out>/table.md):
 3. Guidance 0, 1, 2, 4 on the same model at its default sampler and steps: FID and class
    accuracy.
 
+`--reuse` builds the tables from variants an earlier invocation trained into the same --out.
 `--cpu-seconds S` counts the budget in the training process's CPU seconds (all its threads)
 instead of wall-clock minutes, so that other jobs on a shared machine do not shorten one run more
 than another; 1200 is 10 minutes of both cores of this 2-core CPU.
@@ -189,6 +190,9 @@ def main():
     parser.add_argument("--sweep-samples", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/diffusion_quality")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take a variant's samples and timings from an earlier run into --out "
+                             "instead of training it again (tables from runs made one at a time)")
     args = parser.parse_args()
     if args.worker:
         return _worker(args.worker)
@@ -202,6 +206,11 @@ def main():
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, spec in variants.items():
+            saved = args.out / f"{name}.json"
+            if args.reuse and saved.exists():  # trained by an earlier invocation into --out
+                results[name] = {**json.loads(saved.read_text()), "conditional": spec["conditional"]}
+                print(f"reusing {name} from {saved}", flush=True)
+                continue
             print(f"training {name} ...", flush=True)
             results[name] = run_variant(name, spec, args, tmp)
             print(f"  {results[name]['steps']} steps in {results[name]['seconds']:.0f} s "
