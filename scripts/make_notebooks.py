@@ -1,5 +1,8 @@
 """Writes the notebooks in notebooks/ from the cell sources below (outputs stripped).
 
+The notebooks are a course, in file-name order: the families (01 GAN .. 06 diffusion), then
+evaluation (07), scaling (08) and deployment (09).
+
 Keeping the sources here makes notebook diffs readable; run `python scripts/make_notebooks.py`
 after editing, and commit both.
 """
@@ -797,6 +800,9 @@ Text-to-image (a caption instead of a class) is the next notebook's slot: `Diffu
 and `DCGAN(text=True)`."""),
 ]
 
+
+# The slot for text-to-image (Diffusion(text=True), DCGAN(text=True)): NOTEBOOKS["06b_text_to_image.ipynb"],
+# which sorts between 06_diffusion and 07_evaluation.
 
 NOTEBOOKS["07_evaluation.ipynb"] = [
     ("md", """# Evaluation: FID and KID while training, your own images, resuming a run
