@@ -85,7 +85,6 @@ CPU; `QUICK = False` trains on the bundled 28x28 Fashion-MNIST 10k."""),
 
 import keras
 import numpy as np
-from IPython.display import Image
 
 import keras_gen as kg
 
@@ -105,10 +104,10 @@ Images in [0, 1] (`image_range="unit"`); the pixels are 8-bit levels k / 255, wh
 `"discretized_logistic"` likelihood models exactly, so its bound is in the same units as a
 PixelCNN's bits/dim. The loss is the negative ELBO in nats per image (reconstruction + KL).
 The `Reconstructions` callback writes held-out images beside their reconstructions every epoch."""),
-    ("code", """train = kg.data.load(DATASET, split=TRAIN, batch_size=64, image_range="unit", seed=0)
-held_out = kg.data.load(DATASET, split=HELD_OUT, batch_size=256, image_range="unit", shuffle=False)
-vae = kg.models.ConvVAE(info.image_shape, latent_dim=LATENT, filters=FILTERS,
+    ("code", """vae = kg.models.ConvVAE(info.image_shape, latent_dim=LATENT, filters=FILTERS,
                         likelihood="discretized_logistic", seed=0)
+train = kg.data.load(DATASET, split=TRAIN, model=vae, seed=0)  # model=: its range, [0, 1]
+held_out = kg.data.load(DATASET, split=HELD_OUT, model=vae, batch_size=256, shuffle=False)
 vae.compile()  # Adam(1e-3)
 history = vae.fit(
     train,
@@ -125,20 +124,17 @@ Top row: held-out images; bottom row: decoded from their posterior means (`recon
 originals = images[:10]
 reconstructed = vae.reconstruct(originals)  # float32 (10, H, W, C) in [0, 1]
 print("mean absolute pixel error:", float(np.abs(reconstructed - originals).mean()))
-kg.callbacks.save_grid(f"{OUT}/reconstructions.png", np.concatenate([originals, reconstructed]), columns=10)
-Image(f"{OUT}/reconstructions.png", width=400)"""),
+kg.utils.show(np.concatenate([originals, reconstructed]), cols=10)"""),
     ("code", """samples = vae.generate(20, seed=0)  # decoded from z ~ N(0, I)
 assert samples.shape == (20,) + info.image_shape and samples.min() >= 0 and samples.max() <= 1
-kg.callbacks.save_grid(f"{OUT}/samples.png", samples, columns=10)
-Image(f"{OUT}/samples.png", width=400)"""),
+kg.utils.show(samples, cols=10)"""),
     ("md", """## Latent interpolation
 
 `interpolate(x_a, x_b, steps)` decodes evenly spaced points on the line between the posterior
 means of two images: each row goes from one held-out image to another."""),
     ("code", """walks = vae.interpolate(images[0:4], images[4:8], steps=8)  # (4, 8, H, W, C)
 print(walks.shape)
-kg.callbacks.save_grid(f"{OUT}/interpolation.png", walks.reshape((-1,) + info.image_shape), columns=8)
-Image(f"{OUT}/interpolation.png", width=320)"""),
+kg.utils.show(walks.reshape((-1,) + info.image_shape), cols=8)"""),
     ("md", """## The likelihood bound
 
 `evaluate_elbo` gives -ELBO, an upper bound on the negative log-likelihood, split into
@@ -159,18 +155,16 @@ assert bounds[IWAE_SAMPLES]["nats_per_image"] <= elbo["nats_per_image"] + 0.5"""
 With `num_classes`, the encoder and the decoder both take the label: load the data
 `with_labels=True`, and pass `labels=` to `generate`, `reconstruct` and the bounds. Same latent
 vector, different labels: the class changes, the style stays."""),
-    ("code", """labelled = kg.data.load(DATASET, split=TRAIN, batch_size=64, image_range="unit", with_labels=True, seed=0)
-labelled_held_out = kg.data.load(DATASET, split=HELD_OUT, batch_size=256, image_range="unit",
-                                 with_labels=True, shuffle=False)
-cvae = kg.models.ConvVAE(info.image_shape, latent_dim=LATENT, filters=FILTERS, num_classes=10,
+    ("code", """cvae = kg.models.ConvVAE(info.image_shape, latent_dim=LATENT, filters=FILTERS, num_classes=10,
                          likelihood="discretized_logistic", seed=0)
+labelled = kg.data.load(DATASET, split=TRAIN, model=cvae, seed=0)  # with the labels
+labelled_held_out = kg.data.load(DATASET, split=HELD_OUT, model=cvae, batch_size=256, shuffle=False)
 cvae.compile()
 cvae.fit(labelled, epochs=EPOCHS, verbose=0)
 z = np.repeat(cvae.latent_vectors(2, seed=1), 10, axis=0)  # two styles, each with every class
 by_class = cvae.generate(20, labels=np.tile(np.arange(10), 2), z=z)
-kg.callbacks.save_grid(f"{OUT}/by_class.png", by_class, columns=10)
 print("conditional -ELBO:", round(cvae.evaluate_elbo(labelled_held_out)["bits_per_dim"], 3), "bits/dim")
-Image(f"{OUT}/by_class.png", width=400)"""),
+kg.utils.show(by_class, cols=10)"""),
     ("code", """cvae.save(f"{OUT}/cvae.keras")
 restored = keras.models.load_model(f"{OUT}/cvae.keras")
 np.testing.assert_array_equal(restored.generate(4, seed=2, labels=[0, 1, 2, 3]), cvae.generate(4, seed=2, labels=[0, 1, 2, 3]))
@@ -192,7 +186,6 @@ import time
 
 import keras
 import numpy as np
-from IPython.display import Image
 
 import keras_gen as kg
 
@@ -207,12 +200,12 @@ os.makedirs("runs/nb_pixelcnn", exist_ok=True)
 print(info)"""),
     ("md", """## Train with `model.fit` on integer levels
 
-`image_range="levels"` yields int32 pixel levels 0..255; the loss is the negative
+`kg.data.load(..., model=pixelcnn)` yields what it trains on, int32 pixel levels 0..255; the loss is the negative
 log-likelihood per image in nats and `bits_per_dim` is the same per sub-pixel in bits."""),
-    ("code", """train = kg.data.load(DATASET, split=TRAIN, batch_size=64, image_range="levels", seed=0)
-held_out = kg.data.load(DATASET, split=HELD_OUT, batch_size=256, image_range="levels", shuffle=False)
-pixelcnn = kg.models.PixelCNN(info.image_shape, levels=256, filters=FILTERS, num_layers=LAYERS,
+    ("code", """pixelcnn = kg.models.PixelCNN(info.image_shape, levels=256, filters=FILTERS, num_layers=LAYERS,
                               variant="gated", seed=0)
+train = kg.data.load(DATASET, split=TRAIN, model=pixelcnn, seed=0)  # model=: int32 levels
+held_out = kg.data.load(DATASET, split=HELD_OUT, model=pixelcnn, batch_size=256, shuffle=False)
 pixelcnn.compile()  # Adam; loss = NLL per image
 history = pixelcnn.fit(train, epochs=EPOCHS, validation_data=held_out, verbose=2)
 print({k: round(v[-1], 3) for k, v in history.history.items()})"""),
@@ -241,8 +234,7 @@ for method in ("naive", "fast"):
     print(f"{method:>5}: {timings[method]:.2f} s for {N} images ({N / timings[method]:.1f} images/s)")
 same = np.array_equal(pixelcnn.sample(N, seed=0, method="naive"), pixelcnn.sample(N, seed=0, method="fast"))
 print("same images from both methods:", same, "; speed-up:", round(timings["naive"] / timings["fast"], 1))"""),
-    ("code", """kg.callbacks.save_grid("runs/nb_pixelcnn/samples.png", pixelcnn.generate(N, seed=0))
-Image("runs/nb_pixelcnn/samples.png", width=240)"""),
+    ("code", """kg.utils.show(pixelcnn.generate(N, seed=0))"""),
     ("md", """## Completing half images
 
 `complete(images, known_rows)` keeps the top rows of each image and samples the rest from
@@ -254,8 +246,7 @@ completions = [pixelcnn.complete(originals, known_rows=known, seed=s) for s in r
 for c in completions:
     np.testing.assert_array_equal(c[:, :known], originals[:, :known])  # the known half is kept
 grid = np.concatenate([originals] + completions).astype(np.float32) / 255.0
-kg.callbacks.save_grid("runs/nb_pixelcnn/completions.png", grid, columns=8)
-Image("runs/nb_pixelcnn/completions.png", width=320)"""),
+kg.utils.show(grid, cols=8)"""),
     ("code", """pixelcnn.save("runs/nb_pixelcnn/pixelcnn.keras")
 restored = keras.models.load_model("runs/nb_pixelcnn/pixelcnn.keras")
 np.testing.assert_array_equal(restored.sample(4, seed=3), pixelcnn.sample(4, seed=3))
@@ -517,7 +508,6 @@ over the codes (7x7 for 28x28 images instead of 784 pixels) and one decoder pass
 
 import keras
 import numpy as np
-from IPython.display import Image
 
 import keras_gen as kg
 
@@ -540,9 +530,10 @@ Images in [0, 1] (8-bit levels, for the discretised logistic likelihood). The cl
 along: the autoencoder ignores them, the prior will use them. Keras logs the reconstruction
 term (nats per image), the commitment term and the codebook's *perplexity*, exp(entropy) of
 the codes' frequencies: K if every code were used equally, 1 if one code took everything."""),
-    ("code", """train = kg.data.load(DATASET, split=SPLIT, batch_size=64, image_range="unit", with_labels=True, seed=0)
-test = kg.data.load(DATASET, split=TEST, batch_size=256, image_range="unit", with_labels=True, shuffle=False)
-vq = kg.models.VQVAE(info.image_shape, num_classes=info.num_classes, seed=0, **VQ)
+    ("code", """vq = kg.models.VQVAE(info.image_shape, num_classes=info.num_classes, class_names=info.class_names,
+                     seed=0, **VQ)
+train = kg.data.load(DATASET, split=SPLIT, model=vq, seed=0)  # [0, 1], with the labels
+test = kg.data.load(DATASET, split=TEST, model=vq, batch_size=256, shuffle=False)
 vq.compile()  # Adam(1e-3); codebook by EMA, dead codes re-seeded from the batch
 history = vq.fit(train, epochs=VQ_EPOCHS, verbose=2, callbacks=[
     keras.callbacks.TensorBoard(f"{OUT}/logs"),
@@ -558,8 +549,7 @@ reconstructed = vq.decode_codes(codes)
 print(f"{vq.code_shape[0] * vq.code_shape[1]} codes of {np.log2(vq.num_embeddings):.0f} bits for "
       f"{vq.num_dims} pixels of 8 bits: {vq.num_dims * 8 / (codes[0].size * np.log2(vq.num_embeddings)):.0f}x fewer bits")
 pairs = np.stack([images, reconstructed], axis=1).reshape((-1,) + info.image_shape)
-kg.callbacks.save_grid(f"{OUT}/reconstructions.png", pairs, columns=8)
-Image(f"{OUT}/reconstructions.png", width=320)"""),
+kg.utils.show(pairs, cols=8)"""),
     ("md", """## Stage 2: a PixelCNN prior over the codes
 
 `vq.code_dataset(train)` turns the image batches into code grids `(batch, h, w, 1)` (with the
@@ -578,9 +568,8 @@ vq.set_prior(prior)"""),
 `generate` samples codes from the prior (the fast cached sampler) and decodes them: float32
 images in [0, 1], the same images for the same seed. Here two rows per class."""),
     ("code", """samples = vq.generate(20, seed=0, labels=np.arange(20) % 10)
-kg.callbacks.save_grid(f"{OUT}/samples.png", samples, columns=10)
 print(samples.shape, samples.dtype, samples.min(), samples.max())
-Image(f"{OUT}/samples.png", width=400)"""),
+kg.utils.show(samples, cols=10)"""),
     ("md", """## The likelihood bound and the reconstruction error
 
 The posterior is one-hot, so the negative ELBO is the reconstruction term plus the prior's
