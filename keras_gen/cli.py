@@ -57,13 +57,23 @@ def build_model(args, info):
     """The family's model for this data: flags that were given, constructor defaults for the rest."""
     family = families.get(args.model)
     if family.build is not None:
-        return family.build(args, info)
+        return with_class_names(family.build(args, info), info)
     options = {o.name: _option_value(o, getattr(args, o.name)) for o in family.options
                if o.constructor and getattr(args, o.name) is not None}
     if family.kind == TRANSLATOR:  # pairs (kg_data.PairInfo): input and output shapes
         return family.model(info.input_shape, output_shape=info.target_shape, seed=args.seed, **options)
-    return family.model(info.image_shape, num_classes=info.num_classes if args.conditional else None,
-                        seed=args.seed, **options)
+    model = family.model(info.image_shape, num_classes=info.num_classes if args.conditional else None,
+                         seed=args.seed, **options)
+    return with_class_names(model, info)
+
+
+def with_class_names(model, info):
+    """A conditional model keeps the names of the data's classes (`--labels Sneaker,Bag` then
+    works on the saved model)."""
+    if model.num_classes and model.class_names is None and info.class_names is not None \
+            and len(info.class_names) == model.num_classes:
+        model.class_names = info.class_names
+    return model
 
 
 def data_info(args):
@@ -254,10 +264,8 @@ def cmd_sample(args):
         )
     labels = None
     if args.labels is not None:
-        try:
-            labels = [int(v) for v in args.labels.split(",")]
-        except ValueError:
-            raise CommandError(f"--labels must be comma-separated integers; got {args.labels!r}.") from None
+        labels = [int(v) if v.strip().lstrip("-").isdigit() else v.strip()
+                  for v in args.labels.split(",")]
         if len(labels) == 1:
             labels = labels * args.n
         elif len(labels) != args.n:
@@ -668,7 +676,9 @@ def build_parser():
     sample.add_argument("--model", required=True, help="a .keras file written by keras-gen")
     sample.add_argument("-n", type=int, default=64, help="images to generate")
     sample.add_argument("--seed", type=int, default=0, help="same seed, same images")
-    sample.add_argument("--labels", default=None, help="comma-separated class labels (conditional)")
+    sample.add_argument("--labels", default=None,
+                        help="comma-separated class labels of a conditional model: indices or the "
+                             "class names it was trained with, e.g. 7,9 or Sneaker,Bag (one: all)")
     sample.add_argument("--out", required=True, help=".png (a grid) or .npy (float32 [0, 1])")
     sample.add_argument("--force", action="store_true", help="overwrite --out")
     seen = set()

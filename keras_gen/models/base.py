@@ -67,7 +67,7 @@ class GenerativeModel(keras.Model):
     compute the same update.
     """
 
-    def __init__(self, image_shape, num_classes=None, seed=None, **kwargs):
+    def __init__(self, image_shape, num_classes=None, seed=None, class_names=None, **kwargs):
         # Written by get_config so a loader can tell which version saved a model; not an option.
         kwargs.pop("keras_gen_version", None)
         super().__init__(**kwargs)
@@ -75,7 +75,25 @@ class GenerativeModel(keras.Model):
         if num_classes is not None:
             num_classes = checks.positive_int("num_classes", num_classes)
         self.num_classes = num_classes
+        self.class_names = class_names
         self.seed = checks.seed_or_fresh(seed)
+
+    @property
+    def class_names(self):
+        """The names of the classes a conditional model was trained with (label index -> name,
+        from `keras_gen.data.info(source).class_names`), or None; saved in the `.keras` file, so
+        `generate(labels=["Sneaker", "Bag"])` works after loading. Set it from Python with
+        `model.class_names = info.class_names` (`keras-gen train` does)."""
+        return self._class_names
+
+    @class_names.setter
+    def class_names(self, names):
+        self._class_names = checks.class_names(names, self.num_classes)
+
+    def label_indices(self, labels, n):
+        """`checks.labels` with this model's classes: n int32 labels from indices and/or class
+        names, or None for an unconditional model."""
+        return checks.labels(labels, n, self.num_classes, self.class_names)
 
     def policy_scope(self):
         """Builds sub-layers under the model's own dtype policy (not the global one), so a
@@ -337,6 +355,7 @@ class GenerativeModel(keras.Model):
         config.update(
             image_shape=list(self.image_shape),
             num_classes=self.num_classes,
+            class_names=None if self.class_names is None else list(self.class_names),
             seed=self.seed,
             keras_gen_version=__version__,
         )
@@ -429,11 +448,12 @@ class Sampler:
     def generate(self, n, seed=None, labels=None, batch_size=None, z=None, **options):
         """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images.
 
-        labels: one int per image, or one for all (conditional models). z: the noise itself,
+        labels: one label per image, or one for all (conditional models): class indices, or
+        class names when the model has `class_names` ("Sneaker"), mixed as you like. z: the noise itself,
         (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). Other
         keyword options go to the family's `images_from_noise`."""
         n = checks.count(n)
-        labels = checks.labels(labels, n, self.num_classes)
+        labels = self.label_indices(labels, n)
         batch_size = checks.positive_int("batch_size", batch_size or self.generate_batch_size)
         if z is not None:
             z = np.asarray(z, np.float32)

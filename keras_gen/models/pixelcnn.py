@@ -315,7 +315,7 @@ class PixelCNN(Sampler, GenerativeModel):
         """log p(x) in nats per image: NumPy levels (n, H, W, C) -> float64 (n,)."""
         images = self._check_images(images, "images")
         n = len(images)
-        labels = checks.labels(labels, n, self.num_classes)
+        labels = self.label_indices(labels, n)
         fn = self._compiled("log_prob")
         out = np.zeros((n,), np.float64)
         for start in range(0, n, batch_size):
@@ -454,7 +454,7 @@ class PixelCNN(Sampler, GenerativeModel):
         checks.choice("method", method, METHODS)
         _check_temperature(temperature)
         batch_size = checks.positive_int("batch_size", batch_size)
-        labels = checks.labels(labels, n, self.num_classes)
+        labels = self.label_indices(labels, n)
         seed = checks.seed_or_fresh(seed)
         out = np.zeros((n,) + self.image_shape, np.int32)
         for start in range(0, n, batch_size):

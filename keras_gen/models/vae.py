@@ -350,7 +350,7 @@ class VAE(ImageAutoencoder):
     def reconstruct(self, x, labels=None, batch_size=256):
         """Images decoded from the posterior mean of `x` (n, H, W, C): float32 NumPy in [0, 1]."""
         x = self._check_images_arg("x", x)
-        labels = checks.labels(labels, len(x), self.num_classes)
+        labels = self.label_indices(labels, len(x))
 
         def run(xb, yb):
             mean, _ = self.encode(xb, yb)
@@ -373,7 +373,7 @@ class VAE(ImageAutoencoder):
                 f"x_a and x_b must have the same shape; got {x_a.shape} and {x_b.shape}."
             )
         n = len(x_a)
-        labels = checks.labels(labels, n, self.num_classes)
+        labels = self.label_indices(labels, n)
         y = None if labels is None else tf.constant(labels)
         mean_a = keras.ops.convert_to_numpy(self.encode(x_a, y)[0])
         mean_b = keras.ops.convert_to_numpy(self.encode(x_b, y)[0])
@@ -497,7 +497,7 @@ class VAE(ImageAutoencoder):
         self.check_data(x)
         self._check_values(x)
         x = x.astype(np.float32)
-        labels = checks.labels(labels, len(x), self.num_classes)
+        labels = self.label_indices(labels, len(x))
         for start in range(0, len(x), batch_size):
             yb = None if labels is None else tf.constant(labels[start : start + batch_size])
             yield tf.constant(x[start : start + batch_size]), yb

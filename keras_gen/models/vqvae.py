@@ -480,7 +480,7 @@ class VQVAE(ImageAutoencoder):
             return
         x = self._check_images_arg("data", data)
         self._check_values(x)
-        labels = checks.labels(labels, len(x), self.num_classes)
+        labels = self.label_indices(labels, len(x))
         for start in range(0, len(x), batch_size):
             yb = None if labels is None else tf.constant(labels[start : start + batch_size])
             yield tf.constant(x[start : start + batch_size]), yb
