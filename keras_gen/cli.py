@@ -302,12 +302,18 @@ def _default_evaluate(args, model, kg_data, kg_callbacks, out):
         return kg_callbacks.Evaluate(data.take(-(-args.eval_samples // batch)), metrics=names,
                                      num_samples=args.eval_samples, log_dir=str(out / "logs"))
     gan = "fid" in kg_metrics.default_metrics(model)  # sample quality, not a likelihood
+    extractor = args.extractor
     if gan:
         try:
-            kg_metrics.default_extractor(model.image_shape)
+            extractor = extractor or kg_metrics.default_extractor(model.image_shape)
         except ValueError:
             print(f"keras-gen train: no feature extractor for {model.image_shape} images, so no "
-                  "FID is logged; use keras-gen evaluate --extractor later.", file=sys.stderr)
+                  "FID is logged; pass --extractor, or use keras-gen evaluate --extractor later.",
+                  file=sys.stderr)
+            return None
+        # Before the first step: offline, the InceptionV3 weights of colour images are missing.
+        if kg_metrics.extractor_unavailable(extractor) is not None:
+            print(_no_fid_warning(extractor), file=sys.stderr)
             return None
     data = kg_data.load(
         args.dataset, split=args.split, batch_size=batch,
@@ -316,7 +322,20 @@ def _default_evaluate(args, model, kg_data, kg_callbacks, out):
         data_dir=args.data_dir,
     ).take(-(-args.eval_samples // batch))
     return kg_callbacks.Evaluate(data, every=1, num_samples=args.eval_samples, log_dir=str(out / "logs"),
-                                 data_range="unit" if gan else None, seed=args.seed)
+                                 data_range="unit" if gan else None, seed=args.seed,
+                                 extractor=extractor if gan else None)
+
+
+def _no_fid_warning(extractor):
+    from keras_gen import metrics as kg_metrics
+
+    if extractor == "inception_v3":
+        where = (f"put {kg_metrics.INCEPTION_V3_URL} at {kg_metrics.inception_v3_weights_path()}")
+    else:
+        where = f"make {extractor} a readable .keras file"
+    return (f"keras-gen train: warning: no val_fid, the feature extractor {extractor!r} is not "
+            f"available offline; to log val_fid, {where}, or pass --extractor FILE.keras (a "
+            "classifier from scripts/train_feature_classifier.py) or --eval-samples 0 to silence this.")
 
 
 def _has_extractor(image_shape):
@@ -642,6 +661,9 @@ def build_parser():
     train.add_argument("--samples", type=int, default=64, help="images in each sample grid")
     train.add_argument("--eval-samples", type=int, default=1000,
                        help="images for the family's quality metric each epoch (0: none)")
+    train.add_argument("--extractor", default=None,
+                       help="feature extractor of val_fid: fashion_mnist, inception_v3 or a .keras "
+                            "file (default: fashion_mnist for 28x28 grey images, inception_v3 for colour)")
     _add_family_options(train)
     train.add_argument("--jit-compile", type=_jit, default=_compile_default("jit_compile"),
                        choices=["auto", True, False], metavar="{auto,on,off}",
@@ -743,18 +765,29 @@ def _given(parser, argv):
 
 def main(argv=None):
     parser = build_parser()
+    argv_is_the_process = argv is None  # the console script; tests pass argv and get the code
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.command == "train":  # the flags typed, for --resume to say which it ignores
         args.given = _given(parser, argv)
     try:
-        return args.func(args) or 0
+        code = args.func(args) or 0
     except CommandError as e:
-        print(f"keras-gen {args.command}: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except ValueError as e:  # the library's own input errors: say them plainly
-        print(f"keras-gen {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        code = _error(args, e, e.exit_code)
+    except (ValueError, OSError) as e:  # the library's input errors, missing files: said plainly
+        code = _error(args, e, 2)
+    if code and argv_is_the_process:
+        # A data-loader or TensorFlow thread may keep an interpreter alive after an error; the
+        # command's work is over, so nothing of it can be lost.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _error(args, error, code):
+    print(f"keras-gen {args.command}: error: {error}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

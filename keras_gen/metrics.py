@@ -333,6 +333,16 @@ def feature_extractor(name="fashion_mnist", weights="imagenet"):
     )
 
 
+def extractor_unavailable(name):
+    """Why `feature_extractor(name)` cannot be built here (its weights file is missing, e.g. the
+    InceptionV3 weights offline), as one line; None when it can (it is then built and cached)."""
+    try:
+        feature_extractor(name)
+    except OSError as e:
+        return str(e)
+    return None
+
+
 def _classifier_features(path):
     path = Path(path)
     key = ("classifier", str(path.resolve()))
@@ -351,13 +361,15 @@ def _classifier_features(path):
     return _EXTRACTOR_CACHE[key]
 
 
-def _keras_cache_dir():
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
+def inception_v3_weights_path():
+    """Where `feature_extractor("inception_v3")` reads the ImageNet weights: the Keras cache
+    ($KERAS_HOME/models or ~/.keras/models), which keras-gen never fills itself."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models" / INCEPTION_V3_NOTOP
 
 
 def _inception_v3(weights):
     if weights == "imagenet":
-        path = _keras_cache_dir() / INCEPTION_V3_NOTOP
+        path = inception_v3_weights_path()
         if not path.is_file():
             raise FileNotFoundError(
                 f"the InceptionV3 weights are not in the Keras cache ({path}), and keras-gen does "
