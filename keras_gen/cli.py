@@ -370,6 +370,8 @@ def cmd_evaluate(args):
     unknown = [m for m in names if m not in known]
     if unknown:
         raise CommandError(f"--metrics: unknown {unknown}; choose from {', '.join(known)}.")
+    if args.split is None:
+        args.split = _evaluation_split(args, model, translator)
     results = _translation_results(model, args, names) if translator else {}
     sample_metrics = [m for m in names if m in SAMPLE_METRICS and not translator]
     if sample_metrics:
@@ -398,6 +400,23 @@ def cmd_evaluate(args):
                                    "split": args.split, "results": results}, indent=2))
         print(f"wrote {out}")
     return 0
+
+
+def _evaluation_split(args, model, translator):
+    """The held-out "test" split where --dataset has one, else "train"; said on stdout, since
+    scores on training images read better than they are."""
+    from keras_gen import data as kg_data
+
+    if translator:
+        task = model.task if args.task is None else args.task
+        splits = kg_data.pair_info(args.dataset, task=None if task == "none" else task,
+                                   data_dir=args.data_dir).splits
+    else:
+        splits = kg_data.info(args.dataset, data_dir=args.data_dir).splits
+    split = "test" if "test" in splits else "train"
+    print(f"evaluating on the {split} split of {args.dataset}"
+          + ("" if split == "test" else " (it has no test split; --split chooses another)"))
+    return split
 
 
 def _translation_results(model, args, names):
@@ -715,7 +734,8 @@ def build_parser():
     evaluate = sub.add_parser("evaluate", help="quality metrics of a saved model")
     evaluate.add_argument("--model", required=True, help="a .keras file written by keras-gen")
     evaluate.add_argument("--dataset", required=True, help="reference / test data (see keras-gen info)")
-    evaluate.add_argument("--split", default="train", help="split of --dataset")
+    evaluate.add_argument("--split", default=None,
+                          help="split of --dataset (default: test where it has one, else train)")
     evaluate.add_argument("--data-dir", default=None, help="TFDS data directory")
     evaluate.add_argument("--metrics", default=None,
                           help="comma-separated: fid,kid,precision,recall (samples) and bpd,elbo,iwae "

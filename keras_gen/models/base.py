@@ -218,9 +218,12 @@ class GenerativeModel(keras.Model):
         """Keras' compile with the family's defaults: `default_optimizer()` when no optimiser
         is given, and Keras' own `jit_compile="auto"` (XLA on GPUs/TPUs when every layer supports
         it, off on CPU-only machines, under tf.distribute and with op determinism).
-        `deterministic=True` makes every op deterministic
-        (`tf.config.experimental.enable_op_determinism`, process-wide, needed on GPUs for exact
-        repeatability) and seeds Keras' global generators with the model's seed. The optimiser
+        `deterministic=True` (needed on GPUs for exact repeatability) changes process-wide
+        state, for every model and every TensorFlow op of the process, not just this model: it
+        turns on op determinism (`tf.config.experimental.enable_op_determinism`, which also
+        turns XLA's "auto" off and makes some ops slower) and re-seeds Keras', NumPy's and
+        Python's global random generators with the model's seed (`keras.utils.set_random_seed`).
+        Neither is undone when training ends. The optimiser
         is built at once under the model's strategy (so `fit` needs no symbolic build; see
         `_maybe_symbolic_build`)."""
         if optimizer is None:
