@@ -202,16 +202,18 @@ class Evaluate(_SummaryCallback):
                 else "unit")
             if self._reference is None:  # the validation data do not change: extract once
                 self._reference = kg_metrics.feature_statistics(
-                    self.data, extractor, self.num_samples, data_range=data_range, seed=self.seed)
+                    self.data, extractor, self.num_samples, data_range=data_range, seed=self.seed,
+                    verbose=0)
+            # Quiet: fit's own progress bar is on the same line.
             values.update(kg_metrics.quality_metrics(
                 model, self._reference, quality, extractor, self.num_samples,
-                data_range=data_range, seed=self.seed))
+                data_range=data_range, seed=self.seed, verbose=0))
             values.pop("num_samples"), values.pop("num_reference")
         others = [n for n in names if n not in kg_metrics.QUALITY_METRICS]
         if others:
             values.update(kg_metrics.evaluate_model(
                 model, self.data, others, num_importance_samples=self.num_importance_samples,
-                seed=self.seed))
+                seed=self.seed, verbose=0))
         return {f"val_{k}": float(v) for k, v in values.items()}
 
     def on_epoch_end(self, epoch, logs=None):

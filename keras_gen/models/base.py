@@ -9,7 +9,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import checks
+from keras_gen import checks, progress
 from keras_gen.networks import policy_scope
 from keras_gen.version import __version__
 
@@ -448,13 +448,14 @@ class Sampler:
         images (batch, H, W, C) in [0, 1], as NumPy or a tensor."""
         raise NotImplementedError
 
-    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, **options):
+    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, verbose="auto", **options):
         """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images.
 
         labels: one label per image, or one for all (conditional models): class indices, or
         class names when the model has `class_names` ("Sneaker"), mixed as you like. z: the noise itself,
-        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). Other
-        keyword options go to the family's `images_from_noise`."""
+        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). verbose: a
+        progress bar per batch, as in Keras' `predict` ("auto": when there are several batches;
+        0: none). Other keyword options go to the family's `images_from_noise`."""
         n = checks.count(n)
         labels = self.label_indices(labels, n)
         batch_size = checks.positive_int("batch_size", batch_size or self.generate_batch_size)
@@ -465,7 +466,8 @@ class Sampler:
         else:
             seed = checks.seed_or_fresh(seed)
         out = np.zeros((n,) + self.image_shape, np.float32)
-        for start in range(0, n, batch_size):
+        starts = range(0, n, batch_size)
+        for start in progress.tracked(starts, len(starts), verbose):
             stop = min(n, start + batch_size)
             noise = z[start:stop] if z is not None else self.generation_noise(seed, start, stop)
             batch_labels = None if labels is None else labels[start:stop]
