@@ -107,6 +107,8 @@ def labels(values, n, num_classes, class_names=None):
             f"this model is conditional on {num_classes} classes: pass labels, e.g. "
             f"generate({n}, labels=[0] * {n}) or labels=range({n}) % {num_classes}."
         )
+    if isinstance(values, np.ndarray) and values.dtype.kind in "UO":
+        values = values.tolist()
     if isinstance(values, str) or (
         not isinstance(values, np.ndarray) and _iterable(values)
         and any(isinstance(v, str) for v in values)

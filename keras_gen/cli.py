@@ -343,10 +343,10 @@ def _has_extractor(image_shape):
     from keras_gen import metrics as kg_metrics
 
     try:
-        kg_metrics.feature_extractor(kg_metrics.default_extractor(image_shape))
-    except (ValueError, FileNotFoundError):
+        name = kg_metrics.default_extractor(image_shape)
+    except ValueError:
         return False
-    return True
+    return kg_metrics.extractor_unavailable(name) is None
 
 
 # --------------------------------------------------------------------------------------------

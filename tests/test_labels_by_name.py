@@ -23,6 +23,7 @@ def test_checks_labels_maps_names_and_lists_them_when_unknown():
     assert checks.labels(["owl", 0, "dog"], 3, 3, NAMES).tolist() == [2, 0, 1]
     assert checks.labels("dog", 4, 3, NAMES).tolist() == [1, 1, 1, 1]
     assert checks.labels(np.array([2, 1]), 2, 3, NAMES).tolist() == [2, 1]  # indices unchanged
+    assert checks.labels(np.array(["owl", "cat"]), 2, 3, NAMES).tolist() == [2, 0]
     with pytest.raises(ValueError, match="unknown class name 'Dog'.*'cat', 'dog', 'owl'.*Did you mean 'dog'"):
         checks.labels(["Dog", "cat"], 2, 3, NAMES)
     with pytest.raises(ValueError, match="no class names.*model.class_names"):

@@ -61,6 +61,10 @@ def first_images(x):
 class GenerativeModel(keras.Model):
     """Base class of the families.
 
+    A conditional model (`num_classes`) may know its classes' names (`class_names`, from
+    `keras_gen.data.info(source).class_names`; saved with the model), so that `generate` takes
+    labels by name.
+
     Noise inside a training step comes from a stateless generator keyed by
     (model seed, step, purpose). It is drawn for the *global* batch and each replica takes its
     own slice, so replicas get different noise and 1, 2 or 4 replicas given the same global batch
