@@ -64,7 +64,9 @@ def configure(parser):
     )
     parser.add_argument("--no-validate", action="store_true", help="export only")
     parser.add_argument("--force", action="store_true", help="replace existing exported files in --out")
-    parser.set_defaults(func=run)
+    # Errors start with the command's own name: "keras-gen export: error:" as a sub-command of
+    # keras-gen, "python -m export: error:" on its own.
+    parser.set_defaults(func=run, prog=parser.prog)
     return parser
 
 
@@ -110,8 +112,8 @@ def _representative_data(model, args, spec):
     return data
 
 
-def _error(message):
-    print(f"export: error: {message}", file=sys.stderr)
+def _error(args, message):
+    print(f"{getattr(args, 'prog', 'keras-gen export')}: error: {message}", file=sys.stderr)
     return 2
 
 
@@ -121,7 +123,7 @@ def run(args):
         formats = _split(args.formats, FORMATS, "--formats")
         quantize = _split(args.quantize, QUANTIZE_CHOICES, "--quantize")
     except ValueError as e:
-        return _error(e)
+        return _error(args, e)
     tolerances = {}
     for item in args.tolerance:
         mode, _, value = item.partition("=")
@@ -130,13 +132,13 @@ def run(args):
                 raise ValueError
             tolerances[mode] = float(value)
         except ValueError:
-            return _error(f"--tolerance takes MODE=VALUE with MODE in float32,float16,dynamic,int8; got {item!r}.")
+            return _error(args, f"--tolerance takes MODE=VALUE with MODE in float32,float16,dynamic,int8; got {item!r}.")
     model_path = Path(args.model)
     if not model_path.is_file():
-        return _error(f"--model {str(model_path)!r} is not a file; pass a model saved with model.save('x.keras').")
+        return _error(args, f"--model {str(model_path)!r} is not a file; pass a model saved with model.save('x.keras').")
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
-        return _error(
+        return _error(args,
             f"--out {str(out)!r} exists and is not empty; choose a new folder or pass --force to "
             "replace the exported files in it."
         )
@@ -148,7 +150,7 @@ def run(args):
     try:  # the version-checked loader `keras-gen sample` and `evaluate` use
         model = runs.load_model(model_path)
     except runs.RunError as e:
-        return _error(e)
+        return _error(args, e)
     try:
         spec = spec_for(model)
         calibration = (
@@ -171,7 +173,7 @@ def run(args):
                 )
                 written.extend(dict.fromkeys(paths.values()))
     except (ExportError, ValueError, FileExistsError, OSError) as e:
-        return _error(e)
+        return _error(args, e)
 
     print(f"exported {spec.family} ({type(model).__name__}) to {out}:")
     for p in written:

@@ -82,9 +82,9 @@ class DataInfo:
 def load(
     name,
     split="train",
-    batch_size=64,
-    image_range="unit",
-    with_labels=False,
+    batch_size=None,
+    image_range=None,
+    with_labels=None,
     shuffle=True,
     seed=None,
     data_dir=None,
@@ -94,18 +94,28 @@ def load(
     strict=False,
     download=True,
     text=False,
+    model=None,
 ):
     """Returns a batched, prefetched `tf.data.Dataset` of NHWC images (or `(images, labels)`;
     `(images, captions)` with `text=True`).
+
+    The one way to get data for a model: `load(name, model=model)`, which takes from the model
+    what its `fit` needs, so nothing is chosen by hand:
+
+        model = kg.models.DCGAN((28, 28, 1), num_classes=10)
+        model.fit(kg.data.load("fashion_mnist_10k", model=model), epochs=10)
 
     Args:
       name: data set name (see the module docstring).
       split: `"train"`, `"test"` (where the source has one) or a TFDS-style slice such as
         `"train[:90%]"` or `"train[9000:]"`.
-      batch_size: images per batch.
+      batch_size: images per batch. Default: the model's (`model.default_batch_size` times
+        `model.batches_per_step`, the batch `keras-gen train` loads), else 64.
       image_range: `"tanh"` (float32 in [-1, 1]), `"unit"` (float32 in [0, 1]), `"levels"` (int32
         pixel levels 0..255) or `"binary"` (float32 {0, 1}, binarised afresh every epoch).
-      with_labels: yield `(images, labels)` with int32 labels.
+        Default: `model.data_range`, else `"unit"`.
+      with_labels: yield `(images, labels)` with int32 labels. Default: whether the model is
+        conditional (`model.num_classes`), else False.
       shuffle: shuffle every epoch (reproducibly when `seed` is given).
       seed: seed for shuffling and dynamic binarisation.
       data_dir: TFDS data directory.
@@ -118,7 +128,10 @@ def load(
       text: yield `(images, captions)`, captions a tf.string vector, from a captioned source;
         with `with_labels=True`, `(images, captions, labels)`, and `(images, captions,
         classes, colours)` for the tinted Fashion-MNIST sets.
+      model: a keras_gen sampler (GAN, VAE, PixelCNN, VQ-VAE) whose range, labels and batch size
+        are the defaults above; `image_range` or `with_labels` given as well must agree with it.
     """
+    batch_size, image_range, with_labels = _model_defaults(model, batch_size, image_range, with_labels)
     checks.choice("image_range", image_range, IMAGE_RANGES)
     batch_size = checks.positive_int("batch_size", batch_size)
     resolve = _resolve_captioned if text else _resolve
@@ -159,6 +172,29 @@ def load(
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _model_defaults(model, batch_size, image_range, with_labels):
+    """`load`'s batch_size, image_range and with_labels: those given, else the model's, else
+    64, "unit" and False."""
+    if model is None:
+        return (64 if batch_size is None else batch_size, image_range or "unit", bool(with_labels))
+    if callable(getattr(model, "translate", None)):
+        raise ValueError(
+            f"load(model=...): {type(model).__name__} translates images and trains on (input, "
+            "target) pairs: load them with keras_gen.data.load_pairs(source, task=..., "
+            "image_range=model.data_range)."
+        )
+    wanted = {"image_range": model.data_range, "with_labels": bool(model.num_classes)}
+    for arg, given in (("image_range", image_range), ("with_labels", with_labels)):
+        if given is not None and given != wanted[arg]:
+            raise ValueError(
+                f"load(model=...): {arg}={given!r}, but the {type(model).__name__} trains on "
+                f"{arg}={wanted[arg]!r}; leave {arg} out to take the model's."
+            )
+    if batch_size is None:
+        batch_size = model.default_batch_size * model.batches_per_step
+    return batch_size, wanted["image_range"], wanted["with_labels"]
 
 
 def info(name, split="train", data_dir=None, download=True, text=False):

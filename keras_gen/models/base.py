@@ -9,7 +9,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import checks
+from keras_gen import checks, progress
 from keras_gen.networks import policy_scope
 from keras_gen.version import __version__
 
@@ -61,13 +61,17 @@ def first_images(x):
 class GenerativeModel(keras.Model):
     """Base class of the families.
 
+    A conditional model (`num_classes`) may know its classes' names (`class_names`, from
+    `keras_gen.data.info(source).class_names`; saved with the model), so that `generate` takes
+    labels by name.
+
     Noise inside a training step comes from a stateless generator keyed by
     (model seed, step, purpose). It is drawn for the *global* batch and each replica takes its
     own slice, so replicas get different noise and 1, 2 or 4 replicas given the same global batch
     compute the same update.
     """
 
-    def __init__(self, image_shape, num_classes=None, seed=None, **kwargs):
+    def __init__(self, image_shape, num_classes=None, seed=None, class_names=None, **kwargs):
         # Written by get_config so a loader can tell which version saved a model; not an option.
         kwargs.pop("keras_gen_version", None)
         super().__init__(**kwargs)
@@ -75,7 +79,25 @@ class GenerativeModel(keras.Model):
         if num_classes is not None:
             num_classes = checks.positive_int("num_classes", num_classes)
         self.num_classes = num_classes
+        self.class_names = class_names
         self.seed = checks.seed_or_fresh(seed)
+
+    @property
+    def class_names(self):
+        """The names of the classes a conditional model was trained with (label index -> name,
+        from `keras_gen.data.info(source).class_names`), or None; saved in the `.keras` file, so
+        `generate(labels=["Sneaker", "Bag"])` works after loading. Set it from Python with
+        `model.class_names = info.class_names` (`keras-gen train` does)."""
+        return self._class_names
+
+    @class_names.setter
+    def class_names(self, names):
+        self._class_names = checks.class_names(names, self.num_classes)
+
+    def label_indices(self, labels, n):
+        """`checks.labels` with this model's classes: n int32 labels from indices and/or class
+        names, or None for an unconditional model."""
+        return checks.labels(labels, n, self.num_classes, self.class_names)
 
     def policy_scope(self):
         """Builds sub-layers under the model's own dtype policy (not the global one), so a
@@ -200,9 +222,12 @@ class GenerativeModel(keras.Model):
         """Keras' compile with the family's defaults: `default_optimizer()` when no optimiser
         is given, and Keras' own `jit_compile="auto"` (XLA on GPUs/TPUs when every layer supports
         it, off on CPU-only machines, under tf.distribute and with op determinism).
-        `deterministic=True` makes every op deterministic
-        (`tf.config.experimental.enable_op_determinism`, process-wide, needed on GPUs for exact
-        repeatability) and seeds Keras' global generators with the model's seed. The optimiser
+        `deterministic=True` (needed on GPUs for exact repeatability) changes process-wide
+        state, for every model and every TensorFlow op of the process, not just this model: it
+        turns on op determinism (`tf.config.experimental.enable_op_determinism`, which also
+        turns XLA's "auto" off and makes some ops slower) and re-seeds Keras', NumPy's and
+        Python's global random generators with the model's seed (`keras.utils.set_random_seed`).
+        Neither is undone when training ends. The optimiser
         is built at once under the model's strategy (so `fit` needs no symbolic build; see
         `_maybe_symbolic_build`)."""
         if optimizer is None:
@@ -337,6 +362,7 @@ class GenerativeModel(keras.Model):
         config.update(
             image_shape=list(self.image_shape),
             num_classes=self.num_classes,
+            class_names=None if self.class_names is None else list(self.class_names),
             seed=self.seed,
             keras_gen_version=__version__,
         )
@@ -426,14 +452,16 @@ class Sampler:
         images (batch, H, W, C) in [0, 1], as NumPy or a tensor."""
         raise NotImplementedError
 
-    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, **options):
+    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, verbose="auto", **options):
         """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images.
 
-        labels: one int per image, or one for all (conditional models). z: the noise itself,
-        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). Other
-        keyword options go to the family's `images_from_noise`."""
+        labels: one label per image, or one for all (conditional models): class indices, or
+        class names when the model has `class_names` ("Sneaker"), mixed as you like. z: the noise itself,
+        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). verbose: a
+        progress bar per batch, as in Keras' `predict` ("auto": when there are several batches;
+        0: none). Other keyword options go to the family's `images_from_noise`."""
         n = checks.count(n)
-        labels = checks.labels(labels, n, self.num_classes)
+        labels = self.label_indices(labels, n)
         batch_size = checks.positive_int("batch_size", batch_size or self.generate_batch_size)
         if z is not None:
             z = np.asarray(z, np.float32)
@@ -442,7 +470,8 @@ class Sampler:
         else:
             seed = checks.seed_or_fresh(seed)
         out = np.zeros((n,) + self.image_shape, np.float32)
-        for start in range(0, n, batch_size):
+        starts = range(0, n, batch_size)
+        for start in progress.tracked(starts, len(starts), verbose):
             stop = min(n, start + batch_size)
             noise = z[start:stop] if z is not None else self.generation_noise(seed, start, stop)
             batch_labels = None if labels is None else labels[start:stop]

@@ -16,7 +16,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import checks
+from keras_gen import checks, progress
 from keras_gen import losses as kg_losses
 from keras_gen import networks
 from keras_gen.families import SAMPLER, FamilyDescription, Option
@@ -350,7 +350,7 @@ class VAE(ImageAutoencoder):
     def reconstruct(self, x, labels=None, batch_size=256):
         """Images decoded from the posterior mean of `x` (n, H, W, C): float32 NumPy in [0, 1]."""
         x = self._check_images_arg("x", x)
-        labels = checks.labels(labels, len(x), self.num_classes)
+        labels = self.label_indices(labels, len(x))
 
         def run(xb, yb):
             mean, _ = self.encode(xb, yb)
@@ -373,7 +373,7 @@ class VAE(ImageAutoencoder):
                 f"x_a and x_b must have the same shape; got {x_a.shape} and {x_b.shape}."
             )
         n = len(x_a)
-        labels = checks.labels(labels, n, self.num_classes)
+        labels = self.label_indices(labels, n)
         y = None if labels is None else tf.constant(labels)
         mean_a = keras.ops.convert_to_numpy(self.encode(x_a, y)[0])
         mean_b = keras.ops.convert_to_numpy(self.encode(x_b, y)[0])
@@ -394,15 +394,17 @@ class VAE(ImageAutoencoder):
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    def evaluate_elbo(self, data, labels=None, batch_size=256, seed=0):
+    def evaluate_elbo(self, data, labels=None, batch_size=256, seed=0, verbose="auto"):
         """The ELBO on `data` (a dataset of images or (images, labels), or a NumPy array with
         `labels`), one posterior sample per image with the KL in closed form (beta is ignored:
         this is the true bound). Returns a dict: `nats_per_image` (-ELBO, an upper bound on the
         negative log-likelihood), `bits_per_dim`, `reconstruction` and `kl` (nats per image),
         `num_examples`. The noise of batch i is the first sample `log_likelihood` uses for it
-        with the same seed and batching."""
+        with the same seed and batching. verbose: a progress bar per batch, as in Keras' `predict`."""
         reconstruction, kl = [], []
-        for i, (images, y) in enumerate(self._eval_batches(data, labels, batch_size)):
+        batches = self._eval_batches(data, labels, batch_size)
+        total = progress.num_batches(data, batch_size)
+        for i, (images, y) in enumerate(progress.tracked(batches, total, verbose)):
             noise = self._eval_noise(seed, i, 1, tf.shape(images)[0])[0]
             rec, k = self._elbo_batch(images, y, noise)
             reconstruction.append(rec.numpy())
@@ -418,15 +420,18 @@ class VAE(ImageAutoencoder):
             "num_examples": int(len(kl)),
         }
 
-    def log_likelihood(self, data, labels=None, num_samples=100, batch_size=256, seed=0):
+    def log_likelihood(self, data, labels=None, num_samples=100, batch_size=256, seed=0,
+                       verbose="auto"):
         """The importance-weighted bound (IWAE, Burda et al. 2016) with `num_samples` posterior
         samples per image: log p(x) >= E[log (1/k) sum_j p(x, z_j) / q(z_j | x)]. It is at least
         the ELBO in expectation and tightens as k grows; k = 1 is the ELBO with a Monte Carlo
         KL. Returns a dict: `nats_per_image` (the negative bound), `bits_per_dim`,
-        `num_samples`, `num_examples`."""
+        `num_samples`, `num_examples`. verbose: a progress bar per batch, as in Keras' `predict`."""
         num_samples = checks.positive_int("num_samples", num_samples)
         bounds = []
-        for i, (images, y) in enumerate(self._eval_batches(data, labels, batch_size)):
+        batches = self._eval_batches(data, labels, batch_size)
+        total = progress.num_batches(data, batch_size)
+        for i, (images, y) in enumerate(progress.tracked(batches, total, verbose)):
             batch = int(images.shape[0])
             noise = self._eval_noise(seed, i, num_samples, batch)
             mean, logvar = self._posterior_batch(images, y)
@@ -497,7 +502,7 @@ class VAE(ImageAutoencoder):
         self.check_data(x)
         self._check_values(x)
         x = x.astype(np.float32)
-        labels = checks.labels(labels, len(x), self.num_classes)
+        labels = self.label_indices(labels, len(x))
         for start in range(0, len(x), batch_size):
             yb = None if labels is None else tf.constant(labels[start : start + batch_size])
             yield tf.constant(x[start : start + batch_size]), yb

@@ -29,7 +29,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import checks
+from keras_gen import checks, progress
 from keras_gen import losses as kg_losses
 from keras_gen import networks
 from keras_gen.families import Option
@@ -401,12 +401,12 @@ class VQVAE(ImageAutoencoder):
         return self._require_prior().generation_noise(seed, start, stop)
 
     def generate(self, n, seed=None, labels=None, batch_size=None, z=None, method="fast",
-                 temperature=1.0):
+                 temperature=1.0, verbose="auto"):
         """`n` images, float32 (n, H, W, C) in [0, 1]: codes sampled from the prior (the fast
         cached sampler by default; `temperature` < 1 sharpens it), then decoded. Same seed,
         same images. Needs a prior (`set_prior`)."""
         self._require_prior()
-        return super().generate(n, seed, labels, batch_size, z=z, method=method,
+        return super().generate(n, seed, labels, batch_size, z=z, verbose=verbose, method=method,
                                 temperature=temperature)
 
     def images_from_noise(self, noise, labels=None, method="fast", temperature=1.0):
@@ -423,16 +423,18 @@ class VQVAE(ImageAutoencoder):
     def data_range(self):
         return "binary" if self.likelihood == "bernoulli" else "unit"
 
-    def evaluate_elbo(self, data, labels=None, batch_size=256):
+    def evaluate_elbo(self, data, labels=None, batch_size=256, verbose="auto"):
         """The negative ELBO and the reconstruction error on `data` (a dataset of images or
         (images, labels) batches, or a NumPy array with `labels`). The posterior is one-hot, so
         -ELBO = -log p(x | z_q) - log p(codes): the prior's NLL of the codes, or h * w * log K
         without a prior (the uniform prior of stage 1). Returns a dict: `nats_per_image`,
         `bits_per_dim` (comparable with the VAE and PixelCNN for 8-bit data), `reconstruction`
         and `prior_nats` (nats per image), `prior_bits_per_code`, `mse` and `psnr` (dB, of the
-        mean squared error of the decoded images in [0, 1]), `num_examples`."""
+        mean squared error of the decoded images in [0, 1]), `num_examples`. verbose: a progress bar
+        per batch, as in Keras' `predict`."""
         reconstruction, prior, squared = [], [], []
-        for images, y in self._eval_batches(data, labels, batch_size):
+        batches = self._eval_batches(data, labels, batch_size)
+        for images, y in progress.tracked(batches, progress.num_batches(data, batch_size), verbose):
             rec, pri, mse = self._eval_batch(images, y)
             reconstruction.append(rec.numpy())
             prior.append(pri.numpy())
@@ -480,7 +482,7 @@ class VQVAE(ImageAutoencoder):
             return
         x = self._check_images_arg("data", data)
         self._check_values(x)
-        labels = checks.labels(labels, len(x), self.num_classes)
+        labels = self.label_indices(labels, len(x))
         for start in range(0, len(x), batch_size):
             yb = None if labels is None else tf.constant(labels[start : start + batch_size])
             yield tf.constant(x[start : start + batch_size]), yb
