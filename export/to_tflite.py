@@ -174,8 +174,8 @@ def _representative_for(signature, metadata, representative_data):
         raise ValueError(
             f"quantize='int8' needs representative_data for signature {signature!r}, which takes "
             "images: real ones, in [0, 1], of the kind the model is for (a few hundred), e.g. "
-            "representative_data={" + repr(signature) + ": {'images': inputs}} with the inputs "
-            "of keras_gen.data.load_pairs(..., image_range='unit') for a translator. "
+            "representative_data=inputs (or {" + repr(signature) + ": {'images': inputs}}) with "
+            "the inputs of keras_gen.data.load_pairs(..., image_range='unit') for a translator. "
             "export.prior_samples cannot draw them."
         )
     if representative_data is None:

@@ -1248,9 +1248,9 @@ def load_pairs(
         return pair + (labels,) if with_labels else pair
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    sharding = tf.data.Options()
+    sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(sharding).prefetch(tf.data.AUTOTUNE)
 
 
 def pair_info(source, task=None, split="train", data_dir=None, download=True, **options):

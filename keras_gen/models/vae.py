@@ -495,16 +495,13 @@ class ConvVAE(VAE):
         num_classes=None,
         likelihood="discretized_logistic",
         filters=32,
-        observation_variance=None,
         **kwargs,
     ):
         self.network_image_shape = checks.square_image_shape(image_shape, "ConvVAE")
         self.filters = checks.positive_int("filters", filters)
         # VAE checks its own arguments, then calls build_networks with them in place.
         super().__init__(
-            None, None, latent_dim, likelihood=likelihood, observation_variance=observation_variance,
-            num_classes=num_classes, **kwargs,
-        )
+            None, None, latent_dim, likelihood=likelihood, num_classes=num_classes, **kwargs)
 
     def build_networks(self, params_per_channel):
         """The convolutional encoder and decoder for this VAE's settings, seeded by the model's
