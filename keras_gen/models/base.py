@@ -499,7 +499,8 @@ class Sampler:
 
 class Translator:
     """The translator kind (Pix2Pix): `translate(inputs)` maps each input image to an output
-    image; trained on (input, target) pairs from `keras_gen.data.load_pairs`. Mixed in before
+    image, both in [0, 1] whatever `image_range` it trains in; trained on (input, target) pairs
+    from `keras_gen.data.load_pairs` (in `image_range`). Mixed in before
     the family's `GenerativeModel` base, which sets `image_range`."""
 
     def to_unit_range(self, images):
