@@ -148,10 +148,10 @@ def test_export_int8_calibrates_on_the_runs_dataset_or_the_given_one(run, tmp_pa
     model = keras.models.load_model(run / "model.keras")
     args = argparse.Namespace(representative_data=None, representative_samples=24, seed=0)
     # The run's config.json names its data set and task: the inputs of its pairs, in [0, 1].
-    data = export_cli._representative_data(model, args, spec_for(model), run / "model.keras")
+    from_run = export_cli._representative_data(model, args, spec_for(model), run / "model.keras")
     expected = next(iter(data.load_pairs("digits", task="superres", image_range="unit",
                                           batch_size=24, seed=0)))[0].numpy()
-    np.testing.assert_array_equal(data["translate"]["images"], expected)
+    np.testing.assert_array_equal(from_run["translate"]["images"], expected)
     # Given with --calibration-data, with the task the model was trained on.
     args.representative_data = "digits"
     given = export_cli._representative_data(model, args, spec_for(model), tmp_path / "x.keras")
