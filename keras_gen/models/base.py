@@ -260,6 +260,13 @@ class GenerativeModel(keras.Model):
         """The variables Keras' own `optimizer` updates (a GAN's: the generator's only)."""
         return self.trainable_variables
 
+    def size_named_networks(self, image_shape, filters):
+        """Set-up of a class whose base builds its networks (DCGAN, ConvVAE), before the base's
+        __init__ calls its build_networks: the square image shape and the base width they are
+        sized from, checked."""
+        self.network_image_shape = checks.square_image_shape(image_shape, type(self).__name__)
+        self.filters = checks.positive_int("filters", filters)
+
     def probe_network(self, network, inputs, cannot, inputs_name):
         """`network` called on `inputs`, a batch of 2 (with labels 0, `[inputs, labels]`, for a
         conditional model): a user's network that cannot take them fails here, with a message

@@ -380,8 +380,7 @@ class DCGAN(GAN):
         ema_decay=0.999,
         **kwargs,
     ):
-        self.network_image_shape = checks.square_image_shape(image_shape, "DCGAN")
-        self.filters = checks.positive_int("filters", filters)
+        self.size_named_networks(image_shape, filters)
         self.discriminator_filters = checks.positive_int(
             "discriminator_filters", 2 * filters if discriminator_filters is None else discriminator_filters)
         self.upsampling = checks.choice("upsampling", upsampling, networks.UPSAMPLING)

@@ -497,8 +497,7 @@ class ConvVAE(VAE):
         filters=32,
         **kwargs,
     ):
-        self.network_image_shape = checks.square_image_shape(image_shape, "ConvVAE")
-        self.filters = checks.positive_int("filters", filters)
+        self.size_named_networks(image_shape, filters)
         # VAE checks its own arguments, then calls build_networks with them in place.
         super().__init__(
             None, None, latent_dim, likelihood=likelihood, num_classes=num_classes, **kwargs)
