@@ -674,7 +674,7 @@ outputs = model.translate(unit_inputs)  # float32 (128, 28, 28, 1) in [0, 1]
 assert outputs.shape == (128, 28, 28, 1) and outputs.min() >= 0 and outputs.max() <= 1
 names = ["mae", "psnr", "ssim", "fid", "class_accuracy"]
 ours = kg.metrics.translation_metrics(model, held, names)
-copied = kg.metrics.translation_metrics(lambda x: x, held, names)
+copied = kg.metrics.translation_metrics(lambda x: x, held, names, data_range="tanh")
 for name in names:
     print(f"{name:15s} pix2pix {ours[name]:8.4f}   input copied {copied[name]:8.4f}")"""),
     ("code", """model.save(f"{OUT}/pix2pix.keras")
