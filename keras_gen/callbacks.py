@@ -297,8 +297,9 @@ class Translations(_SummaryCallback):
     def grid_images(self):
         """(3n, H, W, C) in [0, 1]: input, output, target of each pair in turn."""
         model = self.model
-        outputs = np.asarray(model.translate(self.inputs), np.float32)
-        images = [model.to_unit_range(self.inputs), outputs, model.to_unit_range(self.targets)]
+        inputs = model.to_unit_range(self.inputs)
+        outputs = np.asarray(model.translate(inputs), np.float32)
+        images = [inputs, outputs, model.to_unit_range(self.targets)]
         channels = max(x.shape[-1] for x in images)
         images = [np.repeat(x, channels, axis=-1) if x.shape[-1] != channels else x for x in images]
         return np.stack(images, axis=1).reshape((-1,) + images[1].shape[1:])

@@ -508,7 +508,7 @@ def cmd_translate(args):
     shape = model.input_image_shape
     # Read before anything is written, so a bad file fails the command with nothing half done.
     images = np.stack([_read_input_image(p, shape, args.resize) for p in files])
-    outputs = model.translate(model.from_unit_range(images), batch_size=args.batch_size)
+    outputs = model.translate(images, batch_size=args.batch_size)
     for target, image in zip(targets, outputs):
         target.parent.mkdir(parents=True, exist_ok=True)
         pixels = np.round(image * 255.0).astype(np.uint8)

@@ -27,9 +27,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import gzip
+import inspect
 import os
 import re
 import struct
+import types
 import warnings
 from pathlib import Path
 
@@ -1188,25 +1190,37 @@ class PairInfo:
     splits: tuple
 
 
+# The keywords of `load` that say how a source is read and batched; `load_pairs` takes them with
+# `load`'s defaults (`read_options`).
+READ_OPTIONS = ("shuffle", "seed", "data_dir", "drop_remainder", "channels", "image_size",
+                "strict", "download")
+
+
+def read_options(caller, options):
+    """`options` (keywords given to `caller`) as `load`'s READ_OPTIONS, with `load`'s defaults
+    for those not given; a keyword that is none of them is an error naming what it takes."""
+    unknown = sorted(set(options) - set(READ_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"{caller}() got unexpected keyword arguments {unknown}; besides its own it takes "
+            f"load's {', '.join(READ_OPTIONS)}."
+        )
+    defaults = inspect.signature(load).parameters
+    return types.SimpleNamespace(**{k: options.get(k, defaults[k].default) for k in READ_OPTIONS})
+
+
 def load_pairs(
     source,
     task=None,
     split="train",
     batch_size=64,
     image_range=None,
-    shuffle=True,
-    seed=None,
     with_labels=False,
-    data_dir=None,
-    drop_remainder=False,
-    channels=None,
-    image_size=None,
-    strict=False,
-    download=True,
     direction="AtoB",
     hole_size=None,
     scale=4,
     edge_threshold=0.2,
+    **options,
 ):
     """Returns a batched, prefetched `tf.data.Dataset` of `(input_image, target_image)` pairs
     (or `(input, target, label)` with `with_labels=True`), NHWC float32.
@@ -1235,23 +1249,27 @@ def load_pairs(
         what `Pix2Pix` trains on by default (its `data_range`).
       with_labels: also yield the label of each image (derived tasks on labelled data).
       direction: "AtoB" (A / left half / `a` is the input) or "BtoA" (swapped), as in pix2pix.
-      split, batch_size, shuffle, seed, data_dir, drop_remainder, channels, image_size, strict,
-      download: as in `load`; `image_size` is the size of one image of a pair (each half of a
+      split, batch_size, and the keywords of `options` (READ_OPTIONS: shuffle, seed,
+        data_dir, drop_remainder, channels, image_size, strict, download): as in `load`, with
+        its defaults; `image_size` is the size of one image of a pair (each half of a
         side-by-side image), `channels` applies to both images of a paired folder.
     """
+    read = read_options("load_pairs", options)
+    seed = read.seed
     image_range = DEFAULT_PAIR_RANGE if image_range is None else image_range
     checks.choice("image_range", image_range, PAIR_RANGES)
     batch_size = checks.positive_int("batch_size", batch_size)
     source = _resolve_pairs(
-        source, task, split, data_dir, channels, image_size, strict, download, direction,
-        hole_size, scale, edge_threshold,
+        source, task, split, read.data_dir, read.channels, read.image_size, read.strict,
+        read.download, direction, hole_size, scale, edge_threshold,
     )
     if with_labels and source.num_classes is None:
         raise DataError(
             f"with_labels=True, but the pairs of {source.name!r} have no labels (only a task "
             "derived from a labelled data set has them). Load them with with_labels=False."
         )
-    ds = source.dataset(shuffle=shuffle, seed=seed).batch(batch_size, drop_remainder=drop_remainder)
+    ds = source.dataset(shuffle=read.shuffle, seed=seed).batch(
+        batch_size, drop_remainder=read.drop_remainder)
     if source.task is not None:
         # One stateless seed pair per batch, fresh every epoch and repeatable with `seed` (the
         # holes of "inpaint"; the other tasks draw nothing).
@@ -1266,9 +1284,9 @@ def load_pairs(
         return pair + (labels,) if with_labels else pair
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    sharding = tf.data.Options()
+    sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(sharding).prefetch(tf.data.AUTOTUNE)
 
 
 def pair_info(source, task=None, split="train", data_dir=None, download=True, **options):

@@ -822,8 +822,8 @@ def translation_metrics(
 ):
     """Metrics of a translator's outputs against the targets of held-out pairs, in one pass.
 
-    translator: a model with `translate(inputs) -> [0, 1] images` (Pix2Pix), or any such
-      function (a baseline such as "copy the input").
+    translator: a model with `translate(inputs in [0, 1]) -> [0, 1] images` (Pix2Pix), or any
+      such function (a baseline such as "copy the input").
     pairs: a dataset of `(inputs, targets)` or `(inputs, targets, labels)` batches, as
       `keras_gen.data.load_pairs` yields them (in `data_range`, default: the model's).
     metrics: among "mae" (mean absolute error, the L1 distance, in [0, 1] units), "psnr" (dB) and "ssim" (means over
@@ -860,7 +860,7 @@ def translation_metrics(
         if num_samples is not None:
             inputs, targets = inputs[: num_samples - count], targets[: num_samples - count]
         targets = _to_unit(targets, data_range, first=count == 0)
-        outputs = np.asarray(translate(inputs), np.float32)
+        outputs = np.asarray(translate(_to_unit(inputs, data_range, first=False)), np.float32)
         if outputs.shape != targets.shape:
             raise ValueError(
                 f"the translator returned images of shape {outputs.shape[1:]} for targets of "

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from keras_gen import checks, progress
+from keras_gen.configs import listed_arguments
 from keras_gen.networks import policy_scope
 from keras_gen.version import __version__
 
@@ -46,15 +47,29 @@ def labels_checked_in_pipeline(dataset, num_classes):
     return dataset.map(check)
 
 
-def first_images(x):
-    """The images of the first batch of a dataset (or the array itself) as NumPy, or None."""
+def data_spec(x, y=None):
+    """The structure of training data: a tuple of TensorSpecs (images, then labels or targets;
+    None where absent), or None for data other than a tf.data.Dataset or NumPy arrays."""
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        return tuple(spec) if isinstance(spec, (tuple, list)) else (spec, None)
+    if isinstance(x, np.ndarray):
+        second = None if y is None else tf.TensorSpec(np.shape(y), tf.as_dtype(np.asarray(y).dtype))
+        return tf.TensorSpec(x.shape, tf.as_dtype(x.dtype)), second
+    return None
+
+
+def first_batch(x, y=None):
+    """The first batch of a dataset (the arrays themselves) as a tuple of NumPy arrays, images
+    first; None for an empty dataset or other kinds of data."""
     if isinstance(x, tf.data.Dataset):
         batch = next(iter(x.take(1)), None)
-        if isinstance(batch, (tuple, list)):
-            batch = batch[0]
-        return None if batch is None else keras.ops.convert_to_numpy(batch)
+        if batch is None:
+            return None
+        batch = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+        return tuple(keras.ops.convert_to_numpy(part) for part in batch)
     if isinstance(x, np.ndarray):
-        return x
+        return (x,) if y is None else (x, np.asarray(y))
     return None
 
 
@@ -186,17 +201,26 @@ class GenerativeModel(keras.Model):
         return images, tf.cast(labels, tf.int32)
 
     def check_data(self, x, y=None):
-        """Fails early, with a readable message, on data this model cannot train on."""
-        if isinstance(x, tf.data.Dataset):
-            spec = x.element_spec
-        elif isinstance(x, np.ndarray):
-            spec = tf.TensorSpec(x.shape, tf.as_dtype(x.dtype))
-        else:
+        """The one check of data entering training (`fit`, its validation data, `evaluate`,
+        `keras_gen.training.fit` and the families' own readers): fails early, with a readable
+        message, on data this model cannot train on. The structure first (`check_structure`:
+        shapes, labels present), then the values of the first batch (`check_batch`: the range
+        the family works in). Labels are checked on every batch in the input pipeline
+        (`checked_labels`). Families override the two hooks, never this."""
+        spec = data_spec(x, y)
+        if spec is None:
             return
-        if isinstance(spec, (tuple, list)):
-            images, labels = spec[0], spec[1] if len(spec) > 1 else None
-        else:
-            images, labels = spec, y
+        self.check_structure(*spec)
+        batch = first_batch(x, y)
+        if batch is not None:
+            self.check_batch(*batch)
+
+    def check_batch(self, images, *rest):
+        """Checks the values of one batch (NumPy: images, then labels or targets)."""
+
+    def check_structure(self, images, labels=None, *rest):
+        """Checks the TensorSpecs of the data: images of the model's shape, labels when the
+        model is conditional."""
         shape = tuple(images.shape[1:])
         if len(shape) != 3 or any(
             d is not None and d != e for d, e in zip(shape, self.image_shape)
@@ -261,6 +285,32 @@ class GenerativeModel(keras.Model):
         """The variables Keras' own `optimizer` updates (a GAN's: the generator's only)."""
         return self.trainable_variables
 
+    def size_named_networks(self, image_shape, filters):
+        """Set-up of a class whose base builds its networks (DCGAN, ConvVAE), before the base's
+        __init__ calls its build_networks: the square image shape and the base width they are
+        sized from, checked."""
+        self.network_image_shape = checks.square_image_shape(image_shape, type(self).__name__)
+        self.filters = checks.positive_int("filters", filters)
+
+    def probe_network(self, network, inputs, cannot, inputs_name):
+        """`network` called on `inputs`, a batch of 2 (with labels 0, `[inputs, labels]`, for a
+        conditional model): a user's network that cannot take them fails here, with a message
+        that starts with `cannot`, instead of at the first training step."""
+        labels = tf.zeros((2,), tf.int32)
+        try:
+            return network(inputs if self.num_classes is None else [inputs, labels], training=False)
+        except Exception as e:
+            raise ValueError(
+                cannot + (f" with labels [{inputs_name}, labels]" if self.num_classes else "")
+                + f": {str(e)[:500]}"
+            ) from e
+
+    def add_trackers(self, **metric_names):
+        """One `keras.metrics.Mean` per keyword: attribute `<keyword>_tracker`, logged under the
+        keyword's value (a family's `metrics` property lists those it reports)."""
+        for key, name in metric_names.items():
+            setattr(self, f"{key}_tracker", keras.metrics.Mean(name=name))
+
     def metrics_logs(self):
         """What a train_step / test_step returns: every tracker's result.
 
@@ -280,19 +330,19 @@ class GenerativeModel(keras.Model):
             return None
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def inspect_data(self, x, y=None):
-        """What `fit` does with the data before training: `check_data`, which reads the first
-        batch (a family may also keep something from it). Reading a batch starts an iteration of
-        the dataset, and a dataset that reshuffles each iteration then trains on its second
-        order; `keras_gen.training.fit` therefore inspects a fresh copy of each epoch's data and
-        calls `fit(..., check_first_batch=False)`, so a resumed run sees the same orders."""
-        self.check_data(x, y)
-
     def fit(self, x=None, y=None, *args, check_first_batch=True, **kwargs):
-        """Keras' `fit`, after `inspect_data` (unless `check_first_batch=False`), with the labels
-        of a conditional model checked in the input pipeline."""
+        """Keras' `fit` after `check_data` on the data and the validation data, with the labels
+        of a conditional model checked in the input pipeline. Reading the first batch starts an
+        iteration of the dataset, and one that reshuffles each iteration then trains on its
+        second order; `keras_gen.training.fit` therefore checks a fresh copy of each epoch's
+        data and passes `check_first_batch=False`, so a resumed run sees the same orders."""
         if check_first_batch:
-            self.inspect_data(x, y)
+            self.check_data(x, y)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)):
+            self.check_data(*validation[:2])
+        elif validation is not None:
+            self.check_data(validation)
         x, y = self.checked_labels(x, y)
         if isinstance(x, tf.data.Dataset):
             # keras_gen.data.load shuffles already; Keras would warn that it ignores shuffle.
@@ -342,8 +392,12 @@ class GenerativeModel(keras.Model):
 
     # -- serialisation ------------------------------------------------------------------------
 
-    # Constructor arguments that are Keras networks (the user's own), serialised in the config.
+    # Constructor arguments that are Keras networks (the user's own), serialised in the config
+    # (when set). A class whose networks are named choices (DCGAN) rebuilds them instead.
     network_args = ()
+    # Constructor arguments saved in the config, each read from the attribute of the same name;
+    # every class lists its own (keras_gen.configs).
+    config_args = ("num_classes", "class_names", "seed")
 
     @classmethod
     def from_config(cls, config):
@@ -356,16 +410,13 @@ class GenerativeModel(keras.Model):
         return cls(**config)
 
     def get_config(self):
-        """Keras' own config (name, trainable, dtype policy) plus what every family shares;
-        families add their constructor arguments."""
+        """Keras' own config (name, trainable, dtype policy), the constructor arguments the
+        classes list in `config_args`, and the networks in `network_args`."""
         config = super().get_config()
-        config.update(
-            image_shape=list(self.image_shape),
-            num_classes=self.num_classes,
-            class_names=None if self.class_names is None else list(self.class_names),
-            seed=self.seed,
-            keras_gen_version=__version__,
-        )
+        config.update(listed_arguments(self), keras_gen_version=__version__)
+        for key in self.network_args:
+            if getattr(self, key) is not None:
+                config[key] = keras.saving.serialize_keras_object(getattr(self, key))
         return config
 
 
@@ -483,7 +534,8 @@ class Sampler:
 
 class Translator:
     """The translator kind (Pix2Pix): `translate(inputs)` maps each input image to an output
-    image; trained on (input, target) pairs from `keras_gen.data.load_pairs`. Mixed in before
+    image, both in [0, 1] whatever `image_range` it trains in; trained on (input, target) pairs
+    from `keras_gen.data.load_pairs` (in `image_range`). Mixed in before
     the family's `GenerativeModel` base, which sets `image_range`."""
 
     def to_unit_range(self, images):

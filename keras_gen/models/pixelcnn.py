@@ -104,8 +104,7 @@ class PixelCNN(Sampler, GenerativeModel):
         self.num_params = lik.num_params(likelihood, levels, num_mixtures)
         with self.policy_scope():
             self._build_layers(seed)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim")
+        self.add_trackers(loss="loss", bits_per_dim="bits_per_dim")
         # Build every layer now so weights exist before fit, save and load.
         h, w, c = image_shape
         self._network(
@@ -282,14 +281,8 @@ class PixelCNN(Sampler, GenerativeModel):
     def test_step(self, data):
         return self._nll_step(data, train=False)
 
-    def check_data(self, x, y=None):
-        super().check_data(x, y)
-        if isinstance(x, tf.data.Dataset):
-            for batch in x.take(1):
-                images = batch[0] if isinstance(batch, (tuple, list)) else batch
-                self._check_levels_array(images.numpy(), "the data")
-        elif isinstance(x, np.ndarray):
-            self._check_levels_array(x, "the data")
+    def check_batch(self, images, *rest):
+        self._check_levels_array(images, "the data")
 
     def _check_levels_array(self, images, where):
         images = np.asarray(images)
@@ -636,19 +629,8 @@ class PixelCNN(Sampler, GenerativeModel):
 
     # -- serialisation ------------------------------------------------------------------------
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            levels=self.levels,
-            filters=self.filters,
-            num_layers=self.num_layers,
-            variant=self.variant,
-            kernel_size=self.kernel_size,
-            first_kernel_size=self.first_kernel_size,
-            likelihood=self.likelihood,
-            num_mixtures=self.num_mixtures,
-        )
-        return config
+    config_args = ("image_shape", "levels", "filters", "num_layers", "variant", "kernel_size",
+                   "first_kernel_size", "likelihood", "num_mixtures")
 
 
 

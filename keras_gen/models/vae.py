@@ -40,8 +40,7 @@ class ImageAutoencoder(Sampler, GenerativeModel):
 
     def _likelihood_parts(self, likelihood, observation_variance=None):
         self.image_likelihood = kg_losses.ImageLikelihood(likelihood, observation_variance)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.add_trackers(loss="loss", reconstruction="reconstruction_loss")
 
     def compile(self, optimizer=None, **kwargs):
         """Default: Adam(1e-3). The loss is the model's own: choose the likelihood and beta in
@@ -54,6 +53,10 @@ class ImageAutoencoder(Sampler, GenerativeModel):
 
     def check_images(self, images, what):
         self.image_likelihood.check_images(images, what, self.data_range)
+
+    def check_batch(self, images, *rest):
+        """Images in the range the likelihood models (`_check_values`)."""
+        self._check_values(images)
 
     def _check_images_arg(self, name, x):
         x = np.asarray(x, np.float32)
@@ -156,7 +159,7 @@ class VAE(ImageAutoencoder):
         self._check_encoder()
 
         self._likelihood_parts(likelihood, observation_variance)
-        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self.add_trackers(kl="kl_loss")
         self.built = True
 
     # -- set-up -------------------------------------------------------------------------------
@@ -171,16 +174,10 @@ class VAE(ImageAutoencoder):
         self.beta_variable.assign(check_beta(value))
 
     def _check_encoder(self):
-        x = tf.zeros((2,) + self.image_shape, tf.float32)
-        y = tf.zeros((2,), tf.int32)
-        try:
-            outputs = self.encoder(x if self.num_classes is None else [x, y], training=False)
-        except Exception as e:
-            raise ValueError(
-                f"the encoder cannot take images of shape {self.image_shape} (the decoder's "
-                "output shape)" + (" with labels [images, labels]" if self.num_classes else "")
-                + f": {str(e)[:500]}"
-            ) from e
+        outputs = self.probe_network(
+            self.encoder, tf.zeros((2,) + self.image_shape, tf.float32),
+            f"the encoder cannot take images of shape {self.image_shape} (the decoder's output "
+            "shape)", "images")
         shapes = (
             [tuple(t.shape) for t in outputs] if isinstance(outputs, (list, tuple)) else None
         )
@@ -298,41 +295,6 @@ class VAE(ImageAutoencoder):
         return self.metrics_logs()
 
     # -- data checks --------------------------------------------------------------------------
-
-    def check_data(self, x, y=None):
-        """Also checks the values of the first batch: the range the likelihood models, and the
-        labels of a conditional model."""
-        super().check_data(x, y)
-        images, labels = None, y
-        if isinstance(x, tf.data.Dataset):
-            batch = next(iter(x.take(1)), None)
-            if isinstance(batch, (tuple, list)):
-                images = batch[0]
-                labels = batch[1] if len(batch) > 1 and self.num_classes else None
-            elif batch is not None:
-                images = batch
-        elif isinstance(x, np.ndarray):
-            images = x
-        if images is not None:
-            self._check_values(keras.ops.convert_to_numpy(images))
-        if labels is not None:
-            labels = keras.ops.convert_to_numpy(labels)
-            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-                raise ValueError(
-                    f"this VAE has num_classes={self.num_classes}, so labels must be in 0.."
-                    f"{self.num_classes - 1}; the data holds labels {int(labels.min())}.."
-                    f"{int(labels.max())}. Build the model with the data's number of classes."
-                )
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        validation = kwargs.get("validation_data")
-        if isinstance(validation, (tf.data.Dataset, np.ndarray)):
-            self.check_data(validation)
-        elif isinstance(validation, (tuple, list)) and len(validation) and isinstance(
-            validation[0], np.ndarray
-        ):
-            self.check_data(validation[0])
-        return super().fit(x, y, *args, **kwargs)
 
     def _check_values(self, images):
         self.check_images(images, "a VAE")
@@ -500,7 +462,6 @@ class VAE(ImageAutoencoder):
             return
         x = np.asarray(data)
         self.check_data(x)
-        self._check_values(x)
         x = x.astype(np.float32)
         labels = self.label_indices(labels, len(x))
         for start in range(0, len(x), batch_size):
@@ -509,18 +470,10 @@ class VAE(ImageAutoencoder):
 
     # -- serialisation ------------------------------------------------------------------------
 
+    config_args = ("latent_dim", "likelihood", "observation_variance")
+
     def get_config(self):
-        config = super().get_config()
-        config.pop("image_shape")
-        config.update(
-            encoder=keras.saving.serialize_keras_object(self.encoder),
-            decoder=keras.saving.serialize_keras_object(self.decoder),
-            latent_dim=self.latent_dim,
-            likelihood=self.likelihood,
-            beta=self.target_beta,
-            observation_variance=self.observation_variance,
-        )
-        return config
+        return {**super().get_config(), "beta": self.target_beta}
 
 
 
@@ -547,16 +500,12 @@ class ConvVAE(VAE):
         num_classes=None,
         likelihood="discretized_logistic",
         filters=32,
-        observation_variance=None,
         **kwargs,
     ):
-        self.network_image_shape = checks.square_image_shape(image_shape, "ConvVAE")
-        self.filters = checks.positive_int("filters", filters)
+        self.size_named_networks(image_shape, filters)
         # VAE checks its own arguments, then calls build_networks with them in place.
         super().__init__(
-            None, None, latent_dim, likelihood=likelihood, observation_variance=observation_variance,
-            num_classes=num_classes, **kwargs,
-        )
+            None, None, latent_dim, likelihood=likelihood, num_classes=num_classes, **kwargs)
 
     def build_networks(self, params_per_channel):
         """The convolutional encoder and decoder for this VAE's settings, seeded by the model's
@@ -567,11 +516,8 @@ class ConvVAE(VAE):
                                         params_per_channel, seed=self.seed)
         return encoder, decoder
 
-    def get_config(self):
-        config = super().get_config()
-        del config["encoder"], config["decoder"]
-        config.update(image_shape=list(self.image_shape), filters=self.filters)
-        return config
+    network_args = ()  # built from image_shape and filters
+    config_args = ("image_shape", "filters")
 
 
 

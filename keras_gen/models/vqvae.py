@@ -144,9 +144,7 @@ class VQVAE(ImageAutoencoder):
         self.autoencoder_trainable = autoencoder_trainable
 
         self._likelihood_parts(likelihood)
-        self.commitment_tracker = keras.metrics.Mean(name="commitment_loss")
-        self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
-        self.prior_tracker = keras.metrics.Mean(name="prior_loss")
+        self.add_trackers(commitment="commitment_loss", perplexity="perplexity", prior="prior_loss")
         self.built = True
 
     # -- the prior ----------------------------------------------------------------------------
@@ -489,41 +487,18 @@ class VQVAE(ImageAutoencoder):
 
     # -- data checks --------------------------------------------------------------------------
 
-    def check_data(self, x, y=None):
-        """Also checks the values of the first batch against the likelihood's range."""
-        super().check_data(x, y)
-        if isinstance(x, tf.data.Dataset):
-            batch = next(iter(x.take(1)), None)
-            images = batch[0] if isinstance(batch, (tuple, list)) else batch
-            if images is not None:
-                self._check_values(keras.ops.convert_to_numpy(images))
-        elif isinstance(x, np.ndarray):
-            self._check_values(x)
-
     def _check_values(self, images):
         self.check_images(np.asarray(images, np.float32), "a VQ-VAE")
 
     # -- serialisation ------------------------------------------------------------------------
 
+    config_args = ("image_shape", "num_embeddings", "embedding_dim", "likelihood", "beta", "filters",
+                   "residual_blocks", "downsamplings", "autoencoder_trainable")
+
     def get_config(self):
-        config = super().get_config()
-        q = self.quantizer
-        config.update(
-            num_embeddings=self.num_embeddings,
-            embedding_dim=self.embedding_dim,
-            likelihood=self.likelihood,
-            beta=self.beta,
-            codebook_update=q.codebook_update,
-            decay=q.decay,
-            dead_code_steps=q.dead_code_steps,
-            filters=self.filters,
-            residual_blocks=self.residual_blocks,
-            downsamplings=self.downsamplings,
-            autoencoder_trainable=self.autoencoder_trainable,
-        )
-        if self.prior is not None:
-            config["prior"] = keras.saving.serialize_keras_object(self.prior)
-        return config
+        """The listed arguments, and the quantiser's settings, which it owns."""
+        settings = ("codebook_update", "decay", "dead_code_steps")
+        return {**super().get_config(), **{key: getattr(self.quantizer, key) for key in settings}}
 
 
 def prior_stage(args, info):
