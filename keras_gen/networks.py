@@ -244,15 +244,21 @@ def conv_decoder(
     first = widths[0] if widths else filters
     x = keras.layers.Dense(start * start * first, activation="silu", kernel_initializer=init())(x)
     x = keras.layers.Reshape((start, start, first))(x)
-    for width in widths[1:] + [filters]:
+    params = _likelihood_params(x, widths[1:] + [filters], "silu", c * params_per_channel, init)
+    return _model(inputs, params, "decoder")
+
+
+def _likelihood_params(x, widths, activation, num_params, init):
+    """The end of both decoders: a stride-2 4x4 transposed convolution per width, then a 3x3
+    convolution to the likelihood's parameters (float32 under any dtype policy)."""
+    for width in widths:
         x = keras.layers.Conv2DTranspose(
-            width, 4, strides=2, padding="same", activation="silu", kernel_initializer=init()
+            width, 4, strides=2, padding="same", activation=activation, kernel_initializer=init()
         )(x)
-    params = keras.layers.Conv2D(
-        c * params_per_channel, 3, padding="same", kernel_initializer=init(), dtype="float32",
+    return keras.layers.Conv2D(
+        num_params, 3, padding="same", kernel_initializer=init(), dtype="float32",
         name="likelihood_params",
     )(x)
-    return _model(inputs, params, "decoder")
 
 
 # --------------------------------------------------------------------------------------------
@@ -432,15 +438,8 @@ def vqvae_decoder(image_shape, embedding_dim, filters=64, residual_blocks=2, dow
     vectors = keras.Input(vqvae_code_shape(image_shape, downsamplings) + (embedding_dim,), name="vectors")
     x = keras.layers.Conv2D(filters, 3, padding="same", kernel_initializer=init())(vectors)
     x = _residual_stack(x, filters, residual_blocks, init)
-    for i in range(downsamplings):
-        width = filters if i < downsamplings - 1 else max(filters // 2, 1)
-        x = keras.layers.Conv2DTranspose(
-            width, 4, strides=2, padding="same", activation="relu", kernel_initializer=init()
-        )(x)
-    params = keras.layers.Conv2D(
-        c * params_per_channel, 3, padding="same", kernel_initializer=init(), dtype="float32",
-        name="likelihood_params",
-    )(x)
+    widths = [filters] * (downsamplings - 1) + [max(filters // 2, 1)]
+    params = _likelihood_params(x, widths, "relu", c * params_per_channel, init)
     return keras.Model(vectors, params, name="decoder")
 
 

@@ -30,6 +30,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gen.configs import ListedConfig
+
 from keras_gen import checks
 
 PAD_ID = 0
@@ -46,7 +48,7 @@ def padding_mask(token_ids):
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class TextTokenizer(keras.layers.Layer):
+class TextTokenizer(ListedConfig, keras.layers.Layer):
     """Captions (tf.string, shape (batch,)) -> int32 token ids (batch, sequence_length).
 
     Like Keras' preprocessing layers, the vocabulary is learnt with `adapt(data)` and kept in the
@@ -171,13 +173,7 @@ class TextTokenizer(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.sequence_length,)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            max_tokens=self.max_tokens, sequence_length=self.sequence_length,
-            vocabulary=self.vocabulary,
-        )
-        return config
+    config_args = ("max_tokens", "sequence_length", "vocabulary")
 
 
 def _standard_word(word):
@@ -220,7 +216,7 @@ def _caption_batches(data, batch_size):
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class TransformerEncoderBlock(keras.layers.Layer):
+class TransformerEncoderBlock(ListedConfig, keras.layers.Layer):
     """Pre-norm Transformer encoder block: x + attention(norm(x)), then x + MLP(norm(x)); padded
     positions are masked out as keys."""
 
@@ -274,14 +270,11 @@ class TransformerEncoderBlock(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(dim=self.dim, num_heads=self.num_heads, mlp_dim=self.mlp_dim)
-        return config
+    config_args = ("dim", "num_heads", "mlp_dim")
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class TextEncoder(keras.layers.Layer):
+class TextEncoder(ListedConfig, keras.layers.Layer):
     """Token ids (batch, sequence_length) -> `(states, pooled)`: per-token states (batch,
     sequence_length, dim) for cross-attention, and their mean over the words (padding left out;
     zeros for a caption without words), (batch, dim), for a pooled conditioning such as FiLM.
@@ -340,11 +333,4 @@ class TextEncoder(keras.layers.Layer):
         batch = input_shape[0]
         return (batch, self.sequence_length, self.dim), (batch, self.dim)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            vocabulary_size=self.vocabulary_size, sequence_length=self.sequence_length,
-            dim=self.dim, num_layers=self.num_layers, num_heads=self.num_heads,
-            mlp_dim=self.mlp_dim,
-        )
-        return config
+    config_args = ("vocabulary_size", "sequence_length", "dim", "num_layers", "num_heads", "mlp_dim")

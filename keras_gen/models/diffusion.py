@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras_gen import checks, networks
 from keras_gen import diffusion_samplers as samplers
 from keras_gen.families import SAMPLER, FamilyDescription, Option
-from keras_gen.models.base import GenerativeModel, Sampler, first_images
+from keras_gen.models.base import GenerativeModel, Sampler
 
 # Noise purposes within one training step (`GenerativeModel.step_noise`).
 _TIME, _NOISE, _LABEL_DROP = 0, 1, 2
@@ -181,12 +181,10 @@ class Diffusion(Sampler, GenerativeModel):
         for ema_w, w in zip(self.ema_network.weights, self.network.weights):
             ema_w.assign(decay * ema_w + (1.0 - decay) * tf.cast(w, ema_w.dtype))
 
-    def check_data(self, x, y=None):
-        """Also checks the first batch is in [-1, 1] and not [0, 1]: noise of unit variance on
-        [0, 1] images trains a model whose samples come out dim and grey."""
-        super().check_data(x, y)
-        images = first_images(x)
-        if images is None or not images.size:
+    def check_batch(self, images, *rest):
+        """Images in [-1, 1], not [0, 1]: noise of unit variance on [0, 1] images trains a model
+        whose samples come out dim and grey."""
+        if not images.size:
             return
         lo, hi = float(images.min()), float(images.max())
         if lo < -1.0 - 1e-3 or hi > 1.0 + 1e-3 or (lo >= 0.0 and hi > 0.0):
@@ -337,20 +335,8 @@ class Diffusion(Sampler, GenerativeModel):
 
     # -- serialisation ------------------------------------------------------------------------
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            widths=list(self.widths),
-            attention=self.attention,
-            blocks=self.blocks,
-            prediction=self.prediction,
-            label_dropout=self.label_dropout,
-            ema_decay=self.ema_decay,
-            steps=self.steps,
-            sampler=self.sampler,
-            guidance=self.guidance,
-        )
-        return config
+    config_args = ("image_shape", "widths", "attention", "blocks", "prediction", "label_dropout",
+                   "ema_decay", "steps", "sampler", "guidance")
 
 
 FAMILY = FamilyDescription(
