@@ -21,8 +21,8 @@ evaluation, scaling, deployment). Build a DCGAN, load data the way it trains
 (`kg.data.load(..., model=gan)`), `compile`, `fit` with TensorBoard and a sample grid, generate,
 and generate by class name with a conditional DCGAN. `QUICK = True` runs in about a minute on a
 CPU with a narrow network and 512 images; `QUICK = False` (the real budget: 20 epochs of the
-defaults on the bundled 10k images, minutes on a GPU, about half an hour on a 2-core CPU) draws
-recognisable garments."""),
+defaults on the bundled 10k images, twice the README quick start's 10 epochs of about 3 minutes
+on a 2-core CPU) draws recognisable garments."""),
     ("code", """QUICK = True  # False: a real run (20 epochs on the bundled 10k images)"""),
     ("code", """import keras
 import numpy as np
@@ -263,7 +263,7 @@ int8, check every file against the Keras model, then load the `.tflite` with not
 `ai_edge_litert` and NumPy; then a PixelCNN whose whole sampling loop runs in the file
 (`06_diffusion` does the same for a diffusion sampler). `QUICK = True` uses the 8x8 digits and a
 narrow network and runs in about a minute on a CPU; `QUICK = False` trains the default DCGAN
-on 28x28 Fashion-MNIST for 20 epochs (about half an hour on a 2-core CPU)."""),
+on 28x28 Fashion-MNIST for 20 epochs (twice the README quick start's 10)."""),
     ("code", """QUICK = True  # False: 28x28 Fashion-MNIST, the default DCGAN trained for 20 epochs"""),
     ("code", """import json
 import os
@@ -708,8 +708,8 @@ conditional and unconditional predictions: `guidance=0` ignores the label, 1 is 
 conditional model, more strengthens the class. The export puts the whole sampling loop in one
 `.tflite` file. `QUICK = True` trains a narrow U-Net on the 8x8 digits for a few epochs (about a
 minute on a 2-core CPU; the samples are blobs); `QUICK = False` trains the default U-Net on the
-bundled 28x28 Fashion-MNIST (the real budget: about 10 minutes on a 2-core CPU for
-recognisable classes, benchmarks/RESULTS.md)."""),
+bundled 28x28 Fashion-MNIST for 30 epochs (the real budget: minutes on a GPU; issue 22 sets
+10 minutes on a 2-core CPU as the target, which `benchmarks/diffusion_quality.py` measures)."""),
     ("code", """QUICK = True  # False: the real run (28x28 Fashion-MNIST 10k, the default U-Net, 30 epochs)"""),
     ("code", """import os
 import time
