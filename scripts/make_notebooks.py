@@ -851,9 +851,10 @@ print({k: [round(v, 3) for v in vs] for k, vs in history.history.items() if k.st
 precision and recall; `samples` may be a model (it generates) or images, `reference` a data
 set or images. The two halves of the held-out images set the floor."""),
     ("code", """metrics = ["fid", "kid", "precision", "recall"]
-ours = kg.metrics.quality_metrics(gan, held_out, metrics, num_samples=SAMPLES, data_range="tanh")
+ours = kg.metrics.quality_metrics(gan, held_out, metrics, num_samples=SAMPLES, data_range="tanh", verbose=0)
 real = np.concatenate([b[0].numpy() for b in held_out])
-floor = kg.metrics.quality_metrics(real[:500], real[500:], metrics, num_samples=SAMPLES, data_range="tanh")
+floor = kg.metrics.quality_metrics(real[:500], real[500:], metrics, num_samples=SAMPLES, data_range="tanh",
+                                   verbose=0)
 for name in metrics:
     print(f"{name:10s} DCGAN {ours[name]:8.4f}   real vs real {floor[name]:8.4f}")
 assert floor["fid"] < ours["fid"]"""),
@@ -879,7 +880,7 @@ small.compile()
 small.fit(kg.data.load(f"folder:{FOLDER}", model=small, seed=0), epochs=EPOCHS, verbose=0)
 print("FID against my images:", round(kg.metrics.quality_metrics(
     small, kg.data.load(f"folder:{FOLDER}", model=small, shuffle=False), ["fid"],
-    num_samples=48, data_range="tanh")["fid"], 2))
+    num_samples=48, data_range="tanh", verbose=0)["fid"], 2))
 kg.utils.show(small.generate(8, seed=0, labels=["Sneaker"] * 4 + ["Bag"] * 4), cols=8,
               titles=["Sneaker"] * 4 + ["Bag"] * 4)"""),
     ("md", """## Resuming a run: `kg.training.fit`
