@@ -432,7 +432,7 @@ class Sampler:
         images (batch, H, W, C) in [0, 1], as NumPy or a tensor."""
         raise NotImplementedError
 
-    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, conditions=None,
+    def generate(self, n=None, seed=None, labels=None, batch_size=None, z=None, conditions=None,
                  **options):
         """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images.
 
@@ -441,13 +441,12 @@ class Sampler:
         conditions: what a text model conditions on in place of labels, one row per image (the
         token ids of its prompts; `keras_gen.text.TextConditioned.generate` passes them). Other
         keyword options go to the family's `images_from_noise`."""
-        n = checks.count(n)
-        if options.get("prompts") is not None:
+        if options.pop("prompts", None) is not None:
             raise ValueError(
                 f"prompts= needs a text-conditioned model (e.g. DCGAN(..., text=True)); "
                 f"{type(self).__name__} is not one. Generate with n (and labels) instead."
             )
-        options.pop("prompts", None)
+        n = checks.count(n)
         if conditions is not None:
             labels = np.asarray(conditions)
             if len(labels) != n:
