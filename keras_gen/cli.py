@@ -325,9 +325,7 @@ def _default_evaluate(args, model, kg_data, kg_callbacks, out):
                                      num_samples=args.eval_samples, log_dir=str(out / "logs"))
     gan = "fid" in kg_metrics.default_metrics(model)  # sample quality, not a likelihood
     if gan:
-        try:
-            kg_metrics.default_extractor(model.image_shape)
-        except ValueError:
+        if not _has_extractor(model.image_shape):  # also: InceptionV3 weights not in the cache
             print(f"keras-gen train: no feature extractor for {model.image_shape} images, so no "
                   "FID is logged; use keras-gen evaluate --extractor later.", file=sys.stderr)
             return None

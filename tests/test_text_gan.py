@@ -132,6 +132,7 @@ def test_clear_errors(npz):
         fresh.fit(load(npz), epochs=1, verbose=0)
 
 
+@pytest.mark.slow  # two fits, one under MirroredStrategy: ~40 s on 2 cores
 def test_two_replicas_train_like_one(npz):
     def run(strategy):
         with strategy.scope():
@@ -171,6 +172,7 @@ def test_litert_matches_keras_from_the_same_strings(npz, tmp_path):
     assert report.passed
 
 
+@pytest.mark.slow  # a run folder, TensorBoard, checkpoints and three samplings: ~35 s
 def test_command_trains_with_text_and_samples_prompts(npz, tmp_path):
     out = tmp_path / "run"
     assert cli.main(["train", "--model", "dcgan", "--dataset", f"npz:{npz}", "--text",

@@ -400,10 +400,11 @@ class DCGAN(kg_text.TextConditioned, GAN):
         owns a `keras_gen.text.TextEncoder` trained by its own loss (so the generator, its EMA
         copy and its export carry the whole text path); the generator concatenates the pooled
         caption embedding with z.
-      text_discriminator: how the discriminator judges the caption: "matching" (Reed et al.
-        2016: the embedding tiled onto the last feature map, and real images with the batch's
-        captions rolled by one count as fake) or "projection" (Miyato & Koyama 2018: logit +=
-        <W embed(caption), features>).
+      text_discriminator: how the discriminator judges the caption: "projection" (Miyato &
+        Koyama 2018: logit += <W embed(caption), features>; the default, measured better at a
+        3-minute budget in benchmarks/RESULTS.md) or "matching" (Reed et al. 2016: the
+        embedding tiled onto the last feature map, and real images with the batch's captions
+        rolled by one count as fake, at an extra discriminator pass per step).
       max_tokens, sequence_length, text_dim: the tokenizer's id range (padding and
         out-of-vocabulary included) and length, and the text encoder's width.
       vocabulary, sample_prompts: set by `adapt` and restored from the config.
@@ -428,7 +429,7 @@ class DCGAN(kg_text.TextConditioned, GAN):
         ema_decay=0.999,
         diffaugment=None,
         text=False,
-        text_discriminator="matching",
+        text_discriminator="projection",
         max_tokens=1000,
         sequence_length=16,
         text_dim=64,
