@@ -99,6 +99,32 @@ def _text_input(text_encoder, inputs):
     return pooled
 
 
+@keras.saving.register_keras_serializable(package="keras_gen")
+class FiLM(keras.layers.Layer):
+    """Feature-wise linear modulation (Perez et al. 2018): `[features, condition]` ->
+    features * (1 + gamma) + beta, with gamma and beta per channel from a dense layer of the
+    condition vector, initialised at zero so the block starts as the identity."""
+
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.dense = keras.layers.Dense(2 * self.channels, kernel_initializer="zeros", name="film")
+
+    def build(self, input_shape):
+        self.dense.build(input_shape[1])
+
+    def call(self, inputs):
+        features, condition = inputs
+        gamma, beta = keras.ops.split(self.dense(condition), 2, axis=-1)
+        return features * (1.0 + gamma[:, None, None, :]) + beta[:, None, None, :]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
 def _model(inputs, outputs, name):
     return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=name)
 
@@ -112,11 +138,12 @@ UPSAMPLING = ("transpose", "resize")
 
 def dcgan_generator(
     image_shape, latent_dim, num_classes=None, filters=64, image_range="tanh",
-    upsampling="transpose", seed=None, text_encoder=None,
+    upsampling="transpose", seed=None, text_encoder=None, film=False,
 ):
     """z (and a label, or token ids through `text_encoder`, a `keras_gen.text.TextEncoder`
-    whose pooled caption embedding is concatenated with z) -> images: a dense projection to a
-    small map, stride-2 upsamplings
+    whose pooled caption embedding is concatenated with z and, with `film`, modulates every
+    upsampling's features: `FiLM`) -> images: a dense projection to a small map, stride-2
+    upsamplings
     (4x4 transposed convolutions, or nearest-neighbour resizing + a 3x3 convolution, which has no
     checkerboard pattern) with synchronised batch norm (N replicas train as one) and ReLU, and a
     tanh (or sigmoid for image_range="unit") 3x3 output. Widths halve from filters * 2^ups to
@@ -128,8 +155,9 @@ def dcgan_generator(
     z = keras.Input((latent_dim,), name="z")
     inputs = [z]
     x = _concat_label(z, inputs, num_classes, min(latent_dim, 50), init)
-    if text_encoder is not None:
-        x = keras.layers.Concatenate()([x, _text_input(text_encoder, inputs)])
+    caption = None if text_encoder is None else _text_input(text_encoder, inputs)
+    if caption is not None:
+        x = keras.layers.Concatenate()([x, caption])
     x = keras.layers.Dense(start * start * width, use_bias=False, kernel_initializer=init())(x)
     x = keras.layers.BatchNormalization(synchronized=True)(x)
     x = keras.layers.ReLU()(x)
@@ -146,6 +174,8 @@ def dcgan_generator(
                 width, 3, padding="same", use_bias=False, kernel_initializer=init()
             )(x)
         x = keras.layers.BatchNormalization(synchronized=True)(x)
+        if film and caption is not None:
+            x = FiLM(width)([x, caption])
         x = keras.layers.ReLU()(x)
     activation = "tanh" if image_range == "tanh" else "sigmoid"
     images = keras.layers.Conv2D(

@@ -78,7 +78,7 @@ def test_mismatched_captions_are_the_global_batch_rolled_by_one():
 
 
 def test_vocabulary_and_images_survive_keras_file(npz, tmp_path):
-    model = tiny(npz)
+    model = tiny(npz, text_conditioning="film")
     model.compile()
     model.fit(load(npz), epochs=1, verbose=0)
     prompts = ["a red sneaker", "a blue bag"]
@@ -155,7 +155,7 @@ def test_litert_matches_keras_from_the_same_strings(npz, tmp_path):
     import export
     from export.validation import tflite_runner
 
-    model = tiny(npz)
+    model = tiny(npz, text_conditioning="film")
     written = export.tflite(model, tmp_path)
     rule = export.read_tokenizer(tmp_path / "tokenizer.json")
     assert rule["vocabulary"] == model.vocabulary and rule["sequence_length"] == 8

@@ -398,8 +398,10 @@ class DCGAN(kg_text.TextConditioned, GAN):
         (`keras_gen.data.load(..., text=True)`), `model.adapt(data)` learns the vocabulary before
         `fit`, and `generate(prompts=[...], seed=...)` gives one image per prompt. Each network
         owns a `keras_gen.text.TextEncoder` trained by its own loss (so the generator, its EMA
-        copy and its export carry the whole text path); the generator concatenates the pooled
-        caption embedding with z.
+        copy and its export carry the whole text path, and the generator's gradients never
+        push the discriminator's caption features).
+      text_conditioning: "concat" (the pooled caption embedding concatenated with z) or "film"
+        (also FiLM, Perez et al. 2018, of every upsampling's features by the embedding).
       text_discriminator: how the discriminator judges the caption: "projection" (Miyato &
         Koyama 2018: logit += <W embed(caption), features>; the default, measured better at a
         3-minute budget in benchmarks/RESULTS.md) or "matching" (Reed et al. 2016: the
@@ -430,6 +432,7 @@ class DCGAN(kg_text.TextConditioned, GAN):
         diffaugment=None,
         text=False,
         text_discriminator="projection",
+        text_conditioning="concat",
         max_tokens=1000,
         sequence_length=16,
         text_dim=64,
@@ -442,6 +445,8 @@ class DCGAN(kg_text.TextConditioned, GAN):
                        sample_prompts)
         self.text_discriminator = checks.choice(
             "text_discriminator", text_discriminator, TEXT_DISCRIMINATORS)
+        self.text_conditioning = checks.choice(
+            "text_conditioning", text_conditioning, TEXT_CONDITIONINGS)
         self.filters = checks.positive_int("filters", filters)
         self.discriminator_filters = checks.positive_int(
             "discriminator_filters", 2 * filters if discriminator_filters is None else discriminator_filters)
@@ -487,6 +492,7 @@ class DCGAN(kg_text.TextConditioned, GAN):
         generator = networks.dcgan_generator(
             self.image_shape, self.latent_dim, self.num_classes, self.filters, self.image_range,
             upsampling=self.upsampling, seed=self.seed, text_encoder=text,
+            film=self.text_conditioning == "film",
         )
         text = self.text_encoder("discriminator_text", 1) if self.text else None
         discriminator = networks.dcgan_discriminator(
@@ -509,12 +515,14 @@ class DCGAN(kg_text.TextConditioned, GAN):
             discriminator_batch_norm=self.discriminator_batch_norm,
             discriminator_style=self.discriminator_style,
             text_discriminator=self.text_discriminator,
+            text_conditioning=self.text_conditioning,
             **self.text_config(),
         )
         return config
 
 
 TEXT_DISCRIMINATORS = ("matching", "projection")
+TEXT_CONDITIONINGS = ("concat", "film")
 
 
 def _output_image_shape(generator):
@@ -569,6 +577,8 @@ FAMILY = FamilyDescription(
         kg_text.TEXT_OPTION,
         Option("text_discriminator", "how the discriminator judges the caption (--text)",
                choices=TEXT_DISCRIMINATORS),
+        Option("text_conditioning", "how the generator reads the caption (--text): concat "
+               "(with z) or film (also FiLM of every upsampling)", choices=TEXT_CONDITIONINGS),
     ),
     sample_options=kg_text.PROMPT_OPTIONS,
     optimizers={"d_optimizer": "d_lr", "g_optimizer": "g_lr"},
