@@ -707,7 +707,7 @@ def build_parser():
             if option.name not in seen:
                 seen.add(option.name)
                 sample.add_argument(option.flag, type=option.type, default=None, choices=option.choices,
-                                    help=option.help)
+                                    metavar=option.metavar, help=option.help)
     sample.set_defaults(func=cmd_sample)
 
     evaluate = sub.add_parser("evaluate", help="quality metrics of a saved model")
