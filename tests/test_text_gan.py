@@ -40,7 +40,7 @@ def tiny(npz, **kwargs):
 
 
 def test_matching_aware_loss_equals_reed_formula_on_the_steps_noise(npz):
-    model = tiny(npz, ema_decay=None)
+    model = tiny(npz, ema_decay=None, text_discriminator="matching")
     model.compile()
     images, captions = next(iter(load(npz)))
     ids = model.tokenizer(captions)
@@ -78,7 +78,7 @@ def test_mismatched_captions_are_the_global_batch_rolled_by_one():
 
 
 def test_vocabulary_and_images_survive_keras_file(npz, tmp_path):
-    model = tiny(npz, text_conditioning="film")
+    model = tiny(npz, text_conditioning="concat")
     model.compile()
     model.fit(load(npz), epochs=1, verbose=0)
     prompts = ["a red sneaker", "a blue bag"]

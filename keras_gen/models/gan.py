@@ -400,8 +400,10 @@ class DCGAN(kg_text.TextConditioned, GAN):
         owns a `keras_gen.text.TextEncoder` trained by its own loss (so the generator, its EMA
         copy and its export carry the whole text path, and the generator's gradients never
         push the discriminator's caption features).
-      text_conditioning: "concat" (the pooled caption embedding concatenated with z) or "film"
-        (also FiLM, Perez et al. 2018, of every upsampling's features by the embedding).
+      text_conditioning: "film" (the pooled caption embedding concatenated with z, and FiLM,
+        Perez et al. 2018, of every upsampling's features by it; the default: +10 points of
+        class and colour accuracy at a 3-minute budget, FID 66 against 55, RESULTS.md) or
+        "concat" (with z only).
       text_discriminator: how the discriminator judges the caption: "projection" (Miyato &
         Koyama 2018: logit += <W embed(caption), features>; the default, measured better at a
         3-minute budget in benchmarks/RESULTS.md) or "matching" (Reed et al. 2016: the
@@ -432,7 +434,7 @@ class DCGAN(kg_text.TextConditioned, GAN):
         diffaugment=None,
         text=False,
         text_discriminator="projection",
-        text_conditioning="concat",
+        text_conditioning="film",
         max_tokens=1000,
         sequence_length=16,
         text_dim=64,
