@@ -105,11 +105,13 @@ def quality(translate, pairs):
 
 def baselines(pairs, means):
     inputs, targets, labels = pairs
-    copy = quality(lambda x: np.clip((x + 1.0) / 2.0, 0.0, 1.0), pairs)
+    copy = quality(lambda x: x, pairs)  # a translator takes its inputs in [0, 1]
     # The oracle is told each item's class: its "input" is the label, as an image's first pixel.
     label_images = np.zeros_like(inputs)
     label_images[:, 0, 0, 0] = labels
-    oracle = quality(lambda x: means[x[:, 0, 0, 0].astype(int)], (label_images, targets, labels))
+    # translation_metrics hands it (label + 1) / 2, the tanh "image" in [0, 1]
+    oracle = quality(lambda x: means[np.rint(x[:, 0, 0, 0] * 2 - 1).astype(int)],
+                     (label_images, targets, labels))
     return {"input copied": copy, "class mean (told the class)": oracle}
 
 
@@ -130,7 +132,7 @@ def tflite_table(model, name, pairs, args):
             export.tflite(saved, out, quantize=quantize, representative_data=calibration)
     inputs, targets, labels = (p[:1000] for p in pairs)
     unit_inputs = model.to_unit_range(inputs)
-    keras_out = model.translate(inputs)
+    keras_out = model.translate(unit_inputs)
     runners = {q: tflite_runner(p, "translate", num_threads=1) for q, p in paths.items()}
     latency = {batch: _latencies(runners, unit_inputs[:batch]) for batch in (1, 64)}
     rows = []

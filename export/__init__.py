@@ -6,6 +6,8 @@ exported files compute what the Keras model computes.
     export.tflite("exported/saved_model", "exported/tflite", quantize="float16")
     export.tflite(gan, "exported/tflite", quantize="int8",
                   representative_data=export.prior_samples(gan, n=512))
+    export.tflite(pix2pix, "exported/p2p", quantize="int8",
+                  representative_data=inputs)  # real input images in [0, 1]: a translator's
     print(export.validate(gan, "exported").table())
     ids = export.tokenize("a red sneaker", vocabulary, sequence_length)  # text models' input
 

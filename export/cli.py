@@ -13,6 +13,7 @@ is not, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -45,10 +46,13 @@ def configure(parser):
         "e.g. none,float16,dynamic,int8 (default: none)",
     )
     parser.add_argument(
-        "--representative-data", default=None, metavar="DATASET",
-        help="int8 calibration images for signatures that take images (VAE encode, PixelCNN "
-        "distribution): a keras_gen.data name such as fashion_mnist_10k. Latent vectors and "
-        "noise are drawn from the model's prior.",
+        "--calibration-data", "--representative-data", dest="representative_data", default=None,
+        metavar="DATASET",
+        help="int8 calibration images for signatures that take images (a translator's inputs, "
+        "VAE encode, PixelCNN distribution): a keras_gen.data name such as fashion_mnist_10k "
+        "(a translator's pairs with the task it was trained on). Default: the --dataset of the "
+        "run whose folder holds --model (its config.json). Latent vectors and noise are drawn "
+        "from the model's prior.",
     )
     parser.add_argument("--representative-samples", type=int, default=256, help="int8 calibration examples (default 256)")
     parser.add_argument("--validate-n", type=int, default=64, help="larger validation batch (default 64)")
@@ -64,7 +68,9 @@ def configure(parser):
     )
     parser.add_argument("--no-validate", action="store_true", help="export only")
     parser.add_argument("--force", action="store_true", help="replace existing exported files in --out")
-    parser.set_defaults(func=run)
+    # Errors start with the command's own name: "keras-gen export: error:" as a sub-command of
+    # keras-gen, "python -m export: error:" on its own.
+    parser.set_defaults(func=run, prog=parser.prog)
     return parser
 
 
@@ -76,31 +82,55 @@ def _split(value, choices, flag):
     return list(dict.fromkeys(items))
 
 
-def _representative_data(model, args, spec):
+def _calibration_source(args, model_path):
+    """(data set name, its run's task and data_dir) for int8 calibration: --calibration-data,
+    else the --dataset of the run that wrote `model_path` (the config.json beside it)."""
+    if args.representative_data is not None:
+        return args.representative_data, {}
+    config = Path(model_path).parent / "config.json" if model_path is not None else None
+    if config is not None and config.is_file():
+        saved = json.loads(config.read_text()).get("args", {})
+        if saved.get("dataset"):
+            return saved["dataset"], {k: saved[k] for k in ("task", "data_dir") if saved.get(k)}
+    return None, {}
+
+
+def _representative_data(model, args, spec, model_path=None):
     import export
 
     data = export.prior_samples(model, n=args.representative_samples, seed=args.seed + 1)
     needs_images = [s for s in spec.signatures if not s.prior_inputs]
-    if needs_images and args.representative_data is None:
+    source, run = _calibration_source(args, model_path) if needs_images else (None, {})
+    if needs_images and source is None:
         raise ValueError(
             f"--quantize int8 needs calibration images for {[s.name for s in needs_images]}: "
-            "pass --representative-data DATASET (e.g. the data set the model was trained on)."
+            "pass --calibration-data DATASET (or its other name --representative-data; e.g. the "
+            "data set the model was trained on), or export a model.keras of a keras-gen run "
+            "folder, whose config.json names its data set."
         )
     if needs_images:
         import keras_gen
+        from keras_gen import families
 
         for sig in needs_images:
             # The image input: the first of rank 4 (batch, H, W, C), whatever the family calls it.
             name, image_spec = next((k, v) for k, v in sig.inputs.items() if len(v.shape) == 4)
-            # The range the model trains on (PixelCNN: "levels" or "binary"; VAE: "unit").
-            image_range = getattr(model, "data_range", "levels" if image_spec.dtype.is_integer else "unit")
             conditional = "label" in sig.inputs
-            ds = keras_gen.data.load(
-                args.representative_data, batch_size=args.representative_samples,
-                image_range=image_range, with_labels=conditional, seed=args.seed,
-            )
-            batch = next(iter(ds))
-            images = batch[0] if conditional else batch
+            if families.kind_of(model) == families.TRANSLATOR:  # its inputs, in [0, 1]
+                pairs = keras_gen.data.load_pairs(
+                    source, task=run.get("task", model.task), image_range="unit",
+                    batch_size=args.representative_samples, seed=args.seed,
+                    data_dir=run.get("data_dir"))
+                images = next(iter(pairs))[0]
+            else:
+                # The range the model trains on (PixelCNN: "levels" or "binary"; VAE: "unit").
+                image_range = getattr(model, "data_range", "levels" if image_spec.dtype.is_integer else "unit")
+                ds = keras_gen.data.load(
+                    source, batch_size=args.representative_samples, image_range=image_range,
+                    with_labels=conditional, seed=args.seed, data_dir=run.get("data_dir"),
+                )
+                batch = next(iter(ds))
+                images = batch[0] if conditional else batch
             # The signature's other inputs (noise, a start row, ...) as validation draws them.
             inputs = sig.example_inputs(len(images), args.seed + 1)
             inputs[name] = images.numpy()
@@ -110,8 +140,8 @@ def _representative_data(model, args, spec):
     return data
 
 
-def _error(message):
-    print(f"export: error: {message}", file=sys.stderr)
+def _error(args, message):
+    print(f"{getattr(args, 'prog', 'keras-gen export')}: error: {message}", file=sys.stderr)
     return 2
 
 
@@ -121,7 +151,7 @@ def run(args):
         formats = _split(args.formats, FORMATS, "--formats")
         quantize = _split(args.quantize, QUANTIZE_CHOICES, "--quantize")
     except ValueError as e:
-        return _error(e)
+        return _error(args, e)
     tolerances = {}
     for item in args.tolerance:
         mode, _, value = item.partition("=")
@@ -130,13 +160,13 @@ def run(args):
                 raise ValueError
             tolerances[mode] = float(value)
         except ValueError:
-            return _error(f"--tolerance takes MODE=VALUE with MODE in float32,float16,dynamic,int8; got {item!r}.")
+            return _error(args, f"--tolerance takes MODE=VALUE with MODE in float32,float16,dynamic,int8; got {item!r}.")
     model_path = Path(args.model)
     if not model_path.is_file():
-        return _error(f"--model {str(model_path)!r} is not a file; pass a model saved with model.save('x.keras').")
+        return _error(args, f"--model {str(model_path)!r} is not a file; pass a model saved with model.save('x.keras').")
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
-        return _error(
+        return _error(args,
             f"--out {str(out)!r} exists and is not empty; choose a new folder or pass --force to "
             "replace the exported files in it."
         )
@@ -148,11 +178,11 @@ def run(args):
     try:  # the version-checked loader `keras-gen sample` and `evaluate` use
         model = runs.load_model(model_path)
     except runs.RunError as e:
-        return _error(e)
+        return _error(args, e)
     try:
         spec = spec_for(model)
         calibration = (
-            _representative_data(model, args, spec)
+            _representative_data(model, args, spec, model_path)
             if "tflite" in formats and "int8" in quantize else None
         )
         written = []
@@ -171,16 +201,19 @@ def run(args):
                 )
                 written.extend(dict.fromkeys(paths.values()))
     except (ExportError, ValueError, FileExistsError, OSError) as e:
-        return _error(e)
+        return _error(args, e)
 
     print(f"exported {spec.family} ({type(model).__name__}) to {out}:")
     for p in written:
         print(f"  {p}")
     if args.no_validate:
         return 0
+    # Signatures that take images are validated on the calibration images, when there are some.
+    real = {s.name: calibration[s.name] for s in spec.signatures
+            if not s.prior_inputs and calibration and s.name in calibration}
     report = export.validate(
         model, written, n=args.validate_n, seed=args.seed, tolerances=tolerances,
-        raise_on_failure=False,
+        raise_on_failure=False, inputs=real or None,
     )
     print()
     print(report.summary())

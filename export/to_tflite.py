@@ -167,6 +167,17 @@ def builtin_ops(content, ops=None):
 
 
 def _representative_for(signature, metadata, representative_data):
+    inputs = metadata["signatures"][signature]["inputs"]
+    missing = representative_data is None or (
+        isinstance(representative_data, dict) and not representative_data)
+    if missing and "images" in inputs:
+        raise ValueError(
+            f"quantize='int8' needs representative_data for signature {signature!r}, which takes "
+            "images: real ones, in [0, 1], of the kind the model is for (a few hundred), e.g. "
+            "representative_data=inputs (or {" + repr(signature) + ": {'images': inputs}}) with "
+            "the inputs of keras_gen.data.load_pairs(..., image_range='unit') for a translator. "
+            "export.prior_samples cannot draw them."
+        )
     if representative_data is None:
         raise ValueError(
             "quantize='int8' needs representative_data: typical inputs of each signature "
@@ -184,7 +195,6 @@ def _representative_for(signature, metadata, representative_data):
             f"representative_data has no entry for signature {signature!r}; it has "
             f"{sorted(representative_data)}. int8 needs data for every exported signature."
         )
-    inputs = metadata["signatures"][signature]["inputs"]
     return _as_input_dict(representative_data, inputs, signature)
 
 

@@ -256,6 +256,7 @@ def validate(
     num_threads=None,
     tolerances=None,
     raise_on_failure=True,
+    inputs=None,
 ):
     """Compares every exported file under `exported_path` with the Keras model.
 
@@ -266,7 +267,9 @@ def validate(
     delegate (export.gpu; the blocking ops otherwise). Raises ValidationError beyond tolerance (float32
     1e-4, float16 / dynamic 1e-2, int8 PSNR >= 30 dB; `tolerances`, e.g. {"dynamic": 5e-2,
     "int8": 35.0}, overrides them) unless `raise_on_failure=False`. `exported_path` may also be
-    a list of such paths.
+    a list of such paths. `inputs`: {signature: {input name: array (N >= n, ...)}} to validate
+    on instead of the drawn ones, for signatures that take images (e.g. a translator's real
+    inputs, the int8 calibration data); the first n are used.
 
     Returns a ValidationReport (`.rows`, `.passed`, `.table()`).
     """
@@ -280,9 +283,11 @@ def validate(
     cases = {}
     peaks = {}  # PSNR peak per output: its given peak, or the range of the reference at batch n
     for sig in spec.signatures:
-        inputs = sig.example_inputs(n, seed)
-        small = {k: v[:1] if np.ndim(v) else v for k, v in inputs.items()}
-        cases[sig.name] = {1: (small, sig.reference(**small)), n: (inputs, sig.reference(**inputs))}
+        given = (inputs or {}).get(sig.name)
+        case = sig.example_inputs(n, seed) if given is None else {
+            k: np.asarray(v)[:n] if np.ndim(v) else v for k, v in given.items()}
+        small = {k: v[:1] if np.ndim(v) else v for k, v in case.items()}
+        cases[sig.name] = {1: (small, sig.reference(**small)), n: (case, sig.reference(**case))}
         peaks[sig.name] = {}
         for name in sig.outputs:
             transform, peak = sig.compare[name]
@@ -291,7 +296,7 @@ def validate(
                 ref = transform(ref) if transform is not None else ref
                 peak = float(np.max(ref) - np.min(ref)) or 1.0
             peaks[sig.name][name] = peak
-        latency = _median_ms_per_image(lambda: sig.reference(**inputs), n, repeats)
+        latency = _median_ms_per_image(lambda: sig.reference(**case), n, repeats)
         rows.append(Row("keras", "-", sig.name, n, 0.0, math.inf, "reference", True, None, latency))
 
     for fmt, quantize, path, signature_names in artifacts:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import numpy as np
 import keras
@@ -147,14 +148,46 @@ class Evaluate(_SummaryCallback):
         self.data_range, self.num_importance_samples, self.seed = (
             data_range, num_importance_samples, seed)
         self._reference = None
+        self._unavailable = ()
+
+    def on_train_begin(self, logs=None):
+        """Checks the feature extractor before the first step: without its weights (InceptionV3
+        for colour images, offline), FID/KID are skipped with one warning instead of failing
+        after the first epoch."""
+        from keras_gen import metrics as kg_metrics
+
+        names = self._names()
+        quality = [n for n in names if n in kg_metrics.QUALITY_METRICS]
+        if not quality or self._unavailable:
+            return
+        try:
+            extractor = self.extractor or kg_metrics.default_extractor(self.model.image_shape)
+        except ValueError:  # no default for this image shape: evaluate() says so
+            return
+        reason = kg_metrics.extractor_unavailable(extractor)
+        if reason is not None:
+            self._unavailable = tuple(quality)
+            warnings.warn(
+                f"Evaluate: no val_{', val_'.join(quality)}, the feature extractor is not available "
+                f"({reason}) To enable it, pass Evaluate(extractor=...) a Keras model or a "
+                "classifier .keras file, or put its weights file where the message says.",
+                stacklevel=2)
+
+    def _names(self):
+        from keras_gen import metrics as kg_metrics
+
+        names = self.metrics if self.metrics is not None else kg_metrics.default_metrics(self.model)
+        names = [names] if isinstance(names, str) else list(names)
+        return [n for n in names if n not in self._unavailable]
 
     def evaluate(self):
         """The metrics of the current model as a dict {"val_<metric>": value}."""
         from keras_gen import metrics as kg_metrics
 
         model = self.model
-        names = self.metrics if self.metrics is not None else kg_metrics.default_metrics(model)
-        names = [names] if isinstance(names, str) else list(names)
+        names = self._names()
+        if not names:
+            return {}
         if families.kind_of(model) == families.TRANSLATOR:  # `data` holds pairs
             values = kg_metrics.translation_metrics(
                 model, self.data, names, self.extractor, num_samples=self.num_samples)
@@ -169,16 +202,18 @@ class Evaluate(_SummaryCallback):
                 else "unit")
             if self._reference is None:  # the validation data do not change: extract once
                 self._reference = kg_metrics.feature_statistics(
-                    self.data, extractor, self.num_samples, data_range=data_range, seed=self.seed)
+                    self.data, extractor, self.num_samples, data_range=data_range, seed=self.seed,
+                    verbose=0)
+            # Quiet: fit's own progress bar is on the same line.
             values.update(kg_metrics.quality_metrics(
                 model, self._reference, quality, extractor, self.num_samples,
-                data_range=data_range, seed=self.seed))
+                data_range=data_range, seed=self.seed, verbose=0))
             values.pop("num_samples"), values.pop("num_reference")
         others = [n for n in names if n not in kg_metrics.QUALITY_METRICS]
         if others:
             values.update(kg_metrics.evaluate_model(
                 model, self.data, others, num_importance_samples=self.num_importance_samples,
-                seed=self.seed))
+                seed=self.seed, verbose=0))
         return {f"val_{k}": float(v) for k, v in values.items()}
 
     def on_epoch_end(self, epoch, logs=None):
@@ -262,8 +297,9 @@ class Translations(_SummaryCallback):
     def grid_images(self):
         """(3n, H, W, C) in [0, 1]: input, output, target of each pair in turn."""
         model = self.model
-        outputs = np.asarray(model.translate(self.inputs), np.float32)
-        images = [model.to_unit_range(self.inputs), outputs, model.to_unit_range(self.targets)]
+        inputs = model.to_unit_range(self.inputs)
+        outputs = np.asarray(model.translate(inputs), np.float32)
+        images = [inputs, outputs, model.to_unit_range(self.targets)]
         channels = max(x.shape[-1] for x in images)
         images = [np.repeat(x, channels, axis=-1) if x.shape[-1] != channels else x for x in images]
         return np.stack(images, axis=1).reshape((-1,) + images[1].shape[1:])

@@ -90,9 +90,11 @@ def square_image_shape(value, family="DCGAN"):
     return h, w, c
 
 
-def labels(values, n, num_classes):
+def labels(values, n, num_classes, class_names=None):
     """Validates `labels` for `generate(n, labels=...)`: int32 array (n,), or None for an
-    unconditional model. One integer stands for all n images."""
+    unconditional model. One label stands for all n images. A label is a class index or, when
+    the model knows `class_names` (the names it was trained with), a class name ("Sneaker");
+    indices and names may be mixed."""
     if num_classes is None:
         if values is not None:
             raise ValueError(
@@ -105,12 +107,19 @@ def labels(values, n, num_classes):
             f"this model is conditional on {num_classes} classes: pass labels, e.g. "
             f"generate({n}, labels=[0] * {n}) or labels=range({n}) % {num_classes}."
         )
+    if isinstance(values, np.ndarray) and values.dtype.kind in "UO":
+        values = values.tolist()
+    if isinstance(values, str) or (
+        not isinstance(values, np.ndarray) and _iterable(values)
+        and any(isinstance(v, str) for v in values)
+    ):
+        values = class_indices(values, class_names)
     values = np.asarray(values)
     if values.ndim == 0:
         values = np.full((n,), int(values))
     if values.shape != (n,) or not np.issubdtype(values.dtype, np.integer):
         raise ValueError(
-            f"labels must be {n} integers (one per image), or one integer for all; got "
+            f"labels must be {n} integers or class names (one per image), or one for all; got "
             f"{values.dtype} array of shape {values.shape}."
         )
     if values.size and (values.min() < 0 or values.max() >= num_classes):
@@ -119,6 +128,66 @@ def labels(values, n, num_classes):
             f"{int(values.min())}..{int(values.max())}."
         )
     return values.astype(np.int32)
+
+
+def _iterable(values):
+    try:
+        iter(values)
+    except TypeError:
+        return False
+    return True
+
+
+def class_indices(values, class_names):
+    """Class names (and indices, passed through) -> indices: one name, or a sequence mixing names
+    and ints. An unknown name, or a name for a model without class names, is an error that lists
+    the names there are."""
+    if class_names is None:
+        raise ValueError(
+            f"labels {values!r} are class names, but this model has no class names (it was not "
+            "trained through keras-gen with named classes): pass class indices, or set "
+            "model.class_names = keras_gen.data.info(SOURCE).class_names."
+        )
+    index = {name: i for i, name in enumerate(class_names)}
+    single = isinstance(values, str)
+    out = []
+    for value in [values] if single else values:
+        if isinstance(value, str):
+            if value not in index:
+                close = difflib.get_close_matches(value, list(class_names), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"labels: unknown class name {value!r}; the model's classes are "
+                    f"{', '.join(map(repr, class_names))} (or their indices "
+                    f"0..{len(class_names) - 1}).{hint}"
+                )
+            value = index[value]
+        elif isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"labels must be class indices or class names; got {value!r}.")
+        out.append(int(value))
+    return out[0] if single else out
+
+
+def class_names(values, num_classes):
+    """`values` as a tuple of `num_classes` distinct strings, or None."""
+    if values is None:
+        return None
+    if isinstance(values, str) or not _iterable(values):
+        raise ValueError(f"class_names must be a list of strings, one per class; got {values!r}.")
+    names = tuple(values)
+    if num_classes is None:
+        raise ValueError(
+            "class_names were given, but the model is unconditional (num_classes=None); build it "
+            "with num_classes=len(class_names)."
+        )
+    if len(names) != num_classes or not all(isinstance(v, str) for v in names):
+        raise ValueError(
+            f"class_names must be {num_classes} strings (num_classes={num_classes}); got "
+            f"{len(names)}: {names!r}."
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"class_names must be distinct; got {names!r}.")
+    return names
 
 
 def odd_kernel(kernel_size, arg="kernel_size"):

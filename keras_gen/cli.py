@@ -57,13 +57,23 @@ def build_model(args, info):
     """The family's model for this data: flags that were given, constructor defaults for the rest."""
     family = families.get(args.model)
     if family.build is not None:
-        return family.build(args, info)
+        return with_class_names(family.build(args, info), info)
     options = {o.name: _option_value(o, getattr(args, o.name)) for o in family.options
                if o.constructor and getattr(args, o.name) is not None}
     if family.kind == TRANSLATOR:  # pairs (kg_data.PairInfo): input and output shapes
         return family.model(info.input_shape, output_shape=info.target_shape, seed=args.seed, **options)
-    return family.model(info.image_shape, num_classes=info.num_classes if args.conditional else None,
-                        seed=args.seed, **options)
+    model = family.model(info.image_shape, num_classes=info.num_classes if args.conditional else None,
+                         seed=args.seed, **options)
+    return with_class_names(model, info)
+
+
+def with_class_names(model, info):
+    """A conditional model keeps the names of the data's classes (`--labels Sneaker,Bag` then
+    works on the saved model)."""
+    if model.num_classes and model.class_names is None and info.class_names is not None \
+            and len(info.class_names) == model.num_classes:
+        model.class_names = info.class_names
+    return model
 
 
 def data_info(args):
@@ -264,10 +274,8 @@ def cmd_sample(args):
     args.n = len(prompts) if prompts is not None else args.n or 64
     labels = None
     if args.labels is not None:
-        try:
-            labels = [int(v) for v in args.labels.split(",")]
-        except ValueError:
-            raise CommandError(f"--labels must be comma-separated integers; got {args.labels!r}.") from None
+        labels = [int(v) if v.strip().lstrip("-").isdigit() else v.strip()
+                  for v in args.labels.split(",")]
         if len(labels) == 1:
             labels = labels * args.n
         elif len(labels) != args.n:
@@ -324,10 +332,18 @@ def _default_evaluate(args, model, kg_data, kg_callbacks, out):
         return kg_callbacks.Evaluate(data.take(-(-args.eval_samples // batch)), metrics=names,
                                      num_samples=args.eval_samples, log_dir=str(out / "logs"))
     gan = "fid" in kg_metrics.default_metrics(model)  # sample quality, not a likelihood
+    extractor = args.extractor
     if gan:
-        if not _has_extractor(model.image_shape):  # also: InceptionV3 weights not in the cache
+        try:
+            extractor = extractor or kg_metrics.default_extractor(model.image_shape)
+        except ValueError:
             print(f"keras-gen train: no feature extractor for {model.image_shape} images, so no "
-                  "FID is logged; use keras-gen evaluate --extractor later.", file=sys.stderr)
+                  "FID is logged; pass --extractor, or use keras-gen evaluate --extractor later.",
+                  file=sys.stderr)
+            return None
+        # Before the first step: offline, the InceptionV3 weights of colour images are missing.
+        if kg_metrics.extractor_unavailable(extractor) is not None:
+            print(_no_fid_warning(extractor), file=sys.stderr)
             return None
     data = kg_data.load(
         args.dataset, split=args.split, batch_size=batch,
@@ -336,7 +352,20 @@ def _default_evaluate(args, model, kg_data, kg_callbacks, out):
         data_dir=args.data_dir,
     ).take(-(-args.eval_samples // batch))
     return kg_callbacks.Evaluate(data, every=1, num_samples=args.eval_samples, log_dir=str(out / "logs"),
-                                 data_range="unit" if gan else None, seed=args.seed)
+                                 data_range="unit" if gan else None, seed=args.seed,
+                                 extractor=extractor if gan else None)
+
+
+def _no_fid_warning(extractor):
+    from keras_gen import metrics as kg_metrics
+
+    if extractor == "inception_v3":
+        where = (f"put {kg_metrics.INCEPTION_V3_URL} at {kg_metrics.inception_v3_weights_path()}")
+    else:
+        where = f"make {extractor} a readable .keras file"
+    return (f"keras-gen train: warning: no val_fid, the feature extractor {extractor!r} is not "
+            f"available offline; to log val_fid, {where}, or pass --extractor FILE.keras (a "
+            "classifier from scripts/train_feature_classifier.py) or --eval-samples 0 to silence this.")
 
 
 def _has_extractor(image_shape):
@@ -344,10 +373,10 @@ def _has_extractor(image_shape):
     from keras_gen import metrics as kg_metrics
 
     try:
-        kg_metrics.feature_extractor(kg_metrics.default_extractor(image_shape))
-    except (ValueError, FileNotFoundError):
+        name = kg_metrics.default_extractor(image_shape)
+    except ValueError:
         return False
-    return True
+    return kg_metrics.extractor_unavailable(name) is None
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,6 +400,8 @@ def cmd_evaluate(args):
     unknown = [m for m in names if m not in known]
     if unknown:
         raise CommandError(f"--metrics: unknown {unknown}; choose from {', '.join(known)}.")
+    if args.split is None:
+        args.split = _evaluation_split(args, model, translator)
     results = _translation_results(model, args, names) if translator else {}
     sample_metrics = [m for m in names if m in SAMPLE_METRICS and not translator]
     if sample_metrics:
@@ -399,6 +430,23 @@ def cmd_evaluate(args):
                                    "split": args.split, "results": results}, indent=2))
         print(f"wrote {out}")
     return 0
+
+
+def _evaluation_split(args, model, translator):
+    """The held-out "test" split where --dataset has one, else "train"; said on stdout, since
+    scores on training images read better than they are."""
+    from keras_gen import data as kg_data
+
+    if translator:
+        task = model.task if args.task is None else args.task
+        splits = kg_data.pair_info(args.dataset, task=None if task == "none" else task,
+                                   data_dir=args.data_dir).splits
+    else:
+        splits = kg_data.info(args.dataset, data_dir=args.data_dir).splits
+    split = "test" if "test" in splits else "train"
+    print(f"evaluating on the {split} split of {args.dataset}"
+          + ("" if split == "test" else " (it has no test split; --split chooses another)"))
+    return split
 
 
 def _translation_results(model, args, names):
@@ -490,7 +538,7 @@ def cmd_translate(args):
     shape = model.input_image_shape
     # Read before anything is written, so a bad file fails the command with nothing half done.
     images = np.stack([_read_input_image(p, shape, args.resize) for p in files])
-    outputs = model.translate(model.from_unit_range(images), batch_size=args.batch_size)
+    outputs = model.translate(images, batch_size=args.batch_size)
     for target, image in zip(targets, outputs):
         target.parent.mkdir(parents=True, exist_ok=True)
         pixels = np.round(image * 255.0).astype(np.uint8)
@@ -663,6 +711,9 @@ def build_parser():
     train.add_argument("--samples", type=int, default=64, help="images in each sample grid")
     train.add_argument("--eval-samples", type=int, default=1000,
                        help="images for the family's quality metric each epoch (0: none)")
+    train.add_argument("--extractor", default=None,
+                       help="feature extractor of val_fid: fashion_mnist, inception_v3 or a .keras "
+                            "file (default: fashion_mnist for 28x28 grey images, inception_v3 for colour)")
     _add_family_options(train)
     train.add_argument("--jit-compile", type=_jit, default=_compile_default("jit_compile"),
                        choices=["auto", True, False], metavar="{auto,on,off}",
@@ -698,7 +749,9 @@ def build_parser():
     sample.add_argument("-n", type=int, default=None,
                         help="images to generate (default 64); with --prompts FILE: per prompt")
     sample.add_argument("--seed", type=int, default=0, help="same seed, same images")
-    sample.add_argument("--labels", default=None, help="comma-separated class labels (conditional)")
+    sample.add_argument("--labels", default=None,
+                        help="comma-separated class labels of a conditional model: indices or the "
+                             "class names it was trained with, e.g. 7,9 or Sneaker,Bag (one: all)")
     sample.add_argument("--out", required=True, help=".png (a grid) or .npy (float32 [0, 1])")
     sample.add_argument("--force", action="store_true", help="overwrite --out")
     seen = set()
@@ -713,7 +766,8 @@ def build_parser():
     evaluate = sub.add_parser("evaluate", help="quality metrics of a saved model")
     evaluate.add_argument("--model", required=True, help="a .keras file written by keras-gen")
     evaluate.add_argument("--dataset", required=True, help="reference / test data (see keras-gen info)")
-    evaluate.add_argument("--split", default="train", help="split of --dataset")
+    evaluate.add_argument("--split", default=None,
+                          help="split of --dataset (default: test where it has one, else train)")
     evaluate.add_argument("--data-dir", default=None, help="TFDS data directory")
     evaluate.add_argument("--metrics", default=None,
                           help="comma-separated: fid,kid,precision,recall (samples) and bpd,elbo,iwae "
@@ -763,18 +817,29 @@ def _given(parser, argv):
 
 def main(argv=None):
     parser = build_parser()
+    argv_is_the_process = argv is None  # the console script; tests pass argv and get the code
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.command == "train":  # the flags typed, for --resume to say which it ignores
         args.given = _given(parser, argv)
     try:
-        return args.func(args) or 0
+        code = args.func(args) or 0
     except CommandError as e:
-        print(f"keras-gen {args.command}: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except ValueError as e:  # the library's own input errors: say them plainly
-        print(f"keras-gen {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        code = _error(args, e, e.exit_code)
+    except (ValueError, OSError) as e:  # the library's input errors, missing files: said plainly
+        code = _error(args, e, 2)
+    if code and argv_is_the_process:
+        # A data-loader or TensorFlow thread may keep an interpreter alive after an error; the
+        # command's work is over, so nothing of it can be lost.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _error(args, error, code):
+    print(f"keras-gen {args.command}: error: {error}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -27,9 +27,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import gzip
+import inspect
 import os
 import re
 import struct
+import types
 import warnings
 from pathlib import Path
 
@@ -82,9 +84,9 @@ class DataInfo:
 def load(
     name,
     split="train",
-    batch_size=64,
-    image_range="unit",
-    with_labels=False,
+    batch_size=None,
+    image_range=None,
+    with_labels=None,
     shuffle=True,
     seed=None,
     data_dir=None,
@@ -94,18 +96,28 @@ def load(
     strict=False,
     download=True,
     text=False,
+    model=None,
 ):
     """Returns a batched, prefetched `tf.data.Dataset` of NHWC images (or `(images, labels)`;
     `(images, captions)` with `text=True`).
+
+    The one way to get data for a model: `load(name, model=model)`, which takes from the model
+    what its `fit` needs, so nothing is chosen by hand:
+
+        model = kg.models.DCGAN((28, 28, 1), num_classes=10)
+        model.fit(kg.data.load("fashion_mnist_10k", model=model), epochs=10)
 
     Args:
       name: data set name (see the module docstring).
       split: `"train"`, `"test"` (where the source has one) or a TFDS-style slice such as
         `"train[:90%]"` or `"train[9000:]"`.
-      batch_size: images per batch.
+      batch_size: images per batch. Default: the model's (`model.default_batch_size` times
+        `model.batches_per_step`, the batch `keras-gen train` loads), else 64.
       image_range: `"tanh"` (float32 in [-1, 1]), `"unit"` (float32 in [0, 1]), `"levels"` (int32
         pixel levels 0..255) or `"binary"` (float32 {0, 1}, binarised afresh every epoch).
-      with_labels: yield `(images, labels)` with int32 labels.
+        Default: `model.data_range`, else `"unit"`.
+      with_labels: yield `(images, labels)` with int32 labels. Default: whether the model is
+        conditional (`model.num_classes`), else False.
       shuffle: shuffle every epoch (reproducibly when `seed` is given).
       seed: seed for shuffling and dynamic binarisation.
       data_dir: TFDS data directory.
@@ -118,7 +130,10 @@ def load(
       text: yield `(images, captions)`, captions a tf.string vector, from a captioned source;
         with `with_labels=True`, `(images, captions, labels)`, and `(images, captions,
         classes, colours)` for the tinted Fashion-MNIST sets.
+      model: a keras_gen sampler (GAN, VAE, PixelCNN, VQ-VAE) whose range, labels and batch size
+        are the defaults above; `image_range` or `with_labels` given as well must agree with it.
     """
+    batch_size, image_range, with_labels = _model_defaults(model, batch_size, image_range, with_labels)
     checks.choice("image_range", image_range, IMAGE_RANGES)
     batch_size = checks.positive_int("batch_size", batch_size)
     resolve = _resolve_captioned if text else _resolve
@@ -159,6 +174,29 @@ def load(
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _model_defaults(model, batch_size, image_range, with_labels):
+    """`load`'s batch_size, image_range and with_labels: those given, else the model's, else
+    64, "unit" and False."""
+    if model is None:
+        return (64 if batch_size is None else batch_size, image_range or "unit", bool(with_labels))
+    if callable(getattr(model, "translate", None)):
+        raise ValueError(
+            f"load(model=...): {type(model).__name__} translates images and trains on (input, "
+            "target) pairs: load them with keras_gen.data.load_pairs(source, task=..., "
+            "image_range=model.data_range)."
+        )
+    wanted = {"image_range": model.data_range, "with_labels": bool(model.num_classes)}
+    for arg, given in (("image_range", image_range), ("with_labels", with_labels)):
+        if given is not None and given != wanted[arg]:
+            raise ValueError(
+                f"load(model=...): {arg}={given!r}, but the {type(model).__name__} trains on "
+                f"{arg}={wanted[arg]!r}; leave {arg} out to take the model's."
+            )
+    if batch_size is None:
+        batch_size = model.default_batch_size * model.batches_per_step
+    return batch_size, wanted["image_range"], wanted["with_labels"]
 
 
 def info(name, split="train", data_dir=None, download=True, text=False):
@@ -1152,25 +1190,37 @@ class PairInfo:
     splits: tuple
 
 
+# The keywords of `load` that say how a source is read and batched; `load_pairs` takes them with
+# `load`'s defaults (`read_options`).
+READ_OPTIONS = ("shuffle", "seed", "data_dir", "drop_remainder", "channels", "image_size",
+                "strict", "download")
+
+
+def read_options(caller, options):
+    """`options` (keywords given to `caller`) as `load`'s READ_OPTIONS, with `load`'s defaults
+    for those not given; a keyword that is none of them is an error naming what it takes."""
+    unknown = sorted(set(options) - set(READ_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"{caller}() got unexpected keyword arguments {unknown}; besides its own it takes "
+            f"load's {', '.join(READ_OPTIONS)}."
+        )
+    defaults = inspect.signature(load).parameters
+    return types.SimpleNamespace(**{k: options.get(k, defaults[k].default) for k in READ_OPTIONS})
+
+
 def load_pairs(
     source,
     task=None,
     split="train",
     batch_size=64,
     image_range=None,
-    shuffle=True,
-    seed=None,
     with_labels=False,
-    data_dir=None,
-    drop_remainder=False,
-    channels=None,
-    image_size=None,
-    strict=False,
-    download=True,
     direction="AtoB",
     hole_size=None,
     scale=4,
     edge_threshold=0.2,
+    **options,
 ):
     """Returns a batched, prefetched `tf.data.Dataset` of `(input_image, target_image)` pairs
     (or `(input, target, label)` with `with_labels=True`), NHWC float32.
@@ -1199,23 +1249,27 @@ def load_pairs(
         what `Pix2Pix` trains on by default (its `data_range`).
       with_labels: also yield the label of each image (derived tasks on labelled data).
       direction: "AtoB" (A / left half / `a` is the input) or "BtoA" (swapped), as in pix2pix.
-      split, batch_size, shuffle, seed, data_dir, drop_remainder, channels, image_size, strict,
-      download: as in `load`; `image_size` is the size of one image of a pair (each half of a
+      split, batch_size, and the keywords of `options` (READ_OPTIONS: shuffle, seed,
+        data_dir, drop_remainder, channels, image_size, strict, download): as in `load`, with
+        its defaults; `image_size` is the size of one image of a pair (each half of a
         side-by-side image), `channels` applies to both images of a paired folder.
     """
+    read = read_options("load_pairs", options)
+    seed = read.seed
     image_range = DEFAULT_PAIR_RANGE if image_range is None else image_range
     checks.choice("image_range", image_range, PAIR_RANGES)
     batch_size = checks.positive_int("batch_size", batch_size)
     source = _resolve_pairs(
-        source, task, split, data_dir, channels, image_size, strict, download, direction,
-        hole_size, scale, edge_threshold,
+        source, task, split, read.data_dir, read.channels, read.image_size, read.strict,
+        read.download, direction, hole_size, scale, edge_threshold,
     )
     if with_labels and source.num_classes is None:
         raise DataError(
             f"with_labels=True, but the pairs of {source.name!r} have no labels (only a task "
             "derived from a labelled data set has them). Load them with with_labels=False."
         )
-    ds = source.dataset(shuffle=shuffle, seed=seed).batch(batch_size, drop_remainder=drop_remainder)
+    ds = source.dataset(shuffle=read.shuffle, seed=seed).batch(
+        batch_size, drop_remainder=read.drop_remainder)
     if source.task is not None:
         # One stateless seed pair per batch, fresh every epoch and repeatable with `seed` (the
         # holes of "inpaint"; the other tasks draw nothing).
@@ -1230,9 +1284,9 @@ def load_pairs(
         return pair + (labels,) if with_labels else pair
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    sharding = tf.data.Options()
+    sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(sharding).prefetch(tf.data.AUTOTUNE)
 
 
 def pair_info(source, task=None, split="train", data_dir=None, download=True, **options):

@@ -26,7 +26,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import checks, families
+from keras_gen import checks, families, progress
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 FASHION_MNIST_CLASSIFIER = WEIGHTS_DIR / "fashion_mnist_classifier.keras"
@@ -333,6 +333,16 @@ def feature_extractor(name="fashion_mnist", weights="imagenet"):
     )
 
 
+def extractor_unavailable(name):
+    """Why `feature_extractor(name)` cannot be built here (its weights file is missing, e.g. the
+    InceptionV3 weights offline), as one line; None when it can (it is then built and cached)."""
+    try:
+        feature_extractor(name)
+    except OSError as e:
+        return str(e)
+    return None
+
+
 def _classifier_features(path):
     path = Path(path)
     key = ("classifier", str(path.resolve()))
@@ -351,13 +361,15 @@ def _classifier_features(path):
     return _EXTRACTOR_CACHE[key]
 
 
-def _keras_cache_dir():
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
+def inception_v3_weights_path():
+    """Where `feature_extractor("inception_v3")` reads the ImageNet weights: the Keras cache
+    ($KERAS_HOME/models or ~/.keras/models), which keras-gen never fills itself."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models" / INCEPTION_V3_NOTOP
 
 
 def _inception_v3(weights):
     if weights == "imagenet":
-        path = _keras_cache_dir() / INCEPTION_V3_NOTOP
+        path = inception_v3_weights_path()
         if not path.is_file():
             raise FileNotFoundError(
                 f"the InceptionV3 weights are not in the Keras cache ({path}), and keras-gen does "
@@ -391,6 +403,7 @@ def feature_statistics(
     data_range="unit",
     seed=0,
     reservoir_size=10_000,
+    verbose="auto",
 ):
     """Streams images from `source` through `extractor` into a `FeatureStatistics`.
 
@@ -402,6 +415,7 @@ def feature_statistics(
     data_range: range of a data set's / array's images: "unit" ([0, 1], default), "tanh"
       ([-1, 1]) or "levels" (0..255).
     seed: the generation seed (batch i uses seed + i) and the reservoir's seed.
+    verbose: a progress bar per batch, as in Keras' `predict` ("auto": when there are several).
     """
     if isinstance(source, FeatureStatistics):
         return source
@@ -412,11 +426,23 @@ def feature_statistics(
     batch_size = checks.positive_int("batch_size", batch_size)
     extractor = feature_extractor(extractor)
     stats = FeatureStatistics(reservoir_size=reservoir_size, seed=seed)
-    for images in _image_batches(source, num_samples, batch_size, data_range, seed):
+    batches = _image_batches(source, num_samples, batch_size, data_range, seed)
+    for images in progress.tracked(batches, _num_image_batches(source, num_samples, batch_size), verbose):
         stats.update(_extract(extractor, images))
     if stats.count < 2:
         raise ValueError(f"the source gave {stats.count} images; the statistics need at least 2.")
     return stats
+
+
+def _num_image_batches(source, num_samples, batch_size):
+    """The batches `_image_batches` yields, for the progress bar (None: unknown)."""
+    if callable(getattr(source, "generate", None)):
+        return None if num_samples is None else -(-num_samples // batch_size)
+    if isinstance(source, tf.data.Dataset):
+        return progress.num_batches(source) if num_samples is None else None
+    if isinstance(source, np.ndarray):
+        return progress.num_batches(source, batch_size, num_samples)
+    return None
 
 
 def _image_batches(source, num_samples, batch_size, data_range, seed):
@@ -424,10 +450,11 @@ def _image_batches(source, num_samples, batch_size, data_range, seed):
         if num_samples is None:
             raise ValueError("num_samples is required when the source is a model (how many to generate).")
         num_classes = getattr(source, "num_classes", None)
+        quiet = progress.verbose_argument(source.generate, 0)  # one bar, over the batches here
         for i, start in enumerate(range(0, num_samples, batch_size)):
             n = min(batch_size, num_samples - start)
             labels = None if num_classes is None else (start + np.arange(n)) % num_classes
-            yield np.asarray(source.generate(n, seed=seed + i, labels=labels), np.float32)
+            yield np.asarray(source.generate(n, seed=seed + i, labels=labels, **quiet), np.float32)
         return
     if isinstance(source, np.ndarray):
         batches = (source[i : i + batch_size] for i in range(0, len(source), batch_size))
@@ -534,6 +561,7 @@ def quality_metrics(
     k=3,
     num_subsets=100,
     subset_size=1000,
+    verbose="auto",
 ):
     """Feature metrics of `samples` against `reference`, extracting features once.
 
@@ -542,7 +570,7 @@ def quality_metrics(
     """
     metrics = _check_metrics(metrics, QUALITY_METRICS)
     common = dict(extractor=extractor, num_samples=num_samples, batch_size=batch_size,
-                  data_range=data_range, seed=seed)
+                  data_range=data_range, seed=seed, verbose=verbose)
     a = feature_statistics(samples, **common)
     b = feature_statistics(reference, **common)
     out = {}
@@ -564,7 +592,7 @@ def quality_metrics(
 # Likelihoods: one interface over the families
 
 
-def likelihood_metrics(model, dataset, num_importance_samples=None):
+def likelihood_metrics(model, dataset, num_importance_samples=None, verbose="auto"):
     """The family's likelihood metrics on `dataset` (in the range the model trains on: levels
     for PixelCNN, the VAE's own image range), as a dict of floats, lower is better for every key:
 
@@ -574,17 +602,21 @@ def likelihood_metrics(model, dataset, num_importance_samples=None):
         also "neg_iwae" and "neg_iwae_bits_per_dim" (the tighter importance-weighted bound).
 
     Duck-typed: any model with these methods works. The VAE methods return dicts with
-    "nats_per_image" (the negative bound) and "bits_per_dim".
+    "nats_per_image" (the negative bound) and "bits_per_dim". verbose: progress bars per
+    batch, as in Keras' `predict`.
     """
     likelihood = likelihood_kind(model)
     if likelihood in ("elbo", "elbo_iwae"):  # bounds (VAE, VQ-VAE)
-        out = _bound("neg_elbo", model.evaluate_elbo(dataset))
+        out = _bound("neg_elbo", model.evaluate_elbo(
+            dataset, **progress.verbose_argument(model.evaluate_elbo, verbose)))
         if num_importance_samples is not None and likelihood == "elbo_iwae":
             k = checks.positive_int("num_importance_samples", num_importance_samples)
-            out.update(_bound("neg_iwae", model.log_likelihood(dataset, num_samples=k)))
+            out.update(_bound("neg_iwae", model.log_likelihood(
+                dataset, num_samples=k, **progress.verbose_argument(model.log_likelihood, verbose))))
         return out
     if likelihood == "exact":  # PixelCNN
-        value = _bound("nll", model.log_likelihood(dataset))
+        value = _bound("nll", model.log_likelihood(
+            dataset, **progress.verbose_argument(model.log_likelihood, verbose)))
         return {"bits_per_dim": value["nll_bits_per_dim"]}
     raise TypeError(
         f"{type(model).__name__} has no likelihood: likelihood_metrics needs log_likelihood(dataset) "
@@ -632,6 +664,7 @@ def evaluate_model(
     data_range="unit",
     num_importance_samples=None,
     seed=0,
+    verbose="auto",
 ):
     """All requested metrics of `model` against `dataset` in one dict.
 
@@ -639,6 +672,7 @@ def evaluate_model(
       `dataset` in `data_range`), "bpd"/"bits_per_dim" (PixelCNN), "elbo", "iwae" (VAE;
       `dataset` in the model's own training range). None picks `default_metrics(model)`.
     extractor: None picks `default_extractor(model.image_shape)`.
+    verbose: progress bars, as in Keras' `predict` ("auto": for work of several batches; 0: none).
     """
     metrics = default_metrics(model) if metrics is None else metrics
     if isinstance(metrics, str):
@@ -655,14 +689,14 @@ def evaluate_model(
         if extractor is None:
             extractor = default_extractor(getattr(model, "image_shape", None))
         out.update(quality_metrics(model, dataset, wanted_quality, extractor, num_samples,
-                                   batch_size, data_range, seed))
+                                   batch_size, data_range, seed, verbose=verbose))
     wanted_likelihood = [m for m in metrics if m not in QUALITY_METRICS]
     if wanted_likelihood:
         if "neg_iwae" in wanted_likelihood and num_importance_samples is None:
             num_importance_samples = 100
         values = likelihood_metrics(
             model, dataset,
-            num_importance_samples if "neg_iwae" in wanted_likelihood else None,
+            num_importance_samples if "neg_iwae" in wanted_likelihood else None, verbose=verbose,
         )
         missing = [m for m in wanted_likelihood if m not in values]
         if missing:
@@ -788,8 +822,8 @@ def translation_metrics(
 ):
     """Metrics of a translator's outputs against the targets of held-out pairs, in one pass.
 
-    translator: a model with `translate(inputs) -> [0, 1] images` (Pix2Pix), or any such
-      function (a baseline such as "copy the input").
+    translator: a model with `translate(inputs in [0, 1]) -> [0, 1] images` (Pix2Pix), or any
+      such function (a baseline such as "copy the input").
     pairs: a dataset of `(inputs, targets)` or `(inputs, targets, labels)` batches, as
       `keras_gen.data.load_pairs` yields them (in `data_range`, default: the model's).
     metrics: among "mae" (mean absolute error, the L1 distance, in [0, 1] units), "psnr" (dB) and "ssim" (means over
@@ -826,7 +860,7 @@ def translation_metrics(
         if num_samples is not None:
             inputs, targets = inputs[: num_samples - count], targets[: num_samples - count]
         targets = _to_unit(targets, data_range, first=count == 0)
-        outputs = np.asarray(translate(inputs), np.float32)
+        outputs = np.asarray(translate(_to_unit(inputs, data_range, first=False)), np.float32)
         if outputs.shape != targets.shape:
             raise ValueError(
                 f"the translator returned images of shape {outputs.shape[1:]} for targets of "

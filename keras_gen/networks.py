@@ -302,15 +302,21 @@ def conv_decoder(
     first = widths[0] if widths else filters
     x = keras.layers.Dense(start * start * first, activation="silu", kernel_initializer=init())(x)
     x = keras.layers.Reshape((start, start, first))(x)
-    for width in widths[1:] + [filters]:
+    params = _likelihood_params(x, widths[1:] + [filters], "silu", c * params_per_channel, init)
+    return _model(inputs, params, "decoder")
+
+
+def _likelihood_params(x, widths, activation, num_params, init):
+    """The end of both decoders: a stride-2 4x4 transposed convolution per width, then a 3x3
+    convolution to the likelihood's parameters (float32 under any dtype policy)."""
+    for width in widths:
         x = keras.layers.Conv2DTranspose(
-            width, 4, strides=2, padding="same", activation="silu", kernel_initializer=init()
+            width, 4, strides=2, padding="same", activation=activation, kernel_initializer=init()
         )(x)
-    params = keras.layers.Conv2D(
-        c * params_per_channel, 3, padding="same", kernel_initializer=init(), dtype="float32",
+    return keras.layers.Conv2D(
+        num_params, 3, padding="same", kernel_initializer=init(), dtype="float32",
         name="likelihood_params",
     )(x)
-    return _model(inputs, params, "decoder")
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,13 +496,90 @@ def vqvae_decoder(image_shape, embedding_dim, filters=64, residual_blocks=2, dow
     vectors = keras.Input(vqvae_code_shape(image_shape, downsamplings) + (embedding_dim,), name="vectors")
     x = keras.layers.Conv2D(filters, 3, padding="same", kernel_initializer=init())(vectors)
     x = _residual_stack(x, filters, residual_blocks, init)
-    for i in range(downsamplings):
-        width = filters if i < downsamplings - 1 else max(filters // 2, 1)
-        x = keras.layers.Conv2DTranspose(
-            width, 4, strides=2, padding="same", activation="relu", kernel_initializer=init()
-        )(x)
-    params = keras.layers.Conv2D(
-        c * params_per_channel, 3, padding="same", kernel_initializer=init(), dtype="float32",
-        name="likelihood_params",
-    )(x)
+    widths = [filters] * (downsamplings - 1) + [max(filters // 2, 1)]
+    params = _likelihood_params(x, widths, "relu", c * params_per_channel, init)
     return keras.Model(vectors, params, name="decoder")
+
+
+# --------------------------------------------------------------------------------------------
+# Diffusion
+
+
+def diffusion_unet(image_shape, widths=(32, 64, 96), num_classes=None, attention=True,
+                   blocks=1, groups=8, seed=None):
+    """The denoiser of `keras_gen.models.Diffusion`: [noisy images (H, W, C), times (), and
+    labels () when conditional] -> one prediction per value (H, W, C), float32.
+
+    A U-Net: one resolution per entry of `widths` (halved by stride-2 convolutions, doubled by
+    nearest upsampling + 3x3 convolution, skips concatenated), `blocks` residual blocks per
+    resolution on each side (GroupNorm, swish, 3x3 convolution, twice), a middle block at the
+    lowest resolution with single-head self-attention before it when `attention`. The time
+    (sinusoidal features, then a 2-layer MLP) and the label (an embedding with one extra row,
+    index num_classes, the "no label" of classifier-free guidance) are summed into one vector
+    that modulates every residual block (FiLM: scale and shift after its second norm), so the
+    condition reaches every layer; a concatenated label embedding measured ignored (issue 22).
+    The last convolution starts at zero (the first predictions are 0, a stable start)."""
+    from keras_gen.layers.diffusion import FiLM, SinusoidalEmbedding, SpatialSelfAttention
+
+    h, w, c = image_shape
+    widths = tuple(int(v) for v in widths)
+    factor = 2 ** (len(widths) - 1)
+    if not widths or h % factor or w % factor:
+        raise ValueError(
+            f"widths={widths} halves the image {len(widths) - 1} times, so its height and width "
+            f"must be multiples of {factor}; got {h}x{w}. Pass fewer widths."
+        )
+    init = Initializers(seed)
+    embed_dim = 4 * widths[0]
+    images = keras.Input(image_shape, name="noisy_images")
+    time = keras.Input((), name="time")
+    inputs = [images, time]
+    emb = SinusoidalEmbedding(widths[0])(time)
+    emb = keras.layers.Dense(embed_dim, activation="swish", kernel_initializer=init())(emb)
+    emb = keras.layers.Dense(embed_dim, kernel_initializer=init())(emb)
+    if num_classes is not None:
+        label = _label_input()
+        inputs.append(label)
+        label_emb = keras.layers.Embedding(
+            num_classes + 1, embed_dim, embeddings_initializer=init(), name="label_embedding"
+        )(label)
+        emb = keras.layers.Add()([emb, label_emb])
+    emb = keras.layers.Activation("swish")(emb)
+
+    def norm(x):
+        return keras.layers.GroupNormalization(min(groups, x.shape[-1]))(x)
+
+    def residual(x, width):
+        skip = x if x.shape[-1] == width else keras.layers.Conv2D(
+            width, 1, kernel_initializer=init())(x)
+        x = keras.layers.Activation("swish")(norm(x))
+        x = keras.layers.Conv2D(width, 3, padding="same", kernel_initializer=init())(x)
+        film = keras.layers.Dense(2 * width, kernel_initializer="zeros")(emb)
+        x = FiLM()([norm(x), film])
+        x = keras.layers.Activation("swish")(x)
+        x = keras.layers.Conv2D(width, 3, padding="same", kernel_initializer=init())(x)
+        return keras.layers.Add()([skip, x])
+
+    x = keras.layers.Conv2D(widths[0], 3, padding="same", kernel_initializer=init())(images)
+    skips = []
+    for level, width in enumerate(widths):
+        for _ in range(blocks):
+            x = residual(x, width)
+        skips.append(x)
+        if level < len(widths) - 1:
+            x = keras.layers.Conv2D(widths[level + 1], 3, strides=2, padding="same",
+                                    kernel_initializer=init())(x)
+    if attention:
+        x = SpatialSelfAttention(groups, kernel_initializer=init())(x)
+    x = residual(x, widths[-1])
+    for level in reversed(range(len(widths))):
+        x = keras.layers.Concatenate()([x, skips[level]])
+        for _ in range(blocks):
+            x = residual(x, widths[level])
+        if level > 0:
+            x = keras.layers.UpSampling2D(2)(x)
+            x = keras.layers.Conv2D(widths[level - 1], 3, padding="same", kernel_initializer=init())(x)
+    x = keras.layers.Activation("swish")(norm(x))
+    out = keras.layers.Conv2D(c, 3, padding="same", kernel_initializer="zeros", dtype="float32",
+                              name="prediction")(x)
+    return keras.Model(inputs, out, name="denoiser")

@@ -30,6 +30,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gen.configs import ListedConfig
+
 from keras_gen import checks
 from keras_gen.families import Option
 
@@ -47,7 +49,7 @@ def padding_mask(token_ids):
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class TextTokenizer(keras.layers.Layer):
+class TextTokenizer(ListedConfig, keras.layers.Layer):
     """Captions (tf.string, shape (batch,)) -> int32 token ids (batch, sequence_length).
 
     Like Keras' preprocessing layers, the vocabulary is learnt with `adapt(data)` and kept in the
@@ -172,13 +174,7 @@ class TextTokenizer(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.sequence_length,)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            max_tokens=self.max_tokens, sequence_length=self.sequence_length,
-            vocabulary=self.vocabulary,
-        )
-        return config
+    config_args = ("max_tokens", "sequence_length", "vocabulary")
 
 
 def _standard_word(word):
@@ -221,7 +217,7 @@ def _caption_batches(data, batch_size):
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class TransformerEncoderBlock(keras.layers.Layer):
+class TransformerEncoderBlock(ListedConfig, keras.layers.Layer):
     """Pre-norm Transformer encoder block: x + attention(norm(x)), then x + MLP(norm(x)); padded
     positions are masked out as keys."""
 
@@ -278,14 +274,11 @@ class TransformerEncoderBlock(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(dim=self.dim, num_heads=self.num_heads, mlp_dim=self.mlp_dim, seed=self.seed)
-        return config
+    config_args = ("dim", "num_heads", "mlp_dim", "seed")
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class TextEncoder(keras.layers.Layer):
+class TextEncoder(ListedConfig, keras.layers.Layer):
     """Token ids (batch, sequence_length) -> `(states, pooled)`: per-token states (batch,
     sequence_length, dim) for cross-attention, and their mean over the words (padding left out;
     zeros for a caption without words), (batch, dim), for a pooled conditioning such as FiLM.
@@ -349,14 +342,8 @@ class TextEncoder(keras.layers.Layer):
         batch = input_shape[0]
         return (batch, self.sequence_length, self.dim), (batch, self.dim)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            vocabulary_size=self.vocabulary_size, sequence_length=self.sequence_length,
-            dim=self.dim, num_layers=self.num_layers, num_heads=self.num_heads,
-            mlp_dim=self.mlp_dim, seed=self.seed,
-        )
-        return config
+    config_args = ("vocabulary_size", "sequence_length", "dim", "num_layers", "num_heads", "mlp_dim",
+                   "seed")
 
 
 def _seeded(seed, kind="dense"):
@@ -429,6 +416,9 @@ class TextConditioned:
     """
 
     text = False
+    # The model's config (keras_gen.configs): the vocabulary travels in the `.keras` file.
+    config_args = ("text", "max_tokens", "sequence_length", "text_dim", "vocabulary",
+                   "sample_prompts")
 
     def init_text(self, text, num_classes, max_tokens, sequence_length, text_dim, vocabulary,
                   sample_prompts):
@@ -458,19 +448,12 @@ class TextConditioned:
         return TextEncoder(self.max_tokens, self.sequence_length, dim=self.text_dim, seed=seed,
                            name=name)
 
-    def text_config(self):
-        return dict(
-            text=self.text, max_tokens=self.max_tokens, sequence_length=self.sequence_length,
-            text_dim=self.text_dim,
-            vocabulary=self.tokenizer.vocabulary if self.text else None,
-            sample_prompts=list(self.sample_prompts) or None,
-        )
-
     # -- vocabulary
 
     @property
     def vocabulary(self):
-        return self._require_text("vocabulary").tokenizer.vocabulary
+        """The tokenizer's words (None for a model without text)."""
+        return self.tokenizer.vocabulary if self.text else None
 
     def adapt(self, data, batch_size=256):
         """Learns the vocabulary from the captions of `data` (the dataset `fit` takes, or a list
@@ -518,24 +501,21 @@ class TextConditioned:
             captions = self.tokenizer(captions)
         return images, tf.cast(captions, tf.int32)
 
-    def check_data(self, x, y=None):
+    def check_structure(self, images, captions=None, *rest):
         if self.text:
-            spec = x.element_spec if isinstance(x, tf.data.Dataset) else None
-            captions = spec[1] if isinstance(spec, tuple) and len(spec) > 1 else None
             if captions is None or captions.dtype not in (tf.string, tf.int32):
                 raise ValueError(
                     f"{type(self).__name__} is text-conditioned (text=True) and trains on "
                     "(images, captions) batches, captions a tf.string vector; got "
-                    f"{spec if spec is not None else type(x).__name__}. Load the data with "
-                    "keras_gen.data.load(..., text=True) (a captioned source)."
+                    f"{(images, captions) if captions is not None else images}. Load the data "
+                    "with keras_gen.data.load(..., text=True) (a captioned source)."
                 )
             if not self.tokenizer.vocabulary:
                 raise ValueError(
                     f"{type(self).__name__}'s vocabulary is empty: call model.adapt(data) with "
                     "the training data before fit, as for Keras' preprocessing layers."
                 )
-            x = x.map(lambda images, *rest: images)
-        super().check_data(x, y)
+        super().check_structure(images, captions, *rest)
 
     def checked_labels(self, x, y=None):
         """Captions become token ids in the input pipeline."""

@@ -362,13 +362,13 @@ def fit(
 
 def _run(model, dataset, guard, checkpointer, history, fresh=None, **fit_kwargs):
     """One `model.fit`, turning a NaN stop and bad data into their readable errors. `fresh`: a
-    copy of the data's first epoch for `inspect_data`, so that reading its first batch does not
+    copy of the data's first epoch for `check_data`, so that reading its first batch does not
     start an iteration of the data trained on (a reshuffling dataset would then train on its
     second order, and a resumed run on another one)."""
     result = None
     try:
-        if fresh is not None and hasattr(model, "inspect_data"):
-            model.inspect_data(fresh)
+        if fresh is not None and hasattr(model, "check_data"):
+            model.check_data(fresh)
             fit_kwargs["check_first_batch"] = False
         result = model.fit(dataset, **fit_kwargs)
     except _Stop:

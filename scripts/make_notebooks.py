@@ -663,36 +663,42 @@ print({k: round(v[-1], 4) for k, v in history.history.items()})
 Image(f"{OUT}/translations/translations_{EPOCHS:03d}.png", width=480)"""),
     ("md", """## Translate and measure
 
-`translate` takes inputs as `load_pairs` yields them and returns float32 images in [0, 1].
-`kg.metrics.translation_metrics` measures any translator against held-out targets, so the
-model and a trivial baseline (the edge map itself) are measured the same way. `class_accuracy`
+`translate` takes images in [0, 1] (pixels / 255, whatever range the model trains in) and
+returns float32 images in [0, 1]. `kg.metrics.translation_metrics` measures any translator
+(a function of [0, 1] inputs) against held-out targets, so the model and a trivial baseline
+(the edge map itself) are measured the same way. `class_accuracy`
 asks the shipped Fashion-MNIST classifier whether an output still shows its item."""),
     ("code", """inputs, targets, labels = next(iter(held))
-outputs = model.translate(inputs)  # float32 (128, 28, 28, 1) in [0, 1]
+unit_inputs = (inputs.numpy() + 1) / 2  # held pairs are in the model's [-1, 1]
+outputs = model.translate(unit_inputs)  # float32 (128, 28, 28, 1) in [0, 1]
 assert outputs.shape == (128, 28, 28, 1) and outputs.min() >= 0 and outputs.max() <= 1
 names = ["mae", "psnr", "ssim", "fid", "class_accuracy"]
 ours = kg.metrics.translation_metrics(model, held, names)
-copied = kg.metrics.translation_metrics(lambda x: (x + 1) / 2, held, names, data_range="tanh")
+copied = kg.metrics.translation_metrics(lambda x: x, held, names, data_range="tanh")
 for name in names:
     print(f"{name:15s} pix2pix {ours[name]:8.4f}   input copied {copied[name]:8.4f}")"""),
     ("code", """model.save(f"{OUT}/pix2pix.keras")
 restored = keras.models.load_model(f"{OUT}/pix2pix.keras")
-np.testing.assert_array_equal(restored.translate(inputs), outputs)
+np.testing.assert_array_equal(restored.translate(unit_inputs), outputs)
 print("save/load: the same translations")"""),
     ("md", """## Export to TFLite
 
-The `translate` signature takes images in [0, 1] and returns images in [0, 1]. The model kept
-the first training inputs it saw, so `export.prior_samples` gives int8 calibration inputs of
-the right kind (edge maps) without the data set; `export.validate` checks the file against
-Keras (PSNR >= 30 dB for int8). The same is one command: `keras-gen export --model
-runs/nb_pix2pix/pix2pix.keras --out exported --quantize none,int8`."""),
+The `translate` signature takes images in [0, 1] and returns images in [0, 1]. int8 needs
+calibration inputs of the kind the model is for (edge maps, not noise): pass real ones as
+`representative_data`, and validate on them too; `export.validate` checks the file against
+Keras (PSNR >= 30 dB for int8). The same is one command, which reads the run's data set from
+its `config.json` (or `--calibration-data DATASET`): `keras-gen export --model
+runs/p/model.keras --out exported --quantize none,int8`."""),
     ("code", """from ai_edge_litert.interpreter import Interpreter
 
+calibration_pairs = kg.data.load_pairs("fashion_mnist_10k", task="edges", split=TRAIN,
+                                       batch_size=256, image_range="unit", seed=1)
+real = {"translate": {"images": next(iter(calibration_pairs))[0].numpy()}}
 paths = export.tflite(model, f"{OUT}/exported", quantize="int8", overwrite=True,
-                      representative_data=export.prior_samples(model, n=256))
-print(export.validate(model, f"{OUT}/exported", n=16).summary())
+                      representative_data=real)
+print(export.validate(model, f"{OUT}/exported", n=16, inputs=real).summary())
 runner = Interpreter(model_path=str(paths["translate"])).get_signature_runner("translate")
-app_out = runner(images=(inputs.numpy()[:4] + 1) / 2)["images"]  # an app feeds pixels / 255
+app_out = runner(images=unit_inputs[:4])["images"]  # an app feeds pixels / 255
 print("int8 on device vs Keras, mean abs difference:", float(np.abs(app_out - outputs[:4]).mean()))"""),
 ]
 

@@ -38,6 +38,8 @@ def build(family, **kwargs):
         prior.trainable = False
         vq.set_prior(prior)
         return vq
+    if family == "diffusion":  # a two-level U-Net, 4 sampling steps
+        return models.Diffusion((8, 8, 1), widths=(8, 16), attention=False, steps=4, seed=0, **kwargs)
     # A new family: its constructor's defaults at the tests' image size.
     return families.get(family).model((8, 8, 1), seed=0, **kwargs)
 

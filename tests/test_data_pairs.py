@@ -34,6 +34,21 @@ def save_npz(path, **arrays):
 # -- derived tasks -------------------------------------------------------------------------------
 
 
+def test_load_pairs_takes_loads_read_options_with_loads_defaults():
+    import inspect
+
+    defaults = inspect.signature(data.load).parameters
+    read = data.read_options("load_pairs", {"seed": 3})
+    assert read.seed == 3 and read.shuffle is defaults["shuffle"].default
+    assert {k: getattr(read, k) for k in data.READ_OPTIONS if k != "seed"} == {
+        k: defaults[k].default for k in data.READ_OPTIONS if k != "seed"}
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['shufle'\].*shuffle, seed"):
+        data.load_pairs("digits", task="edges", shufle=False)
+    shuffled = data.load_pairs("digits", task="edges", split="train[:16]", batch_size=16, seed=0)
+    ordered = data.load_pairs("digits", task="edges", split="train[:16]", batch_size=16, shuffle=False)
+    assert not np.array_equal(next(iter(shuffled))[1], next(iter(ordered))[1])  # shuffle on by default
+
+
 def test_edges_of_a_flat_image_are_zero_and_a_step_has_edges_along_it(tmp_path):
     flat = np.full((3, 12, 12), 137, np.uint8)
     step = np.zeros((1, 12, 12), np.uint8)

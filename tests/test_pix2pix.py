@@ -140,7 +140,7 @@ def test_keras_round_trip_gives_identical_translations_and_optimiser_state(tmp_p
     model.compile()
     pairs = digit_pairs(n=32)
     model.fit(pairs, epochs=1, verbose=0)
-    inputs = next(iter(pairs))[0].numpy()
+    inputs = model.to_unit_range(next(iter(pairs))[0])  # translate takes [0, 1]
     model.save(tmp_path / "p.keras")
     loaded = keras.models.load_model(tmp_path / "p.keras", safe_mode=True)
     assert isinstance(loaded, Pix2Pix)
@@ -149,9 +149,8 @@ def test_keras_round_trip_gives_identical_translations_and_optimiser_state(tmp_p
     assert int(loaded.d_optimizer.iterations) == int(loaded.optimizer.iterations) == 2
     for a, b in zip(loaded.d_optimizer.variables, model.d_optimizer.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    # The training inputs it kept come back too, for export validation.
-    np.testing.assert_array_equal(loaded.example_inputs(8), model.example_inputs(8))
-    np.testing.assert_array_equal(loaded.example_inputs(2), inputs[:2])
+    # No training inputs are kept as weights (int8 calibration data is an argument of export).
+    assert not any("example_input" in w.path for w in loaded.weights)
 
 
 def train_tiny(strategy, **compile_options):
@@ -191,7 +190,7 @@ def test_mixed_precision_trains_and_survives_a_round_trip(policy, tmp_path):
         keras.config.set_dtype_policy("float32")
     assert all(np.isfinite(v) for v in logs.values())
     assert isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer) == (policy == "mixed_float16")
-    inputs = next(iter(families.dataset("pix2pix")))[0].numpy()
+    inputs = model.to_unit_range(next(iter(families.dataset("pix2pix")))[0])
     out = model.translate(inputs)
     assert out.dtype == np.float32 and np.all(np.isfinite(out))
     model.save(tmp_path / "m.keras")
@@ -270,7 +269,7 @@ def test_evaluate_callback_logs_translation_metrics_and_triplets_show_input_outp
     grid = triplets.grid_images()
     inputs, targets = (t.numpy()[:4] for t in next(iter(pairs)))
     np.testing.assert_allclose(grid[0::3], (inputs + 1) / 2, atol=1e-6)
-    np.testing.assert_allclose(grid[1::3], model.translate(inputs), atol=1e-6)
+    np.testing.assert_allclose(grid[1::3], model.translate((inputs + 1) / 2), atol=1e-6)
     np.testing.assert_allclose(grid[2::3], (targets + 1) / 2, atol=1e-6)
     assert (tmp_path / "png" / "translations_001.png").exists()
     events = list((tmp_path / "logs" / "images").glob("events.out.tfevents.*"))
@@ -305,3 +304,37 @@ def test_bad_inputs_give_clear_errors():
         Pix2Pix((8, 8, 1), upsampling="resise")
     with pytest.raises(ValueError, match="pass d_optimizer= and g_optimizer="):
         model.compile(optimizer="adam")
+
+
+# -- the API every family shares: image_shape first, [0, 1] in and out ----------------------------
+
+
+def test_translate_takes_unit_images_whatever_the_range_the_model_trains_in():
+    for image_range in ("tanh", "unit"):
+        model = tiny(image_range=image_range)
+        unit = np.linspace(0, 1, 2 * 64, dtype=np.float32).reshape(2, 8, 8, 1)
+        network_input = unit * 2 - 1 if image_range == "tanh" else unit
+        expected = model.to_unit_range(model.generator(network_input, training=False))
+        np.testing.assert_allclose(model.translate(unit), expected, atol=1e-6)
+        with pytest.raises(ValueError, match=r"translate's inputs span \[-1, .*takes images in \[0, 1\]"):
+            model.translate(unit * 2 - 1)
+
+
+def test_input_shape_is_a_deprecated_alias_of_image_shape(tmp_path):
+    with pytest.warns(DeprecationWarning, match="pass image_shape"):
+        old = Pix2Pix(input_shape=(8, 8, 1), output_shape=(8, 8, 3), filters=4, seed=0)
+    new = Pix2Pix(image_shape=(8, 8, 1), output_shape=(8, 8, 3), filters=4, seed=0)
+    assert old.input_image_shape == new.input_image_shape == (8, 8, 1)
+    assert old.get_config() == new.get_config() and "input_shape" not in new.get_config()
+    for a, b in zip(old.get_weights(), new.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="pass image_shape only"):
+        Pix2Pix((8, 8, 1), input_shape=(8, 8, 1))
+    # A config of keras-gen 0.x, with input_shape, builds the same model without a warning.
+    config = {**new.get_config(), "input_shape": [8, 8, 1]}
+    del config["image_shape"]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        again = Pix2Pix.from_config(config)
+    assert again.get_config() == new.get_config()

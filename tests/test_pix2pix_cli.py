@@ -62,7 +62,7 @@ def test_translate_files_and_folders_never_overwriting(run, tmp_path, capsys):
                      "--out", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img0.png", "img1.png", "img2.png"]
     written = np.asarray(Image.open(tmp_path / "out" / "img1.png"), np.float32) / 255.0
-    expected = model.translate(model.from_unit_range(pixels[1][..., None] / 255.0))[..., 0]
+    expected = model.translate(pixels[1][..., None] / 255.0)[..., 0]
     np.testing.assert_allclose(written, expected, atol=0.5 / 255 + 1e-6)
     before = (tmp_path / "out" / "img0.png").read_bytes()
     assert cli.main(["translate", "--model", str(run / "model.keras"), "--input", str(tmp_path / "in"),
@@ -90,7 +90,7 @@ def test_evaluate_reports_translation_metrics_on_held_pairs(run, tmp_path, capsy
     assert set(results) == {"mae", "psnr", "ssim", "num_pairs"} and results["num_pairs"] == 200
     model = keras.models.load_model(run / "model.keras")
     pairs = data.load_pairs("digits", task="superres", split="train[1000:1200]", shuffle=False)
-    outputs = np.concatenate([model.translate(x) for x, _ in pairs])
+    outputs = np.concatenate([model.translate((x.numpy() + 1) / 2) for x, _ in pairs])
     targets = np.concatenate([(y.numpy() + 1) / 2 for _, y in pairs])
     assert results["mae"] == pytest.approx(np.abs(outputs - targets).mean(), rel=1e-5)
 
@@ -137,3 +137,32 @@ def test_bad_input_is_one_clear_line(run, tmp_path, capsys):
     assert "generates images instead of translating them: use keras-gen sample" in error(
         ["translate", "--model", str(tmp_path / "gan.keras"), "--input", str(tmp_path / "x.png"),
          "--out", str(tmp_path / "o.png")])
+
+
+def test_export_int8_calibrates_on_the_runs_dataset_or_the_given_one(run, tmp_path, capsys):
+    import argparse
+
+    from export import cli as export_cli
+    from export.signatures import spec_for
+
+    model = keras.models.load_model(run / "model.keras")
+    args = argparse.Namespace(representative_data=None, representative_samples=24, seed=0)
+    # The run's config.json names its data set and task: the inputs of its pairs, in [0, 1].
+    from_run = export_cli._representative_data(model, args, spec_for(model), run / "model.keras")
+    expected = next(iter(data.load_pairs("digits", task="superres", image_range="unit",
+                                          batch_size=24, seed=0)))[0].numpy()
+    np.testing.assert_array_equal(from_run["translate"]["images"], expected)
+    # Given with --calibration-data, with the task the model was trained on.
+    args.representative_data = "digits"
+    given = export_cli._representative_data(model, args, spec_for(model), tmp_path / "x.keras")
+    np.testing.assert_array_equal(given["translate"]["images"], expected)
+    # Outside a run folder and without the flag: an error that says what to pass.
+    model.save(tmp_path / "alone.keras")
+    argv = ["export", "--model", str(tmp_path / "alone.keras"), "--out", str(tmp_path / "o"),
+            "--formats", "tflite", "--quantize", "int8"]
+    assert cli.main(argv) == 2
+    assert "--calibration-data DATASET" in capsys.readouterr().err
+    assert cli.main(["export", "--model", str(run / "model.keras"), "--out", str(tmp_path / "e"),
+                     "--formats", "tflite", "--quantize", "int8"]) == 0
+    meta = json.loads((tmp_path / "e" / "model.int8.json").read_text())
+    assert meta["calibration_examples"] == {"translate": 256}

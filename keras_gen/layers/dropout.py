@@ -5,9 +5,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_gen.configs import ListedConfig
+
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class ReplicaExactDropout(keras.layers.Layer):
+class ReplicaExactDropout(ListedConfig, keras.layers.Layer):
     """Dropout whose mask is drawn for the *global* batch, each replica taking its own slice.
 
     Keras' `Dropout` draws a mask of the local batch's shape on every replica from the same seed
@@ -41,5 +43,4 @@ class ReplicaExactDropout(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+    config_args = ("rate", "seed")

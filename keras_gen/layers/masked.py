@@ -22,6 +22,7 @@ import keras
 from keras import ops
 
 from keras_gen.checks import odd_kernel
+from keras_gen.configs import ListedConfig
 
 MASK_TYPES = ("A", "B")
 
@@ -222,9 +223,11 @@ def gate(x):
     return ops.tanh(a) * ops.sigmoid(b)
 
 
-class _PixelCNNBlock(keras.layers.Layer):
+class _PixelCNNBlock(ListedConfig, keras.layers.Layer):
     """What the PixelCNN blocks share: their arguments, config, and one seeded initialiser per
     sub-layer derived from the block's own."""
+
+    config_args = ("filters", "kernel_size", "channel_groups", "num_classes", "kernel_initializer")
 
     def __init__(
         self,
@@ -250,17 +253,6 @@ class _PixelCNNBlock(keras.layers.Layer):
             config["seed"] = int(config["seed"]) * 8 + offset
         return self.kernel_initializer.__class__.from_config(config)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel_size=self.kernel_size,
-            channel_groups=self.channel_groups,
-            num_classes=self.num_classes,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="keras_gen")
 class GatedPixelCNNBlock(_PixelCNNBlock):
@@ -279,6 +271,8 @@ class GatedPixelCNNBlock(_PixelCNNBlock):
     Call with `[vertical, horizontal]` or `[vertical, horizontal, labels]`; returns
     `[vertical, horizontal]`.
     """
+
+    config_args = ("first",)
 
     def __init__(
         self,
@@ -360,8 +354,6 @@ class GatedPixelCNNBlock(_PixelCNNBlock):
         a batch with these `labels` (see `GatedStep`)."""
         return GatedStep(self, labels)
 
-    def get_config(self):
-        return {**super().get_config(), "first": self.first}
 
 
 class GatedStep:

@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from keras_gen import checks
+from keras_gen.configs import ListedConfig
 
 CODEBOOK_UPDATES = ("ema", "loss")
 
@@ -53,7 +54,7 @@ def straight_through(inputs, quantized):
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class VectorQuantizer(keras.layers.Layer):
+class VectorQuantizer(ListedConfig, keras.layers.Layer):
     """Nearest-code quantisation of the last axis, with the straight-through gradient.
 
     `layer(z_e)` returns the quantised vectors (the codes' embeddings), differentiable in
@@ -247,15 +248,5 @@ class VectorQuantizer(keras.layers.Layer):
 
     # -- serialisation ------------------------------------------------------------------------
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            num_embeddings=self.num_embeddings,
-            embedding_dim=self.embedding_dim,
-            codebook_update=self.codebook_update,
-            decay=self.decay,
-            epsilon=self.epsilon,
-            dead_code_steps=self.dead_code_steps,
-            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
-        )
-        return config
+    config_args = ("num_embeddings", "embedding_dim", "codebook_update", "decay", "epsilon",
+                   "dead_code_steps", "embeddings_initializer")

@@ -9,7 +9,8 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import checks
+from keras_gen import checks, progress
+from keras_gen.configs import listed_arguments
 from keras_gen.networks import policy_scope
 from keras_gen.version import __version__
 
@@ -46,20 +47,38 @@ def labels_checked_in_pipeline(dataset, num_classes):
     return dataset.map(check)
 
 
-def first_images(x):
-    """The images of the first batch of a dataset (or the array itself) as NumPy, or None."""
+def data_spec(x, y=None):
+    """The structure of training data: a tuple of TensorSpecs (images, then labels or targets;
+    None where absent), or None for data other than a tf.data.Dataset or NumPy arrays."""
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        return tuple(spec) if isinstance(spec, (tuple, list)) else (spec, None)
+    if isinstance(x, np.ndarray):
+        second = None if y is None else tf.TensorSpec(np.shape(y), tf.as_dtype(np.asarray(y).dtype))
+        return tf.TensorSpec(x.shape, tf.as_dtype(x.dtype)), second
+    return None
+
+
+def first_batch(x, y=None):
+    """The first batch of a dataset (the arrays themselves) as a tuple of NumPy arrays, images
+    first; None for an empty dataset or other kinds of data."""
     if isinstance(x, tf.data.Dataset):
         batch = next(iter(x.take(1)), None)
-        if isinstance(batch, (tuple, list)):
-            batch = batch[0]
-        return None if batch is None else keras.ops.convert_to_numpy(batch)
+        if batch is None:
+            return None
+        batch = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+        return tuple(keras.ops.convert_to_numpy(part) for part in batch)
     if isinstance(x, np.ndarray):
-        return x
+        return (x,) if y is None else (x, np.asarray(y))
     return None
 
 
 class GenerativeModel(keras.Model):
     """Base class of the families.
+
+    A conditional model (`num_classes`) may know its classes' names (`class_names`, from
+    `keras_gen.data.info(source).class_names`; saved with the model), so that `generate` takes
+    labels by name.
 
     Noise inside a training step comes from a stateless generator keyed by
     (model seed, step, purpose). It is drawn for the *global* batch and each replica takes its
@@ -67,7 +86,7 @@ class GenerativeModel(keras.Model):
     compute the same update.
     """
 
-    def __init__(self, image_shape, num_classes=None, seed=None, **kwargs):
+    def __init__(self, image_shape, num_classes=None, seed=None, class_names=None, **kwargs):
         # Written by get_config so a loader can tell which version saved a model; not an option.
         kwargs.pop("keras_gen_version", None)
         super().__init__(**kwargs)
@@ -75,7 +94,25 @@ class GenerativeModel(keras.Model):
         if num_classes is not None:
             num_classes = checks.positive_int("num_classes", num_classes)
         self.num_classes = num_classes
+        self.class_names = class_names
         self.seed = checks.seed_or_fresh(seed)
+
+    @property
+    def class_names(self):
+        """The names of the classes a conditional model was trained with (label index -> name,
+        from `keras_gen.data.info(source).class_names`), or None; saved in the `.keras` file, so
+        `generate(labels=["Sneaker", "Bag"])` works after loading. Set it from Python with
+        `model.class_names = info.class_names` (`keras-gen train` does)."""
+        return self._class_names
+
+    @class_names.setter
+    def class_names(self, names):
+        self._class_names = checks.class_names(names, self.num_classes)
+
+    def label_indices(self, labels, n):
+        """`checks.labels` with this model's classes: n int32 labels from indices and/or class
+        names, or None for an unconditional model."""
+        return checks.labels(labels, n, self.num_classes, self.class_names)
 
     def policy_scope(self):
         """Builds sub-layers under the model's own dtype policy (not the global one), so a
@@ -170,17 +207,26 @@ class GenerativeModel(keras.Model):
         return images, tf.cast(labels, tf.int32)
 
     def check_data(self, x, y=None):
-        """Fails early, with a readable message, on data this model cannot train on."""
-        if isinstance(x, tf.data.Dataset):
-            spec = x.element_spec
-        elif isinstance(x, np.ndarray):
-            spec = tf.TensorSpec(x.shape, tf.as_dtype(x.dtype))
-        else:
+        """The one check of data entering training (`fit`, its validation data, `evaluate`,
+        `keras_gen.training.fit` and the families' own readers): fails early, with a readable
+        message, on data this model cannot train on. The structure first (`check_structure`:
+        shapes, labels present), then the values of the first batch (`check_batch`: the range
+        the family works in). Labels are checked on every batch in the input pipeline
+        (`checked_labels`). Families override the two hooks, never this."""
+        spec = data_spec(x, y)
+        if spec is None:
             return
-        if isinstance(spec, (tuple, list)):
-            images, labels = spec[0], spec[1] if len(spec) > 1 else None
-        else:
-            images, labels = spec, y
+        self.check_structure(*spec)
+        batch = first_batch(x, y)
+        if batch is not None:
+            self.check_batch(*batch)
+
+    def check_batch(self, images, *rest):
+        """Checks the values of one batch (NumPy: images, then labels or targets)."""
+
+    def check_structure(self, images, labels=None, *rest):
+        """Checks the TensorSpecs of the data: images of the model's shape, labels when the
+        model is conditional."""
         shape = tuple(images.shape[1:])
         if len(shape) != 3 or any(
             d is not None and d != e for d, e in zip(shape, self.image_shape)
@@ -206,9 +252,12 @@ class GenerativeModel(keras.Model):
         """Keras' compile with the family's defaults: `default_optimizer()` when no optimiser
         is given, and Keras' own `jit_compile="auto"` (XLA on GPUs/TPUs when every layer supports
         it, off on CPU-only machines, under tf.distribute and with op determinism).
-        `deterministic=True` makes every op deterministic
-        (`tf.config.experimental.enable_op_determinism`, process-wide, needed on GPUs for exact
-        repeatability) and seeds Keras' global generators with the model's seed. The optimiser
+        `deterministic=True` (needed on GPUs for exact repeatability) changes process-wide
+        state, for every model and every TensorFlow op of the process, not just this model: it
+        turns on op determinism (`tf.config.experimental.enable_op_determinism`, which also
+        turns XLA's "auto" off and makes some ops slower) and re-seeds Keras', NumPy's and
+        Python's global random generators with the model's seed (`keras.utils.set_random_seed`).
+        Neither is undone when training ends. The optimiser
         is built at once under the model's strategy (so `fit` needs no symbolic build; see
         `_maybe_symbolic_build`)."""
         if optimizer is None:
@@ -242,6 +291,32 @@ class GenerativeModel(keras.Model):
         """The variables Keras' own `optimizer` updates (a GAN's: the generator's only)."""
         return self.trainable_variables
 
+    def size_named_networks(self, image_shape, filters):
+        """Set-up of a class whose base builds its networks (DCGAN, ConvVAE), before the base's
+        __init__ calls its build_networks: the square image shape and the base width they are
+        sized from, checked."""
+        self.network_image_shape = checks.square_image_shape(image_shape, type(self).__name__)
+        self.filters = checks.positive_int("filters", filters)
+
+    def probe_network(self, network, inputs, cannot, inputs_name):
+        """`network` called on `inputs`, a batch of 2 (with labels 0, `[inputs, labels]`, for a
+        conditional model): a user's network that cannot take them fails here, with a message
+        that starts with `cannot`, instead of at the first training step."""
+        labels = self.example_conditions(2)
+        try:
+            return network(inputs if labels is None else [inputs, labels], training=False)
+        except Exception as e:
+            raise ValueError(
+                cannot + (f" with labels [{inputs_name}, labels]" if labels is not None else "")
+                + f": {str(e)[:500]}"
+            ) from e
+
+    def add_trackers(self, **metric_names):
+        """One `keras.metrics.Mean` per keyword: attribute `<keyword>_tracker`, logged under the
+        keyword's value (a family's `metrics` property lists those it reports)."""
+        for key, name in metric_names.items():
+            setattr(self, f"{key}_tracker", keras.metrics.Mean(name=name))
+
     def metrics_logs(self):
         """What a train_step / test_step returns: every tracker's result.
 
@@ -261,19 +336,19 @@ class GenerativeModel(keras.Model):
             return None
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def inspect_data(self, x, y=None):
-        """What `fit` does with the data before training: `check_data`, which reads the first
-        batch (a family may also keep something from it). Reading a batch starts an iteration of
-        the dataset, and a dataset that reshuffles each iteration then trains on its second
-        order; `keras_gen.training.fit` therefore inspects a fresh copy of each epoch's data and
-        calls `fit(..., check_first_batch=False)`, so a resumed run sees the same orders."""
-        self.check_data(x, y)
-
     def fit(self, x=None, y=None, *args, check_first_batch=True, **kwargs):
-        """Keras' `fit`, after `inspect_data` (unless `check_first_batch=False`), with the labels
-        of a conditional model checked in the input pipeline."""
+        """Keras' `fit` after `check_data` on the data and the validation data, with the labels
+        of a conditional model checked in the input pipeline. Reading the first batch starts an
+        iteration of the dataset, and one that reshuffles each iteration then trains on its
+        second order; `keras_gen.training.fit` therefore checks a fresh copy of each epoch's
+        data and passes `check_first_batch=False`, so a resumed run sees the same orders."""
         if check_first_batch:
-            self.inspect_data(x, y)
+            self.check_data(x, y)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)):
+            self.check_data(*validation[:2])
+        elif validation is not None:
+            self.check_data(validation)
         x, y = self.checked_labels(x, y)
         if isinstance(x, tf.data.Dataset):
             # keras_gen.data.load shuffles already; Keras would warn that it ignores shuffle.
@@ -323,8 +398,12 @@ class GenerativeModel(keras.Model):
 
     # -- serialisation ------------------------------------------------------------------------
 
-    # Constructor arguments that are Keras networks (the user's own), serialised in the config.
+    # Constructor arguments that are Keras networks (the user's own), serialised in the config
+    # (when set). A class whose networks are named choices (DCGAN) rebuilds them instead.
     network_args = ()
+    # Constructor arguments saved in the config, each read from the attribute of the same name;
+    # every class lists its own (keras_gen.configs).
+    config_args = ("num_classes", "class_names", "seed")
 
     @classmethod
     def from_config(cls, config):
@@ -337,15 +416,13 @@ class GenerativeModel(keras.Model):
         return cls(**config)
 
     def get_config(self):
-        """Keras' own config (name, trainable, dtype policy) plus what every family shares;
-        families add their constructor arguments."""
+        """Keras' own config (name, trainable, dtype policy), the constructor arguments the
+        classes list in `config_args`, and the networks in `network_args`."""
         config = super().get_config()
-        config.update(
-            image_shape=list(self.image_shape),
-            num_classes=self.num_classes,
-            seed=self.seed,
-            keras_gen_version=__version__,
-        )
+        config.update(listed_arguments(self), keras_gen_version=__version__)
+        for key in self.network_args:
+            if getattr(self, key) is not None:
+                config[key] = keras.saving.serialize_keras_object(getattr(self, key))
         return config
 
 
@@ -432,15 +509,17 @@ class Sampler:
         images (batch, H, W, C) in [0, 1], as NumPy or a tensor."""
         raise NotImplementedError
 
-    def generate(self, n=None, seed=None, labels=None, batch_size=None, z=None, conditions=None,
-                 **options):
+    def generate(self, n=None, seed=None, labels=None, batch_size=None, z=None, verbose="auto",
+                 conditions=None, **options):
         """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images.
 
-        labels: one int per image, or one for all (conditional models). z: the noise itself,
-        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE).
-        conditions: what a text model conditions on in place of labels, one row per image (the
-        token ids of its prompts; `keras_gen.text.TextConditioned.generate` passes them). Other
-        keyword options go to the family's `images_from_noise`."""
+        labels: one label per image, or one for all (conditional models): class indices, or
+        class names when the model has `class_names` ("Sneaker"), mixed as you like. z: the noise itself,
+        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). verbose: a
+        progress bar per batch, as in Keras' `predict` ("auto": when there are several batches;
+        0: none). conditions: what a text model conditions on in place of labels, one row per
+        image (the token ids of its prompts; `keras_gen.text.TextConditioned.generate` passes
+        them). Other keyword options go to the family's `images_from_noise`."""
         if options.pop("prompts", None) is not None:
             raise ValueError(
                 f"prompts= needs a text-conditioned model (e.g. DCGAN(..., text=True)); "
@@ -452,7 +531,7 @@ class Sampler:
             if len(labels) != n:
                 raise ValueError(f"conditions must have one row per image ({n}); got {len(labels)}.")
         else:
-            labels = checks.labels(labels, n, self.num_classes)
+            labels = self.label_indices(labels, n)
         batch_size = checks.positive_int("batch_size", batch_size or self.generate_batch_size)
         if z is not None:
             z = np.asarray(z, np.float32)
@@ -461,7 +540,8 @@ class Sampler:
         else:
             seed = checks.seed_or_fresh(seed)
         out = np.zeros((n,) + self.image_shape, np.float32)
-        for start in range(0, n, batch_size):
+        starts = range(0, n, batch_size)
+        for start in progress.tracked(starts, len(starts), verbose):
             stop = min(n, start + batch_size)
             noise = z[start:stop] if z is not None else self.generation_noise(seed, start, stop)
             batch_labels = None if labels is None else labels[start:stop]
@@ -473,7 +553,8 @@ class Sampler:
 
 class Translator:
     """The translator kind (Pix2Pix): `translate(inputs)` maps each input image to an output
-    image; trained on (input, target) pairs from `keras_gen.data.load_pairs`. Mixed in before
+    image, both in [0, 1] whatever `image_range` it trains in; trained on (input, target) pairs
+    from `keras_gen.data.load_pairs` (in `image_range`). Mixed in before
     the family's `GenerativeModel` base, which sets `image_range`."""
 
     def to_unit_range(self, images):

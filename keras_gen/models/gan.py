@@ -12,7 +12,7 @@ from keras_gen import losses as kg_losses
 from keras_gen import networks
 from keras_gen import text as kg_text
 from keras_gen.families import SAMPLER, FamilyDescription, Option
-from keras_gen.models.base import AdversarialModel, Sampler, first_images, to_unit_range
+from keras_gen.models.base import AdversarialModel, Sampler, to_unit_range
 
 # Noise purposes within one training step (`GenerativeModel.step_noise` keys 64 per step):
 # discriminator step k uses 8 k + (one of the offsets below), the generator step the last 8.
@@ -53,7 +53,11 @@ class GAN(Sampler, AdversarialModel):
       ema_decay: if set (e.g. 0.999), keep an exponential moving average of the generator's
         weights, warmed up as min(ema_decay, (1 + t) / (10 + t)) at step t, and let `generate`,
         the sample callbacks, evaluation and export use it. Its batch-norm statistics are its
-        own: the averaged generator runs forward once per step in training mode.
+        own: the averaged generator runs forward once per step in training mode. Off (None) by
+        default here: the EMA copy needs `keras.models.clone_model`, which a subclassed network
+        of yours may not support, and `generate` then gives your generator's own output. DCGAN,
+        whose networks are known to copy, turns it on (0.999, measured better in
+        benchmarks/RESULTS.md); that is its one default that differs from GAN's.
       num_classes: number of classes for a conditional GAN (both networks take the label).
       seed: seed of the training noise; two runs with the same seed and data end alike.
     """
@@ -121,35 +125,19 @@ class GAN(Sampler, AdversarialModel):
         self.ema_generator = _clone_for_ema(generator) if ema_decay is not None else None
         self._check_networks()
 
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.real_score_tracker = keras.metrics.Mean(name="real_score")
-        self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
-        self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
-        self.r1_tracker = keras.metrics.Mean(name="r1_penalty")
+        self.add_trackers(d_loss="d_loss", g_loss="g_loss", real_score="real_score",
+                          fake_score="fake_score", gp="gradient_penalty", r1="r1_penalty")
         self.built = True
 
     # -- set-up -------------------------------------------------------------------------------
 
     def _check_networks(self):
-        z = tf.zeros((2, self.latent_dim), tf.float32)
-        y = self.example_conditions(2)
-        try:
-            images = self.generator(self._gen_inputs(z, y), training=False)
-        except Exception as e:
-            raise ValueError(
-                f"the generator cannot take latent vectors of size latent_dim={self.latent_dim}"
-                + (" with labels [z, labels]" if y is not None else "")
-                + f": {str(e)[:500]}"
-            ) from e
-        try:
-            logits = self.discriminator(self._disc_inputs(images, y), training=False)
-        except Exception as e:
-            raise ValueError(
-                "the discriminator cannot take the generator's images"
-                + (" with labels [images, labels]" if y is not None else "")
-                + f": {str(e)[:500]}"
-            ) from e
+        images = self.probe_network(
+            self.generator, tf.zeros((2, self.latent_dim), tf.float32),
+            f"the generator cannot take latent vectors of size latent_dim={self.latent_dim}", "z")
+        logits = self.probe_network(
+            self.discriminator, images, "the discriminator cannot take the generator's images",
+            "images")
         if tuple(logits.shape) not in ((2, 1), (2,)):
             raise ValueError(
                 "the discriminator must return one logit per image, shape (batch, 1); got "
@@ -314,12 +302,10 @@ class GAN(Sampler, AdversarialModel):
     def data_range(self):
         return self.image_range
 
-    def check_data(self, x, y=None):
-        """Also checks that the first batch is in the generator's range: a discriminator fed
-        [0, 1] images against a tanh generator's [-1, 1] ones learns the wrong thing silently."""
-        super().check_data(x, y)
-        images = first_images(x)
-        if images is None or not images.size:
+    def check_batch(self, images, *rest):
+        """Images in the generator's range: a discriminator fed [0, 1] images against a tanh
+        generator's [-1, 1] ones learns the wrong thing silently."""
+        if not images.size:
             return
         lo, hi = float(images.min()), float(images.max())
         expected = "[-1, 1]" if self.image_range == "tanh" else "[0, 1]"
@@ -349,23 +335,12 @@ class GAN(Sampler, AdversarialModel):
 
     # -- serialisation ------------------------------------------------------------------------
 
+    config_args = ("latent_dim", "image_range", "discriminator_steps", "label_smoothing",
+                   "gradient_penalty_weight", "r1_weight", "ema_decay")
+
     def get_config(self):
-        config = super().get_config()
-        config.pop("image_shape")
-        config.update(
-            generator=keras.saving.serialize_keras_object(self.generator),
-            discriminator=keras.saving.serialize_keras_object(self.discriminator),
-            latent_dim=self.latent_dim,
-            loss=self.loss_kind,
-            image_range=self.image_range,
-            discriminator_steps=self.discriminator_steps,
-            label_smoothing=self.label_smoothing,
-            gradient_penalty_weight=self.gradient_penalty_weight,
-            r1_weight=self.r1_weight,
-            diffaugment=",".join(self.diffaugment) or None,
-            ema_decay=self.ema_decay,
-        )
-        return config
+        return {**super().get_config(), "loss": self.loss_kind,
+                "diffaugment": ",".join(self.diffaugment) or None}
 
 
 
@@ -394,6 +369,8 @@ class DCGAN(kg_text.TextConditioned, GAN):
         need each example's own gradient.
       discriminator_style: "dcgan" (one 4x4 stride-2 convolution per scale) or "sngan" (a 3x3
         convolution before each, and one at the end: Miyato et al.'s standard CNN).
+      ema_decay: as in `GAN`, but on (0.999) by default: the EMA generator samples better
+        (benchmarks/RESULTS.md, "c2ema") and the DCGAN networks always copy.
       text: condition on captions: data are (images, captions) batches
         (`keras_gen.data.load(..., text=True)`), `model.adapt(data)` learns the vocabulary before
         `fit`, and `generate(prompts=[...], seed=...)` gives one image per prompt. Each network
@@ -429,9 +406,7 @@ class DCGAN(kg_text.TextConditioned, GAN):
         dropout=0.0,
         discriminator_batch_norm=None,
         discriminator_style="dcgan",
-        loss="non_saturating",
         ema_decay=0.999,
-        diffaugment=None,
         text=False,
         text_discriminator="projection",
         text_conditioning="film",
@@ -442,14 +417,13 @@ class DCGAN(kg_text.TextConditioned, GAN):
         sample_prompts=None,
         **kwargs,
     ):
-        self.network_image_shape = checks.square_image_shape(image_shape, "DCGAN")
+        self.size_named_networks(image_shape, filters)
         self.init_text(text, num_classes, max_tokens, sequence_length, text_dim, vocabulary,
                        sample_prompts)
         self.text_discriminator = checks.choice(
             "text_discriminator", text_discriminator, TEXT_DISCRIMINATORS)
         self.text_conditioning = checks.choice(
             "text_conditioning", text_conditioning, TEXT_CONDITIONINGS)
-        self.filters = checks.positive_int("filters", filters)
         self.discriminator_filters = checks.positive_int(
             "discriminator_filters", 2 * filters if discriminator_filters is None else discriminator_filters)
         self.upsampling = checks.choice("upsampling", upsampling, networks.UPSAMPLING)
@@ -462,9 +436,7 @@ class DCGAN(kg_text.TextConditioned, GAN):
             "discriminator_style", discriminator_style, networks.DISCRIMINATOR_STYLES)
         # GAN checks its own arguments, then calls build_networks with them in place.
         super().__init__(
-            None, None, latent_dim, loss=loss, ema_decay=ema_decay, diffaugment=diffaugment,
-            num_classes=num_classes, **kwargs
-        )
+            None, None, latent_dim, ema_decay=ema_decay, num_classes=num_classes, **kwargs)
         self.make_tokenizer()
 
     @property
@@ -504,23 +476,10 @@ class DCGAN(kg_text.TextConditioned, GAN):
         )
         return generator, discriminator
 
-    def get_config(self):
-        config = super().get_config()
-        del config["generator"], config["discriminator"]
-        config.update(
-            image_shape=list(self.image_shape),
-            filters=self.filters,
-            discriminator_filters=self.discriminator_filters,
-            upsampling=self.upsampling,
-            spectral_norm=self.spectral_norm,
-            dropout=self.dropout,
-            discriminator_batch_norm=self.discriminator_batch_norm,
-            discriminator_style=self.discriminator_style,
-            text_discriminator=self.text_discriminator,
-            text_conditioning=self.text_conditioning,
-            **self.text_config(),
-        )
-        return config
+    network_args = ()  # built from the settings below
+    config_args = ("image_shape", "filters", "discriminator_filters", "upsampling", "spectral_norm",
+                   "dropout", "discriminator_batch_norm", "discriminator_style",
+                   "text_discriminator", "text_conditioning")
 
 
 TEXT_DISCRIMINATORS = ("matching", "projection")

@@ -5,6 +5,8 @@ Networks")."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import keras
 import tensorflow as tf
@@ -17,9 +19,6 @@ from keras_gen.families import TRANSLATOR, FamilyDescription, Option
 from keras_gen.models.base import AdversarialModel, Translator
 
 PIX2PIX_LOSSES = ("non_saturating", "minimax", "hinge")
-# Training inputs the model keeps (the first ones `fit` sees), so exported files can be validated
-# and int8-calibrated on inputs of the right kind without the data set.
-NUM_EXAMPLE_INPUTS = 8
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
@@ -34,7 +33,8 @@ class Pix2Pix(Translator, AdversarialModel):
     random (no dropout), so N replicas train exactly as one.
 
     Args:
-      input_shape: (H, W, C) of the inputs.
+      image_shape: (H, W, C) of the inputs (the model's `input_image_shape`; its `image_shape`
+        is the outputs'). `input_shape`, its name before keras-gen 0.3, still works, deprecated.
       output_shape: (H, W, C) of the outputs (the targets); None: the input's. H and W must match.
       filters: width of both networks' first level (the paper's 64; wider levels double it, up
         to 8x).
@@ -54,7 +54,7 @@ class Pix2Pix(Translator, AdversarialModel):
 
     def __init__(
         self,
-        input_shape,
+        image_shape=None,
         output_shape=None,
         filters=64,
         depth=None,
@@ -65,9 +65,18 @@ class Pix2Pix(Translator, AdversarialModel):
         image_range="tanh",
         task=None,
         seed=None,
+        input_shape=None,
         **kwargs,
     ):
-        input_shape = checks.image_shape(input_shape, "input_shape")
+        if input_shape is not None:
+            if image_shape is not None:
+                raise ValueError("pass image_shape only: input_shape is its deprecated old name.")
+            warnings.warn("Pix2Pix(input_shape=...) is deprecated: pass image_shape, the inputs' "
+                          "(H, W, C), as every family names it.", DeprecationWarning, stacklevel=2)
+            image_shape = input_shape
+        if image_shape is None:
+            raise TypeError("Pix2Pix needs image_shape, the (H, W, C) of its inputs.")
+        input_shape = checks.image_shape(image_shape, "image_shape")
         output_shape = input_shape if output_shape is None else checks.image_shape(
             output_shape, "output_shape")
         if output_shape[:2] != input_shape[:2]:
@@ -104,17 +113,7 @@ class Pix2Pix(Translator, AdversarialModel):
             self.discriminator = networks.patchgan_discriminator(
                 input_shape, output_shape, self.filters, self.discriminator_layers, seed=seed
             )
-        self.example_input_images = self.add_weight(
-            shape=(NUM_EXAMPLE_INPUTS, *input_shape), initializer="zeros", dtype="float32",
-            trainable=False, name="example_input_images",
-        )
-        self.example_input_count = self.add_weight(
-            shape=(), initializer="zeros", dtype="int32", trainable=False, name="example_input_count"
-        )
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.adversarial_tracker = keras.metrics.Mean(name="g_adversarial")
-        self.l1_tracker = keras.metrics.Mean(name="l1")
+        self.add_trackers(d_loss="d_loss", g_loss="g_loss", adversarial="g_adversarial", l1="l1")
         self.built = True
 
     @property
@@ -195,8 +194,9 @@ class Pix2Pix(Translator, AdversarialModel):
     # -- translation --------------------------------------------------------------------------
 
     def translate(self, inputs, batch_size=256):
-        """Outputs for `inputs` (n, H, W, C) or one image (H, W, C), in the model's
-        `image_range` as `load_pairs` yields them: float32 NumPy in [0, 1], the same shape."""
+        """Outputs for `inputs` (n, H, W, C) or one image (H, W, C) in [0, 1], whatever range
+        the model trains in (as its exported `translate` and `keras-gen translate` take them):
+        float32 NumPy in [0, 1], the same shape."""
         batch_size = checks.positive_int("batch_size", batch_size)
         x = np.asarray(keras.ops.convert_to_numpy(inputs), np.float32)
         single = x.ndim == 3
@@ -206,46 +206,25 @@ class Pix2Pix(Translator, AdversarialModel):
                 f"translate takes inputs of shape (n, {', '.join(map(str, self.input_image_shape))}) "
                 f"or one image {self.input_image_shape}; got {np.shape(inputs)}."
             )
-        _check_range(x, self.image_range, "translate's inputs")
+        _check_range(x, "unit", "translate's inputs", advice=(
+            f"translate takes images in [0, 1] (pixels / 255) whatever the model's image_range "
+            f"({self.image_range!r}), as its exported signature and keras-gen translate do."))
+        x = self.from_unit_range(x)
         out = np.zeros((len(x),) + self.image_shape, np.float32)
         for start in range(0, len(x), batch_size):
             batch = x[start : start + batch_size]
             out[start : start + len(batch)] = self.to_unit_range(self.generator(batch, training=False))
         return out[0] if single else out
 
-    def example_inputs(self, n, seed=0):
-        """`n` inputs (n, H, W, C) in `image_range` like those the model was trained on: the
-        first training inputs `fit` saw, cycled from `seed` and mirrored left-right on every
-        other cycle; uniform noise in the range when the model has not been trained."""
-        n = checks.count(n)
-        count = int(self.example_input_count.numpy())
-        rng = np.random.default_rng(seed)
-        if count == 0:
-            low = -1.0 if self.image_range == "tanh" else 0.0
-            return rng.uniform(low, 1.0, (n,) + self.input_image_shape).astype(np.float32)
-        stored = self.example_input_images.numpy()[:count]
-        index = (np.arange(n) + int(seed)) % count
-        out = stored[index]
-        mirrored = ((np.arange(n) + int(seed)) // count) % 2 == 1
-        out[mirrored] = out[mirrored][:, :, ::-1]
-        return out.astype(np.float32)
-
     # -- data checks --------------------------------------------------------------------------
 
-    def check_data(self, x, y=None):
-        if isinstance(x, tf.data.Dataset):
-            spec = x.element_spec
-            if not isinstance(spec, (tuple, list)) or len(spec) < 2:
-                raise ValueError(_PAIRS_NEEDED)
-            shapes = tuple(spec[0].shape[1:]), tuple(spec[1].shape[1:])
-        elif isinstance(x, np.ndarray):
-            if y is None:
-                raise ValueError(_PAIRS_NEEDED)
-            shapes = np.shape(x)[1:], np.shape(y)[1:]
-        else:
-            return
-        for what, shape, expected in zip(("inputs", "targets"), shapes,
-                                         (self.input_image_shape, self.image_shape)):
+    def check_structure(self, inputs, targets=None, *rest):
+        """(input, target) pairs of the model's shapes."""
+        if targets is None:
+            raise ValueError(_PAIRS_NEEDED)
+        for what, spec, expected in zip(("inputs", "targets"), (inputs, targets),
+                                        (self.input_image_shape, self.image_shape)):
+            shape = tuple(spec.shape[1:])
             if len(shape) != 3 or any(d is not None and d != e for d, e in zip(shape, expected)):
                 raise ValueError(
                     f"Pix2Pix expects {what} of shape (batch, {', '.join(map(str, expected))}); the "
@@ -254,47 +233,33 @@ class Pix2Pix(Translator, AdversarialModel):
                     "the model's size."
                 )
 
-    def inspect_data(self, x, y=None):
-        """Checks the shapes and the range of the first batch, and keeps its first inputs as
-        `example_inputs` (once), before `fit` trains."""
-        self.check_data(x, y)
-        first = _first_pair(x, y)
-        if first is not None:
-            inputs, targets = first
-            _check_range(inputs, self.image_range, "the training inputs", batch=True)
-            _check_range(targets, self.image_range, "the training targets", batch=True)
-            if int(self.example_input_count.numpy()) == 0:
-                kept = inputs[:NUM_EXAMPLE_INPUTS]
-                padded = np.zeros(self.example_input_images.shape, np.float32)
-                padded[: len(kept)] = kept
-                self.example_input_images.assign(padded)
-                self.example_input_count.assign(len(kept))
+    def check_batch(self, inputs, targets, *rest):
+        """Inputs and targets in the model's `image_range`."""
+        _check_range(inputs, self.image_range, "the training inputs", batch=True)
+        _check_range(targets, self.image_range, "the training targets", batch=True)
 
     # -- serialisation ------------------------------------------------------------------------
+
+    config_args = ("filters", "depth", "upsampling", "discriminator_layers", "l1_weight",
+                   "image_range", "task")
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config.pop("num_classes", None)  # always None in files saved by keras-gen 0.x
+        config.pop("num_classes", None)  # not class-conditional: its condition is the input image
+        if "input_shape" in config:  # files of keras-gen 0.x
+            config["image_shape"] = config.pop("input_shape")
         return super().from_config(config)
 
     def get_config(self):
-        config = super().get_config()
-        config.pop("image_shape")
-        config.pop("num_classes")  # not class-conditional: its condition is the input image
-        config.update(
-            input_shape=list(self.input_image_shape),
-            output_shape=list(self.image_shape),
-            filters=self.filters,
-            depth=self.depth,
-            upsampling=self.upsampling,
-            discriminator_layers=self.discriminator_layers,
-            l1_weight=self.l1_weight,
-            loss=self.loss_kind,
-            image_range=self.image_range,
-            task=self.task,
-        )
-        return config
+        return {**super().get_config(), "image_shape": list(self.input_image_shape),
+                "output_shape": list(self.image_shape), "loss": self.loss_kind}
+
+    def load_own_variables(self, store):
+        # Files of keras-gen 0.x hold two weights of the model itself, the first training inputs
+        # it kept for int8 calibration (now export's representative_data): not read.
+        if self._trainable_variables or self._non_trainable_variables:
+            super().load_own_variables(store)
 
 
 _PAIRS_NEEDED = (
@@ -307,20 +272,10 @@ def _mean_per_example(values, batch):
     return tf.reduce_mean(tf.reshape(tf.cast(values, tf.float32), [batch, -1]), axis=1)
 
 
-def _first_pair(x, y):
-    """(inputs, targets) of the first batch as NumPy, or None for other kinds of data."""
-    if isinstance(x, tf.data.Dataset):
-        for batch in x.take(1):
-            return np.asarray(batch[0]), np.asarray(batch[1])
-        return None
-    if isinstance(x, np.ndarray) and y is not None:
-        return x[:256], np.asarray(y)[:256]
-    return None
-
-
-def _check_range(images, image_range, what, batch=False):
+def _check_range(images, image_range, what, batch=False, advice=None):
     """Fails when images are not in `image_range`: values outside it, or, for a training batch
-    in "tanh", no negative value at all (the sign of [0, 1] images)."""
+    in "tanh", no negative value at all (the sign of [0, 1] images). `advice`: what to do, when
+    not loading the pairs in the model's range."""
     images = np.asarray(images)
     if not images.size:
         return
@@ -332,9 +287,9 @@ def _check_range(images, image_range, what, batch=False):
     ):
         raise ValueError(
             f"{what} span [{low:.3g}, {high:.3g}], but this model works in image_range="
-            f"{image_range!r}, i.e. [{expected[0]:g}, {expected[1]:g}]. Load the pairs with "
-            f"keras_gen.data.load_pairs(..., image_range={image_range!r}) (its default is "
-            "'tanh'), or convert them (x * 2 - 1 turns [0, 1] into [-1, 1])."
+            f"{image_range!r}, i.e. [{expected[0]:g}, {expected[1]:g}]. " + (advice or
+            f"Load the pairs with keras_gen.data.load_pairs(..., image_range={image_range!r}) "
+            "(its default is 'tanh'), or convert them (x * 2 - 1 turns [0, 1] into [-1, 1]).")
         )
 
 

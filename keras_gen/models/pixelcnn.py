@@ -19,7 +19,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import checks
+from keras_gen import checks, progress
 from keras_gen.families import SAMPLER, FamilyDescription, Option
 from keras_gen.layers.masked import GatedPixelCNNBlock, MaskedConv2D, MaskedResidualBlock, gate
 from keras_gen.models import pixelcnn_likelihoods as lik
@@ -104,8 +104,7 @@ class PixelCNN(Sampler, GenerativeModel):
         self.num_params = lik.num_params(likelihood, levels, num_mixtures)
         with self.policy_scope():
             self._build_layers(seed)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim")
+        self.add_trackers(loss="loss", bits_per_dim="bits_per_dim")
         # Build every layer now so weights exist before fit, save and load.
         h, w, c = image_shape
         self._network(
@@ -282,14 +281,8 @@ class PixelCNN(Sampler, GenerativeModel):
     def test_step(self, data):
         return self._nll_step(data, train=False)
 
-    def check_data(self, x, y=None):
-        super().check_data(x, y)
-        if isinstance(x, tf.data.Dataset):
-            for batch in x.take(1):
-                images = batch[0] if isinstance(batch, (tuple, list)) else batch
-                self._check_levels_array(images.numpy(), "the data")
-        elif isinstance(x, np.ndarray):
-            self._check_levels_array(x, "the data")
+    def check_batch(self, images, *rest):
+        self._check_levels_array(images, "the data")
 
     def _check_levels_array(self, images, where):
         images = np.asarray(images)
@@ -315,7 +308,7 @@ class PixelCNN(Sampler, GenerativeModel):
         """log p(x) in nats per image: NumPy levels (n, H, W, C) -> float64 (n,)."""
         images = self._check_images(images, "images")
         n = len(images)
-        labels = checks.labels(labels, n, self.num_classes)
+        labels = self.label_indices(labels, n)
         fn = self._compiled("log_prob")
         out = np.zeros((n,), np.float64)
         for start in range(0, n, batch_size):
@@ -328,14 +321,15 @@ class PixelCNN(Sampler, GenerativeModel):
     def _log_prob_fn(self, levels, labels):
         return self._log_prob_tensor(levels, None if self.num_classes is None else labels)
 
-    def log_likelihood(self, data, labels=None, batch_size=256):
+    def log_likelihood(self, data, labels=None, batch_size=256, verbose="auto"):
         """The exact log-likelihood of a data set (a `tf.data.Dataset` of levels or (levels,
         labels) batches, or a NumPy array of levels with `labels`), as the VAE's evaluation
         methods report theirs: a dict with `nats_per_image` (the mean negative log-likelihood),
-        `bits_per_dim` and `num_examples`."""
+        `bits_per_dim` and `num_examples`. verbose: a progress bar per batch of a dataset, as in
+        Keras' `predict`."""
         total, count = 0.0, 0
         if isinstance(data, tf.data.Dataset):
-            for batch in data:
+            for batch in progress.tracked(data, progress.num_batches(data), verbose):
                 images, batch_labels = self._unpack(batch)
                 images = images.numpy()
                 batch_labels = None if batch_labels is None else batch_labels.numpy()
@@ -367,17 +361,18 @@ class PixelCNN(Sampler, GenerativeModel):
         """Uniform noise in (0, 1): one value per level of every sub-pixel (Gumbel-max)."""
         return self.image_shape + (self.levels,)
 
-    def sample(self, n, seed=None, labels=None, method="fast", temperature=1.0, batch_size=64):
+    def sample(self, n, seed=None, labels=None, method="fast", temperature=1.0, batch_size=64,
+               verbose="auto"):
         """`n` images as int32 NumPy levels (n, H, W, C). Same seed, same images, with either
         method: "fast" (the cached sampler of `sample_tensor`) or "naive" (a full forward pass
         per sub-pixel, the reference). `temperature` < 1 sharpens every conditional, > 1
-        flattens it."""
+        flattens it. verbose: a progress bar per batch, as in Keras' `predict`."""
         n = checks.count(n)
-        return self._autoregress(n, None, 0, labels, seed, method, temperature, batch_size)
+        return self._autoregress(n, None, 0, labels, seed, method, temperature, batch_size, verbose)
 
     def complete(
         self, images, known_rows, seed=None, labels=None, method="fast", temperature=1.0,
-        batch_size=64,
+        batch_size=64, verbose="auto",
     ):
         """Keeps the top `known_rows` rows of `images` (levels) and samples the rest."""
         images = self._check_images(images, "images")
@@ -387,17 +382,19 @@ class PixelCNN(Sampler, GenerativeModel):
         ):
             raise ValueError(f"known_rows must be an integer in 0..{h}; got {known_rows!r}.")
         return self._autoregress(
-            len(images), images, int(known_rows), labels, seed, method, temperature, batch_size
+            len(images), images, int(known_rows), labels, seed, method, temperature, batch_size,
+            verbose,
         )
 
-    def generate(self, n, seed=None, labels=None, batch_size=None, method="fast", temperature=1.0, z=None):
+    def generate(self, n, seed=None, labels=None, batch_size=None, method="fast", temperature=1.0, z=None,
+                 verbose="auto"):
         """`n` images as float32 (n, H, W, C) in [0, 1] (levels / (levels - 1)): `sample`
         through the package's `generate` contract. `z` is the uniform noise itself, (n, H, W, C,
         levels), as the exported `sample` signature takes it."""
         checks.choice("method", method, METHODS)
         _check_temperature(temperature)
         return super().generate(
-            n, seed, labels, batch_size, z=z, method=method, temperature=temperature
+            n, seed, labels, batch_size, z=z, verbose=verbose, method=method, temperature=temperature
         )
 
     def generation_noise(self, seed, start, stop):
@@ -450,14 +447,16 @@ class PixelCNN(Sampler, GenerativeModel):
             images = self._check_images(images, "images")
         return self._sample_batch(uniform, labels, method, temperature, images, int(start_row))
 
-    def _autoregress(self, n, images, start_row, labels, seed, method, temperature, batch_size):
+    def _autoregress(self, n, images, start_row, labels, seed, method, temperature, batch_size,
+                     verbose="auto"):
         checks.choice("method", method, METHODS)
         _check_temperature(temperature)
         batch_size = checks.positive_int("batch_size", batch_size)
-        labels = checks.labels(labels, n, self.num_classes)
+        labels = self.label_indices(labels, n)
         seed = checks.seed_or_fresh(seed)
         out = np.zeros((n,) + self.image_shape, np.int32)
-        for start in range(0, n, batch_size):
+        starts = range(0, n, batch_size)
+        for start in progress.tracked(starts, len(starts), verbose):
             stop = min(n, start + batch_size)
             out[start:stop] = self._sample_batch(
                 self.uniform_noise(seed, start, stop), None if labels is None else labels[start:stop],
@@ -630,19 +629,8 @@ class PixelCNN(Sampler, GenerativeModel):
 
     # -- serialisation ------------------------------------------------------------------------
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            levels=self.levels,
-            filters=self.filters,
-            num_layers=self.num_layers,
-            variant=self.variant,
-            kernel_size=self.kernel_size,
-            first_kernel_size=self.first_kernel_size,
-            likelihood=self.likelihood,
-            num_mixtures=self.num_mixtures,
-        )
-        return config
+    config_args = ("image_shape", "levels", "filters", "num_layers", "variant", "kernel_size",
+                   "first_kernel_size", "likelihood", "num_mixtures")
 
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import checks
+from keras_gen import checks, progress
 from keras_gen import losses as kg_losses
 from keras_gen import networks
 from keras_gen.families import SAMPLER, FamilyDescription, Option
@@ -40,8 +40,7 @@ class ImageAutoencoder(Sampler, GenerativeModel):
 
     def _likelihood_parts(self, likelihood, observation_variance=None):
         self.image_likelihood = kg_losses.ImageLikelihood(likelihood, observation_variance)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.add_trackers(loss="loss", reconstruction="reconstruction_loss")
 
     def compile(self, optimizer=None, **kwargs):
         """Default: Adam(1e-3). The loss is the model's own: choose the likelihood and beta in
@@ -54,6 +53,10 @@ class ImageAutoencoder(Sampler, GenerativeModel):
 
     def check_images(self, images, what):
         self.image_likelihood.check_images(images, what, self.data_range)
+
+    def check_batch(self, images, *rest):
+        """Images in the range the likelihood models (`_check_values`)."""
+        self._check_values(images)
 
     def _check_images_arg(self, name, x):
         x = np.asarray(x, np.float32)
@@ -156,7 +159,7 @@ class VAE(ImageAutoencoder):
         self._check_encoder()
 
         self._likelihood_parts(likelihood, observation_variance)
-        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self.add_trackers(kl="kl_loss")
         self.built = True
 
     # -- set-up -------------------------------------------------------------------------------
@@ -171,16 +174,10 @@ class VAE(ImageAutoencoder):
         self.beta_variable.assign(check_beta(value))
 
     def _check_encoder(self):
-        x = tf.zeros((2,) + self.image_shape, tf.float32)
-        y = tf.zeros((2,), tf.int32)
-        try:
-            outputs = self.encoder(x if self.num_classes is None else [x, y], training=False)
-        except Exception as e:
-            raise ValueError(
-                f"the encoder cannot take images of shape {self.image_shape} (the decoder's "
-                "output shape)" + (" with labels [images, labels]" if self.num_classes else "")
-                + f": {str(e)[:500]}"
-            ) from e
+        outputs = self.probe_network(
+            self.encoder, tf.zeros((2,) + self.image_shape, tf.float32),
+            f"the encoder cannot take images of shape {self.image_shape} (the decoder's output "
+            "shape)", "images")
         shapes = (
             [tuple(t.shape) for t in outputs] if isinstance(outputs, (list, tuple)) else None
         )
@@ -299,41 +296,6 @@ class VAE(ImageAutoencoder):
 
     # -- data checks --------------------------------------------------------------------------
 
-    def check_data(self, x, y=None):
-        """Also checks the values of the first batch: the range the likelihood models, and the
-        labels of a conditional model."""
-        super().check_data(x, y)
-        images, labels = None, y
-        if isinstance(x, tf.data.Dataset):
-            batch = next(iter(x.take(1)), None)
-            if isinstance(batch, (tuple, list)):
-                images = batch[0]
-                labels = batch[1] if len(batch) > 1 and self.num_classes else None
-            elif batch is not None:
-                images = batch
-        elif isinstance(x, np.ndarray):
-            images = x
-        if images is not None:
-            self._check_values(keras.ops.convert_to_numpy(images))
-        if labels is not None:
-            labels = keras.ops.convert_to_numpy(labels)
-            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-                raise ValueError(
-                    f"this VAE has num_classes={self.num_classes}, so labels must be in 0.."
-                    f"{self.num_classes - 1}; the data holds labels {int(labels.min())}.."
-                    f"{int(labels.max())}. Build the model with the data's number of classes."
-                )
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        validation = kwargs.get("validation_data")
-        if isinstance(validation, (tf.data.Dataset, np.ndarray)):
-            self.check_data(validation)
-        elif isinstance(validation, (tuple, list)) and len(validation) and isinstance(
-            validation[0], np.ndarray
-        ):
-            self.check_data(validation[0])
-        return super().fit(x, y, *args, **kwargs)
-
     def _check_values(self, images):
         self.check_images(images, "a VAE")
 
@@ -350,7 +312,7 @@ class VAE(ImageAutoencoder):
     def reconstruct(self, x, labels=None, batch_size=256):
         """Images decoded from the posterior mean of `x` (n, H, W, C): float32 NumPy in [0, 1]."""
         x = self._check_images_arg("x", x)
-        labels = checks.labels(labels, len(x), self.num_classes)
+        labels = self.label_indices(labels, len(x))
 
         def run(xb, yb):
             mean, _ = self.encode(xb, yb)
@@ -373,7 +335,7 @@ class VAE(ImageAutoencoder):
                 f"x_a and x_b must have the same shape; got {x_a.shape} and {x_b.shape}."
             )
         n = len(x_a)
-        labels = checks.labels(labels, n, self.num_classes)
+        labels = self.label_indices(labels, n)
         y = None if labels is None else tf.constant(labels)
         mean_a = keras.ops.convert_to_numpy(self.encode(x_a, y)[0])
         mean_b = keras.ops.convert_to_numpy(self.encode(x_b, y)[0])
@@ -394,15 +356,17 @@ class VAE(ImageAutoencoder):
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    def evaluate_elbo(self, data, labels=None, batch_size=256, seed=0):
+    def evaluate_elbo(self, data, labels=None, batch_size=256, seed=0, verbose="auto"):
         """The ELBO on `data` (a dataset of images or (images, labels), or a NumPy array with
         `labels`), one posterior sample per image with the KL in closed form (beta is ignored:
         this is the true bound). Returns a dict: `nats_per_image` (-ELBO, an upper bound on the
         negative log-likelihood), `bits_per_dim`, `reconstruction` and `kl` (nats per image),
         `num_examples`. The noise of batch i is the first sample `log_likelihood` uses for it
-        with the same seed and batching."""
+        with the same seed and batching. verbose: a progress bar per batch, as in Keras' `predict`."""
         reconstruction, kl = [], []
-        for i, (images, y) in enumerate(self._eval_batches(data, labels, batch_size)):
+        batches = self._eval_batches(data, labels, batch_size)
+        total = progress.num_batches(data, batch_size)
+        for i, (images, y) in enumerate(progress.tracked(batches, total, verbose)):
             noise = self._eval_noise(seed, i, 1, tf.shape(images)[0])[0]
             rec, k = self._elbo_batch(images, y, noise)
             reconstruction.append(rec.numpy())
@@ -418,15 +382,18 @@ class VAE(ImageAutoencoder):
             "num_examples": int(len(kl)),
         }
 
-    def log_likelihood(self, data, labels=None, num_samples=100, batch_size=256, seed=0):
+    def log_likelihood(self, data, labels=None, num_samples=100, batch_size=256, seed=0,
+                       verbose="auto"):
         """The importance-weighted bound (IWAE, Burda et al. 2016) with `num_samples` posterior
         samples per image: log p(x) >= E[log (1/k) sum_j p(x, z_j) / q(z_j | x)]. It is at least
         the ELBO in expectation and tightens as k grows; k = 1 is the ELBO with a Monte Carlo
         KL. Returns a dict: `nats_per_image` (the negative bound), `bits_per_dim`,
-        `num_samples`, `num_examples`."""
+        `num_samples`, `num_examples`. verbose: a progress bar per batch, as in Keras' `predict`."""
         num_samples = checks.positive_int("num_samples", num_samples)
         bounds = []
-        for i, (images, y) in enumerate(self._eval_batches(data, labels, batch_size)):
+        batches = self._eval_batches(data, labels, batch_size)
+        total = progress.num_batches(data, batch_size)
+        for i, (images, y) in enumerate(progress.tracked(batches, total, verbose)):
             batch = int(images.shape[0])
             noise = self._eval_noise(seed, i, num_samples, batch)
             mean, logvar = self._posterior_batch(images, y)
@@ -495,27 +462,18 @@ class VAE(ImageAutoencoder):
             return
         x = np.asarray(data)
         self.check_data(x)
-        self._check_values(x)
         x = x.astype(np.float32)
-        labels = checks.labels(labels, len(x), self.num_classes)
+        labels = self.label_indices(labels, len(x))
         for start in range(0, len(x), batch_size):
             yb = None if labels is None else tf.constant(labels[start : start + batch_size])
             yield tf.constant(x[start : start + batch_size]), yb
 
     # -- serialisation ------------------------------------------------------------------------
 
+    config_args = ("latent_dim", "likelihood", "observation_variance")
+
     def get_config(self):
-        config = super().get_config()
-        config.pop("image_shape")
-        config.update(
-            encoder=keras.saving.serialize_keras_object(self.encoder),
-            decoder=keras.saving.serialize_keras_object(self.decoder),
-            latent_dim=self.latent_dim,
-            likelihood=self.likelihood,
-            beta=self.target_beta,
-            observation_variance=self.observation_variance,
-        )
-        return config
+        return {**super().get_config(), "beta": self.target_beta}
 
 
 
@@ -542,16 +500,12 @@ class ConvVAE(VAE):
         num_classes=None,
         likelihood="discretized_logistic",
         filters=32,
-        observation_variance=None,
         **kwargs,
     ):
-        self.network_image_shape = checks.square_image_shape(image_shape, "ConvVAE")
-        self.filters = checks.positive_int("filters", filters)
+        self.size_named_networks(image_shape, filters)
         # VAE checks its own arguments, then calls build_networks with them in place.
         super().__init__(
-            None, None, latent_dim, likelihood=likelihood, observation_variance=observation_variance,
-            num_classes=num_classes, **kwargs,
-        )
+            None, None, latent_dim, likelihood=likelihood, num_classes=num_classes, **kwargs)
 
     def build_networks(self, params_per_channel):
         """The convolutional encoder and decoder for this VAE's settings, seeded by the model's
@@ -562,11 +516,8 @@ class ConvVAE(VAE):
                                         params_per_channel, seed=self.seed)
         return encoder, decoder
 
-    def get_config(self):
-        config = super().get_config()
-        del config["encoder"], config["decoder"]
-        config.update(image_shape=list(self.image_shape), filters=self.filters)
-        return config
+    network_args = ()  # built from image_shape and filters
+    config_args = ("image_shape", "filters")
 
 
 

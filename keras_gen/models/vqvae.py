@@ -29,7 +29,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import checks
+from keras_gen import checks, progress
 from keras_gen import losses as kg_losses
 from keras_gen import networks
 from keras_gen.families import Option
@@ -144,9 +144,7 @@ class VQVAE(ImageAutoencoder):
         self.autoencoder_trainable = autoencoder_trainable
 
         self._likelihood_parts(likelihood)
-        self.commitment_tracker = keras.metrics.Mean(name="commitment_loss")
-        self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
-        self.prior_tracker = keras.metrics.Mean(name="prior_loss")
+        self.add_trackers(commitment="commitment_loss", perplexity="perplexity", prior="prior_loss")
         self.built = True
 
     # -- the prior ----------------------------------------------------------------------------
@@ -401,12 +399,12 @@ class VQVAE(ImageAutoencoder):
         return self._require_prior().generation_noise(seed, start, stop)
 
     def generate(self, n, seed=None, labels=None, batch_size=None, z=None, method="fast",
-                 temperature=1.0):
+                 temperature=1.0, verbose="auto"):
         """`n` images, float32 (n, H, W, C) in [0, 1]: codes sampled from the prior (the fast
         cached sampler by default; `temperature` < 1 sharpens it), then decoded. Same seed,
         same images. Needs a prior (`set_prior`)."""
         self._require_prior()
-        return super().generate(n, seed, labels, batch_size, z=z, method=method,
+        return super().generate(n, seed, labels, batch_size, z=z, verbose=verbose, method=method,
                                 temperature=temperature)
 
     def images_from_noise(self, noise, labels=None, method="fast", temperature=1.0):
@@ -423,16 +421,18 @@ class VQVAE(ImageAutoencoder):
     def data_range(self):
         return "binary" if self.likelihood == "bernoulli" else "unit"
 
-    def evaluate_elbo(self, data, labels=None, batch_size=256):
+    def evaluate_elbo(self, data, labels=None, batch_size=256, verbose="auto"):
         """The negative ELBO and the reconstruction error on `data` (a dataset of images or
         (images, labels) batches, or a NumPy array with `labels`). The posterior is one-hot, so
         -ELBO = -log p(x | z_q) - log p(codes): the prior's NLL of the codes, or h * w * log K
         without a prior (the uniform prior of stage 1). Returns a dict: `nats_per_image`,
         `bits_per_dim` (comparable with the VAE and PixelCNN for 8-bit data), `reconstruction`
         and `prior_nats` (nats per image), `prior_bits_per_code`, `mse` and `psnr` (dB, of the
-        mean squared error of the decoded images in [0, 1]), `num_examples`."""
+        mean squared error of the decoded images in [0, 1]), `num_examples`. verbose: a progress bar
+        per batch, as in Keras' `predict`."""
         reconstruction, prior, squared = [], [], []
-        for images, y in self._eval_batches(data, labels, batch_size):
+        batches = self._eval_batches(data, labels, batch_size)
+        for images, y in progress.tracked(batches, progress.num_batches(data, batch_size), verbose):
             rec, pri, mse = self._eval_batch(images, y)
             reconstruction.append(rec.numpy())
             prior.append(pri.numpy())
@@ -480,48 +480,25 @@ class VQVAE(ImageAutoencoder):
             return
         x = self._check_images_arg("data", data)
         self._check_values(x)
-        labels = checks.labels(labels, len(x), self.num_classes)
+        labels = self.label_indices(labels, len(x))
         for start in range(0, len(x), batch_size):
             yb = None if labels is None else tf.constant(labels[start : start + batch_size])
             yield tf.constant(x[start : start + batch_size]), yb
 
     # -- data checks --------------------------------------------------------------------------
 
-    def check_data(self, x, y=None):
-        """Also checks the values of the first batch against the likelihood's range."""
-        super().check_data(x, y)
-        if isinstance(x, tf.data.Dataset):
-            batch = next(iter(x.take(1)), None)
-            images = batch[0] if isinstance(batch, (tuple, list)) else batch
-            if images is not None:
-                self._check_values(keras.ops.convert_to_numpy(images))
-        elif isinstance(x, np.ndarray):
-            self._check_values(x)
-
     def _check_values(self, images):
         self.check_images(np.asarray(images, np.float32), "a VQ-VAE")
 
     # -- serialisation ------------------------------------------------------------------------
 
+    config_args = ("image_shape", "num_embeddings", "embedding_dim", "likelihood", "beta", "filters",
+                   "residual_blocks", "downsamplings", "autoencoder_trainable")
+
     def get_config(self):
-        config = super().get_config()
-        q = self.quantizer
-        config.update(
-            num_embeddings=self.num_embeddings,
-            embedding_dim=self.embedding_dim,
-            likelihood=self.likelihood,
-            beta=self.beta,
-            codebook_update=q.codebook_update,
-            decay=q.decay,
-            dead_code_steps=q.dead_code_steps,
-            filters=self.filters,
-            residual_blocks=self.residual_blocks,
-            downsamplings=self.downsamplings,
-            autoencoder_trainable=self.autoencoder_trainable,
-        )
-        if self.prior is not None:
-            config["prior"] = keras.saving.serialize_keras_object(self.prior)
-        return config
+        """The listed arguments, and the quantiser's settings, which it owns."""
+        settings = ("codebook_update", "decay", "dead_code_steps")
+        return {**super().get_config(), **{key: getattr(self.quantizer, key) for key in settings}}
 
 
 def prior_stage(args, info):

@@ -1,0 +1,96 @@
+"""Layers of the diffusion U-Net: the sinusoidal time embedding and self-attention over the
+positions of a feature map (builtin TFLite ops only: sin/cos, matmul, softmax)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class SinusoidalEmbedding(keras.layers.Layer):
+    """Times t (batch,) in [0, 1] -> (batch, dim) features [sin(f t), cos(f t)] at `dim / 2`
+    frequencies spaced geometrically from 1 to `max_frequency` (Vaswani et al. 2017 on 1000 t,
+    as DDPM embeds its step index). Computed in float32 whatever the policy: float16 loses the
+    phase of the high frequencies."""
+
+    def __init__(self, dim, max_frequency=1000.0, **kwargs):
+        super().__init__(**kwargs)
+        if int(dim) < 2 or int(dim) % 2:
+            raise ValueError(f"dim must be an even integer >= 2; got {dim!r}.")
+        self.dim = int(dim)
+        self.max_frequency = float(max_frequency)
+
+    def call(self, t):
+        half = self.dim // 2
+        exponents = ops.arange(half, dtype="float32") / max(half - 1, 1)
+        frequencies = ops.exp(exponents * math.log(self.max_frequency))
+        angles = ops.cast(ops.reshape(t, (-1, 1)), "float32") * frequencies[None, :]
+        features = ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
+        return ops.cast(features, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.dim)
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "max_frequency": self.max_frequency}
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class SpatialSelfAttention(keras.layers.Layer):
+    """Single-head self-attention over the H x W positions of a feature map, with a group norm
+    before it and a residual connection around it (as in the DDPM U-Net). Cheap only at low
+    resolution: the attention matrix is (HW)^2 per image."""
+
+    def __init__(self, groups=8, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.norm = keras.layers.GroupNormalization(min(self.groups, channels), dtype=self.dtype_policy)
+        self.norm.build(input_shape)
+        self.qkv = keras.layers.Dense(3 * channels, kernel_initializer=self.kernel_initializer,
+                                      dtype=self.dtype_policy)
+        self.qkv.build(input_shape)
+        self.out = keras.layers.Dense(channels, kernel_initializer="zeros", dtype=self.dtype_policy)
+        self.out.build(input_shape[:-1] + (channels,))
+
+    def call(self, x):
+        shape = ops.shape(x)
+        channels = x.shape[-1]
+        h = self.qkv(self.norm(x))
+        h = ops.reshape(h, (shape[0], shape[1] * shape[2], 3 * channels))
+        q, k, v = h[..., :channels], h[..., channels : 2 * channels], h[..., 2 * channels :]
+        weights = ops.softmax(ops.matmul(q, ops.transpose(k, (0, 2, 1))) / math.sqrt(channels), axis=-1)
+        attended = ops.reshape(ops.matmul(weights, v), shape)
+        return x + self.out(attended)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "groups": self.groups,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class FiLM(keras.layers.Layer):
+    """Feature-wise modulation (Perez et al. 2018) of a feature map by a conditioning vector:
+    [features (B, H, W, C), params (B, 2C)] -> features * (1 + scale) + shift, with
+    (scale, shift) = params. Zero params leave the features unchanged."""
+
+    def call(self, inputs):
+        features, params = inputs
+        channels = features.shape[-1]
+        params = ops.reshape(params, (-1, 1, 1, 2 * channels))
+        return features * (1.0 + params[..., :channels]) + params[..., channels:]
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
