@@ -148,11 +148,12 @@ def main(argv=None):
 
     variants = [{"name": f, "family": f} for f in args.families.split(",") if f]
     variants += [json.loads(v) for v in args.variant_json]
-    known = kg.families.names()
+    # Families that list the shared text option (keras_gen.text.TEXT_OPTION) take text=True.
+    known = [f.name for f in kg.families.all_families() if kg.text.TEXT_OPTION in f.options]
     for v in variants:
         if v["family"] not in known:
-            print(f"skipping {v['name']}: no family {v['family']!r} in this checkout "
-                  f"(families: {', '.join(known)})", flush=True)
+            print(f"skipping {v['name']}: {v['family']!r} has no text mode in this checkout "
+                  f"(text families: {', '.join(known)})", flush=True)
     variants = [v for v in variants if v["family"] in known]
     classifier = kg.metrics._classifier("fashion_mnist")
     pairs = prompt_pairs()
