@@ -97,6 +97,12 @@ class GenerativeModel(keras.Model):
         """Values per image, H * W * C: the denominator of bits per dimension."""
         return int(np.prod(self.image_shape))
 
+    def example_conditions(self, batch):
+        """What the networks take besides noise or images for `batch` examples, to check them at
+        construction: int32 labels (batch,) for a conditional model, else None (a text model:
+        token ids)."""
+        return None if self.num_classes is None else tf.zeros((batch,), tf.int32)
+
     @property
     def data_range(self):
         """The `image_range` of `keras_gen.data.load` that `fit` takes ("tanh", "unit",
@@ -426,14 +432,27 @@ class Sampler:
         images (batch, H, W, C) in [0, 1], as NumPy or a tensor."""
         raise NotImplementedError
 
-    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, **options):
+    def generate(self, n=None, seed=None, labels=None, batch_size=None, z=None, conditions=None,
+                 **options):
         """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images.
 
         labels: one int per image, or one for all (conditional models). z: the noise itself,
-        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). Other
+        (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE).
+        conditions: what a text model conditions on in place of labels, one row per image (the
+        token ids of its prompts; `keras_gen.text.TextConditioned.generate` passes them). Other
         keyword options go to the family's `images_from_noise`."""
+        if options.pop("prompts", None) is not None:
+            raise ValueError(
+                f"prompts= needs a text-conditioned model (e.g. DCGAN(..., text=True)); "
+                f"{type(self).__name__} is not one. Generate with n (and labels) instead."
+            )
         n = checks.count(n)
-        labels = checks.labels(labels, n, self.num_classes)
+        if conditions is not None:
+            labels = np.asarray(conditions)
+            if len(labels) != n:
+                raise ValueError(f"conditions must have one row per image ({n}); got {len(labels)}.")
+        else:
+            labels = checks.labels(labels, n, self.num_classes)
         batch_size = checks.positive_int("batch_size", batch_size or self.generate_batch_size)
         if z is not None:
             z = np.asarray(z, np.float32)

@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras_gen import augment, checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
+from keras_gen import text as kg_text
 from keras_gen.families import SAMPLER, FamilyDescription, Option
 from keras_gen.models.base import AdversarialModel, Sampler, first_images, to_unit_range
 
@@ -132,23 +133,21 @@ class GAN(Sampler, AdversarialModel):
 
     def _check_networks(self):
         z = tf.zeros((2, self.latent_dim), tf.float32)
-        y = tf.zeros((2,), tf.int32)
+        y = self.example_conditions(2)
         try:
-            images = self.generator(z if self.num_classes is None else [z, y], training=False)
+            images = self.generator(self._gen_inputs(z, y), training=False)
         except Exception as e:
             raise ValueError(
                 f"the generator cannot take latent vectors of size latent_dim={self.latent_dim}"
-                + (" with labels [z, labels]" if self.num_classes else "")
+                + (" with labels [z, labels]" if y is not None else "")
                 + f": {str(e)[:500]}"
             ) from e
         try:
-            logits = self.discriminator(
-                images if self.num_classes is None else [images, y], training=False
-            )
+            logits = self.discriminator(self._disc_inputs(images, y), training=False)
         except Exception as e:
             raise ValueError(
                 "the discriminator cannot take the generator's images"
-                + (" with labels [images, labels]" if self.num_classes else "")
+                + (" with labels [images, labels]" if y is not None else "")
                 + f": {str(e)[:500]}"
             ) from e
         if tuple(logits.shape) not in ((2, 1), (2,)):
@@ -167,6 +166,9 @@ class GAN(Sampler, AdversarialModel):
             both = dict(learning_rate=5e-4, beta_1=0.5)
         return {"d_optimizer": both, "g_optimizer": both}
 
+
+    # The matching-aware discriminator loss of a text model (DCGAN text_discriminator="matching").
+    matching_aware = False
 
     @property
     def metrics(self):
@@ -215,6 +217,13 @@ class GAN(Sampler, AdversarialModel):
             per_example = kg_losses.discriminator_loss(
                 self.loss_kind, real_logits, fake_logits, self.label_smoothing
             )
+            if self.matching_aware:
+                # Reed et al. 2016: a real image with a wrong caption is fake too, so the critic
+                # must judge the match; real + (fake + mismatched) / 2 per example.
+                wrong_logits = self.discriminator(
+                    self._disc_inputs(real_in, kg_text.mismatched_captions(labels)), training=train)
+                per_example = 0.5 * (per_example + kg_losses.discriminator_loss(
+                    self.loss_kind, real_logits, wrong_logits, self.label_smoothing))
             if self.r1_weight:
                 penalty = kg_losses.r1_penalty(r1_tape, real_logits, real_in)
                 per_example = per_example + 0.5 * self.r1_weight * penalty
@@ -361,7 +370,7 @@ class GAN(Sampler, AdversarialModel):
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class DCGAN(GAN):
+class DCGAN(kg_text.TextConditioned, GAN):
     """A GAN with DCGAN networks (`keras_gen.networks.dcgan_generator` and
     `dcgan_discriminator`) for square images whose side is a multiple of 4, 8 to 128.
 
@@ -385,6 +394,22 @@ class DCGAN(GAN):
         need each example's own gradient.
       discriminator_style: "dcgan" (one 4x4 stride-2 convolution per scale) or "sngan" (a 3x3
         convolution before each, and one at the end: Miyato et al.'s standard CNN).
+      text: condition on captions: data are (images, captions) batches
+        (`keras_gen.data.load(..., text=True)`), `model.adapt(data)` learns the vocabulary before
+        `fit`, and `generate(prompts=[...], seed=...)` gives one image per prompt. Each network
+        owns a `keras_gen.text.TextEncoder` trained by its own loss (so the generator, its EMA
+        copy and its export carry the whole text path, and the generator's gradients never
+        push the discriminator's caption features).
+      text_conditioning: "concat" (the pooled caption embedding concatenated with z) or "film"
+        (also FiLM, Perez et al. 2018, of every upsampling's features by the embedding).
+      text_discriminator: how the discriminator judges the caption: "projection" (Miyato &
+        Koyama 2018: logit += <W embed(caption), features>; the default, measured better at a
+        3-minute budget in benchmarks/RESULTS.md) or "matching" (Reed et al. 2016: the
+        embedding tiled onto the last feature map, and real images with the batch's captions
+        rolled by one count as fake, at an extra discriminator pass per step).
+      max_tokens, sequence_length, text_dim: the tokenizer's id range (padding and
+        out-of-vocabulary included) and length, and the text encoder's width.
+      vocabulary, sample_prompts: set by `adapt` and restored from the config.
     """
 
     # Smaller batches train faster per CPU second (benchmarks/gan_quality.py).
@@ -405,9 +430,23 @@ class DCGAN(GAN):
         loss="non_saturating",
         ema_decay=0.999,
         diffaugment=None,
+        text=False,
+        text_discriminator="projection",
+        text_conditioning="concat",
+        max_tokens=1000,
+        sequence_length=16,
+        text_dim=64,
+        vocabulary=None,
+        sample_prompts=None,
         **kwargs,
     ):
         self.network_image_shape = checks.square_image_shape(image_shape, "DCGAN")
+        self.init_text(text, num_classes, max_tokens, sequence_length, text_dim, vocabulary,
+                       sample_prompts)
+        self.text_discriminator = checks.choice(
+            "text_discriminator", text_discriminator, TEXT_DISCRIMINATORS)
+        self.text_conditioning = checks.choice(
+            "text_conditioning", text_conditioning, TEXT_CONDITIONINGS)
         self.filters = checks.positive_int("filters", filters)
         self.discriminator_filters = checks.positive_int(
             "discriminator_filters", 2 * filters if discriminator_filters is None else discriminator_filters)
@@ -424,6 +463,11 @@ class DCGAN(GAN):
             None, None, latent_dim, loss=loss, ema_decay=ema_decay, diffaugment=diffaugment,
             num_classes=num_classes, **kwargs
         )
+        self.make_tokenizer()
+
+    @property
+    def matching_aware(self):
+        return self.text and self.text_discriminator == "matching"
 
     def build_networks(self):
         """The DCGAN generator and discriminator for this GAN's settings (image range, loss, R1),
@@ -444,13 +488,17 @@ class DCGAN(GAN):
                 "discriminator mixes across the batch; pass discriminator_batch_norm=False with "
                 "r1_weight > 0."
             )
+        text = self.text_encoder("generator_text", 0) if self.text else None
         generator = networks.dcgan_generator(
             self.image_shape, self.latent_dim, self.num_classes, self.filters, self.image_range,
-            upsampling=self.upsampling, seed=self.seed,
+            upsampling=self.upsampling, seed=self.seed, text_encoder=text,
+            film=self.text_conditioning == "film",
         )
+        text = self.text_encoder("discriminator_text", 1) if self.text else None
         discriminator = networks.dcgan_discriminator(
             self.image_shape, self.num_classes, self.discriminator_filters, self.spectral_norm,
             self.dropout, self.discriminator_batch_norm, self.discriminator_style, seed=self.seed,
+            text_encoder=text, text_mode=self.text_discriminator,
         )
         return generator, discriminator
 
@@ -466,8 +514,15 @@ class DCGAN(GAN):
             dropout=self.dropout,
             discriminator_batch_norm=self.discriminator_batch_norm,
             discriminator_style=self.discriminator_style,
+            text_discriminator=self.text_discriminator,
+            text_conditioning=self.text_conditioning,
+            **self.text_config(),
         )
         return config
+
+
+TEXT_DISCRIMINATORS = ("matching", "projection")
+TEXT_CONDITIONINGS = ("concat", "film")
 
 
 def _output_image_shape(generator):
@@ -519,7 +574,13 @@ FAMILY = FamilyDescription(
         Option("diffaugment", "differentiable augmentation, a comma-separated subset of "
                + ",".join(augment.POLICIES) + ", or none", none=True),
         Option("r1_weight", "gamma of the R1 penalty on real images", float),
+        kg_text.TEXT_OPTION,
+        Option("text_discriminator", "how the discriminator judges the caption (--text)",
+               choices=TEXT_DISCRIMINATORS),
+        Option("text_conditioning", "how the generator reads the caption (--text): concat "
+               "(with z) or film (also FiLM of every upsampling)", choices=TEXT_CONDITIONINGS),
     ),
+    sample_options=kg_text.PROMPT_OPTIONS,
     optimizers={"d_optimizer": "d_lr", "g_optimizer": "g_lr"},
     signatures="gan",
 )
