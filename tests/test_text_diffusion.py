@@ -24,12 +24,8 @@ PROMPTS = ["a red sneaker", "a blue bag"]
 
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory):
-    """32 tinted 8x8 images with their captions, as an npz captioned source."""
-    rng = np.random.default_rng(0)
-    x = (rng.uniform(size=(32, 8, 8, 3)) * 255).astype(np.uint8)
-    path = tmp_path_factory.mktemp("data") / "captions.npz"
-    np.savez(path, x=x, text=np.array([CAPTIONS[i % len(CAPTIONS)] for i in range(32)]))
-    return path
+    """32 random 8x8 RGB images with their captions, as an npz captioned source."""
+    return families.captioned_npz(tmp_path_factory.mktemp("data") / "captions.npz", CAPTIONS)
 
 
 def load(npz, batch_size=16):
