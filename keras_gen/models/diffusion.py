@@ -67,7 +67,9 @@ class Diffusion(kg_text.TextConditioned, Sampler, GenerativeModel):
         caption (all padding), and `guidance` 0 ignores the prompt.
       text_conditioning: "pooled" (the caption's pooled embedding added to the time embedding,
         FiLM into every residual block) or "cross_attention" (that, and cross-attention from the
-        lowest-resolution feature map to the caption's token states).
+        lowest-resolution feature map to the caption's token states). Pooled is the default:
+        at equal steps the two drew the prompt's colour equally often (seen and unseen pairs), and
+        cross-attention cost ~40% more per step (benchmarks/RESULTS.md).
       max_tokens, sequence_length, text_dim: the tokenizer's id range and length, and the text
         encoder's width. vocabulary, sample_prompts: set by `adapt`, restored from the config.
     """
