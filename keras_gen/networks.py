@@ -506,7 +506,7 @@ def vqvae_decoder(image_shape, embedding_dim, filters=64, residual_blocks=2, dow
 
 
 def diffusion_unet(image_shape, widths=(32, 64, 96), num_classes=None, attention=True,
-                   blocks=1, groups=8, seed=None):
+                   blocks=1, groups=8, seed=None, text_encoder=None, cross_attention=False):
     """The denoiser of `keras_gen.models.Diffusion`: [noisy images (H, W, C), times (), and
     labels () when conditional] -> one prediction per value (H, W, C), float32.
 
@@ -518,8 +518,17 @@ def diffusion_unet(image_shape, widths=(32, 64, 96), num_classes=None, attention
     index num_classes, the "no label" of classifier-free guidance) are summed into one vector
     that modulates every residual block (FiLM: scale and shift after its second norm), so the
     condition reaches every layer; a concatenated label embedding measured ignored (issue 22).
-    The last convolution starts at zero (the first predictions are 0, a stable start)."""
-    from keras_gen.layers.diffusion import FiLM, SinusoidalEmbedding, SpatialSelfAttention
+    The last convolution starts at zero (the first predictions are 0, a stable start).
+
+    Text (`text_encoder`, a `keras_gen.text.TextEncoder`): the third input is int32 token ids
+    (batch, sequence_length) in place of the label. The caption's pooled embedding, projected,
+    is added to the time embedding as the label's is (so it reaches every block by FiLM); the
+    empty caption (all padding, the "no caption" of classifier-free guidance) pools to zeros, so
+    its embedding is the projection's learned bias. `cross_attention`: also attention from the
+    lowest-resolution feature map to the caption's token states (`CaptionCrossAttention`), after
+    the self-attention."""
+    from keras_gen.layers.diffusion import (CaptionCrossAttention, FiLM, SinusoidalEmbedding,
+                                            SpatialSelfAttention)
 
     h, w, c = image_shape
     widths = tuple(int(v) for v in widths)
@@ -544,6 +553,14 @@ def diffusion_unet(image_shape, widths=(32, 64, 96), num_classes=None, attention
             num_classes + 1, embed_dim, embeddings_initializer=init(), name="label_embedding"
         )(label)
         emb = keras.layers.Add()([emb, label_emb])
+    states = tokens = None
+    if text_encoder is not None:
+        tokens = keras.Input((text_encoder.sequence_length,), dtype="int32", name="tokens")
+        inputs.append(tokens)
+        states, pooled = text_encoder(tokens)
+        caption_emb = keras.layers.Dense(embed_dim, kernel_initializer=init(),
+                                         name="caption_embedding")(pooled)
+        emb = keras.layers.Add()([emb, caption_emb])
     emb = keras.layers.Activation("swish")(emb)
 
     def norm(x):
@@ -571,6 +588,8 @@ def diffusion_unet(image_shape, widths=(32, 64, 96), num_classes=None, attention
                                     kernel_initializer=init())(x)
     if attention:
         x = SpatialSelfAttention(groups, kernel_initializer=init())(x)
+    if cross_attention and states is not None:
+        x = CaptionCrossAttention(groups, kernel_initializer=init())([x, states, tokens])
     x = residual(x, widths[-1])
     for level in reversed(range(len(widths))):
         x = keras.layers.Concatenate()([x, skips[level]])

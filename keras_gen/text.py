@@ -266,9 +266,10 @@ class TransformerEncoderBlock(ListedConfig, keras.layers.Layer):
 
         q, k, v = heads(self.query(h)), heads(self.key(h)), heads(self.value(h))
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (head_dim**-0.5)
-        # Every query may look at every word, never at padding: (batch, 1, 1, key).
-        scores = scores + (ops.cast(mask, scores.dtype)[:, None, None, :] - 1.0) * 1e9
-        out = ops.matmul(ops.softmax(scores, axis=-1), v)
+        # Every query may look at every word, never at padding: (batch, 1, 1, key). In float32:
+        # 1e9 is inf in float16, and 0 * inf a NaN under mixed precision.
+        scores = ops.cast(scores, "float32") + (ops.cast(mask, "float32")[:, None, None, :] - 1.0) * 1e9
+        out = ops.matmul(ops.cast(ops.softmax(scores, axis=-1), v.dtype), v)
         return ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, length, self.dim))
 
     def compute_output_shape(self, input_shape):
