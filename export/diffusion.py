@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from export.signatures import ExportError, Signature, _IMAGE, _labels, builds
+from export.signatures import (TOKENIZER_FILE, ExportError, Signature, _IMAGE, _example_prompts,
+                               _labels, builds)
+from export.tokenize import tokenize
 
 # Samplers that run from the starting noise alone (no random draws inside the graph).
 DETERMINISTIC_SAMPLERS = ("dpm++2m", "ddim")
@@ -29,32 +31,50 @@ def diffusion_spec(model, steps=None, sampler=None):
             f"no random ops, and {sampler!r} draws noise at every step); got {sampler!r}."
         )
     steps, _, _, _ = model.sampling_options(steps, None, sampler, 0.0)
-    conditional = model.num_classes is not None
+    text = model.text
+    conditional = model.conditional
     inputs = {"noise": tf.TensorSpec([None, *model.image_shape], tf.float32, name="noise")}
-    if conditional:
+    if text:  # token ids of export.tokenize (string ops are not LiteRT builtins)
+        inputs["tokens"] = tf.TensorSpec([None, model.sequence_length], tf.int32, name="tokens")
+        prompts_of = {}  # ids -> the prompt that made them, so Keras reads the strings itself
+    elif conditional:
         inputs["label"] = tf.TensorSpec([None], tf.int32, name="label")
+    if conditional:
         inputs["guidance"] = tf.TensorSpec([], tf.float32, name="guidance")
 
-    def fn(noise, label=None, guidance=None):
-        images = model.sample_tensor(noise, label, guidance, steps, sampler)
+    def fn(noise, label=None, guidance=None, tokens=None):
+        images = model.sample_tensor(noise, label if tokens is None else tokens, guidance, steps,
+                                     sampler)
         return {"images": tf.cast(images, tf.float32)}
 
-    def reference(noise, label=None, guidance=None):
-        return {"images": model.generate(
-            len(noise), labels=label, z=noise, steps=steps, sampler=sampler,
-            guidance=None if guidance is None else float(guidance),
-        )}
+    def reference(noise, label=None, guidance=None, tokens=None):
+        options = dict(z=noise, steps=steps, sampler=sampler,
+                       guidance=None if guidance is None else float(guidance))
+        if tokens is None:
+            return {"images": model.generate(len(noise), labels=label, **options)}
+        keys = [tuple(int(i) for i in row) for row in np.asarray(tokens)]
+        if all(k in prompts_of for k in keys):  # the same strings through the Keras tokenizer
+            return {"images": model.generate(prompts=[prompts_of[k] for k in keys], **options)}
+        return {"images": np.asarray(model.images_from_noise(
+            noise, np.asarray(tokens, np.int32), steps, options["guidance"], sampler))}
 
     def example_inputs(n, seed):
         out = {"noise": model.latent_vectors(n, seed)}
-        if conditional:
+        if text:
+            prompts = _example_prompts(model, n)
+            ids = np.asarray(tokenize(prompts, model.vocabulary, model.sequence_length), np.int32)
+            prompts_of.update({tuple(int(i) for i in row): p for row, p in zip(ids, prompts)})
+            out["tokens"] = ids
+        elif conditional:
             out["label"] = _labels(n, model.num_classes)
+        if conditional:
             out["guidance"] = np.float32(model.guidance)
         return out
 
     generate = Signature(
         "generate", inputs, fn, reference, example_inputs, ("images",), {"images": _IMAGE}
     )
+    condition = "tokens" if text else "label"
     extra = {
         "noise_shape": [int(d) for d in model.image_shape],
         "noise_distribution": "standard_normal",
@@ -64,11 +84,15 @@ def diffusion_spec(model, steps=None, sampler=None):
         "steps": steps,
         "prediction": model.prediction,
         "sampling": (
-            f"generate(noise{', label, guidance' if conditional else ''}): noise N(0, 1) of "
+            f"generate(noise{f', {condition}, guidance' if conditional else ''}): noise N(0, 1) of "
             f"the image's shape; {steps} steps of {sampler} inside the graph"
-            + (", guidance w: prediction = uncond + w (cond - uncond), 0 ignores the label"
+            + (f", guidance w: prediction = uncond + w (cond - uncond), 0 ignores the {condition}"
                if conditional else "")
+            + (f"; tokens: int32 ids of {TOKENIZER_FILE}'s rule (export.tokenize)" if text else "")
             + "; images in [0, 1]."
         ),
     }
+    if text:
+        extra["tokenizer"] = {"file": TOKENIZER_FILE, "sequence_length": int(model.sequence_length),
+                              "vocabulary": list(model.vocabulary)}
     return [generate], extra

@@ -7,6 +7,7 @@ Every signature is deterministic: noise, labels and images are inputs, never dra
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -15,6 +16,7 @@ import tensorflow as tf
 
 import keras_gen
 from keras_gen import families
+from export.tokenize import tokenize, write_tokenizer
 from export.xnnpack import xnnpack_friendly
 
 METADATA_VERSION = 1
@@ -171,24 +173,40 @@ def _gan_spec(model):
     # Transposed convolutions in their sub-pixel form, which XNNPACK runs at any batch size.
     network = xnnpack_friendly(model.sampling_generator)
     conditional = model.num_classes is not None
+    text = bool(getattr(model, "text", False))
     tanh = model.image_range == "tanh"
     inputs = {"z": tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")}
     if conditional:
         inputs["label"] = tf.TensorSpec([None], tf.int32, name="label")
+    if text:  # token ids of export.tokenize (string ops are not LiteRT builtins)
+        inputs["tokens"] = tf.TensorSpec([None, model.sequence_length], tf.int32, name="tokens")
+        prompts_of = {}  # ids -> the prompt that made them, so Keras reads the strings itself
 
-    def fn(z, label=None):
-        images = tf.cast(network(z if label is None else [z, label], training=False), tf.float32)
+    def fn(z, label=None, tokens=None):
+        condition = label if tokens is None else tokens
+        images = network(z if condition is None else [z, condition], training=False)
+        images = tf.cast(images, tf.float32)
         if tanh:  # the same mapping as GAN.to_unit_range
             images = (images + 1.0) / 2.0
         return {"images": tf.clip_by_value(images, 0.0, 1.0)}
 
-    def reference(z, label=None):
-        return {"images": model.generate(len(z), labels=label, z=z)}
+    def reference(z, label=None, tokens=None):
+        if tokens is None:
+            return {"images": model.generate(len(z), labels=label, z=z)}
+        keys = [tuple(int(i) for i in row) for row in np.asarray(tokens)]
+        if all(k in prompts_of for k in keys):  # the same strings through the Keras tokenizer
+            return {"images": model.generate(prompts=[prompts_of[k] for k in keys], z=z)}
+        return {"images": model.generate(len(z), z=z, conditions=np.asarray(tokens, np.int32))}
 
     def example_inputs(n, seed):
         out = {"z": model.latent_vectors(n, seed)}
         if conditional:
             out["label"] = _labels(n, model.num_classes)
+        if text:
+            prompts = _example_prompts(model, n)
+            ids = np.asarray(tokenize(prompts, model.vocabulary, model.sequence_length), np.int32)
+            prompts_of.update({tuple(int(i) for i in row): p for row, p in zip(ids, prompts)})
+            out["tokens"] = ids
         return out
 
     generate = Signature(
@@ -200,7 +218,33 @@ def _gan_spec(model):
         "value_range": [0.0, 1.0],
         "training_image_range": model.image_range,
     }
+    if text:
+        extra["tokenizer"] = {"file": TOKENIZER_FILE, "sequence_length": int(model.sequence_length),
+                              "vocabulary": list(model.vocabulary)}
     return [generate], extra
+
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def _example_prompts(model, n):
+    """n prompts for a text model's validation: the captions `adapt` kept, or the vocabulary's
+    words three at a time."""
+    prompts = list(model.sample_prompts) or [
+        " ".join(model.vocabulary[k : k + 3]) for k in range(0, max(len(model.vocabulary), 1), 3)
+    ] or [""]
+    return [prompts[i % len(prompts)] for i in range(n)]
+
+
+def write_tokenizer_beside(metadata, folder):
+    """Writes `tokenizer.json` (export.write_tokenizer) into `folder` when the metadata is a text
+    model's; returns its path or None."""
+    rule = metadata.get("tokenizer")
+    if not rule:
+        return None
+    path = Path(folder) / rule["file"]
+    write_tokenizer(path, rule["vocabulary"], rule["sequence_length"])
+    return path
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from export import files
-from export.signatures import ExportError, check_finite, spec_for
+from export.signatures import ExportError, check_finite, spec_for, write_tokenizer_beside
 
 METADATA_ASSET = "keras_gen_metadata.json"
 
@@ -51,6 +51,7 @@ def write(spec, path):
         root.metadata_file = tf.saved_model.Asset(str(asset_file))
         with files.atomic_dir(path) as out:
             tf.saved_model.save(root, str(out), signatures=signatures)
+            write_tokenizer_beside(spec.metadata, out)
     return Path(path)
 
 

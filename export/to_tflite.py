@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from export import files, gpu
 from export.to_saved_model import read_metadata, write as write_saved_model
-from export.signatures import ExportError, spec_for
+from export.signatures import ExportError, spec_for, write_tokenizer_beside
 
 QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
 
@@ -293,6 +293,7 @@ def tflite(
                 },
             )
             written.update({s: target for s in names})
+            write_tokenizer_beside(metadata, target.parent)  # text models: ids need the vocabulary
     return written
 
 

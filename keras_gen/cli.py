@@ -82,7 +82,12 @@ def data_info(args):
 
     if families.get(args.model).kind == TRANSLATOR:
         return kg_data.pair_info(args.dataset, task=args.task, split=args.split, data_dir=args.data_dir)
-    return kg_data.info(args.dataset, split=args.split, data_dir=args.data_dir)
+    return kg_data.info(args.dataset, split=args.split, data_dir=args.data_dir, text=_text(args))
+
+
+def _text(args):
+    """--text (the text mode a family may list, keras_gen.text.TEXT_OPTION): captioned data."""
+    return bool(getattr(args, "text", None))
 
 
 def load_data(args, model, **options):
@@ -94,7 +99,8 @@ def load_data(args, model, **options):
         return kg_data.load_pairs(args.dataset, task=args.task, split=args.split,
                                   image_range=model.data_range, data_dir=args.data_dir, **options)
     return kg_data.load(args.dataset, split=args.split, image_range=model.data_range,
-                        with_labels=bool(args.conditional), data_dir=args.data_dir, **options)
+                        with_labels=bool(args.conditional), data_dir=args.data_dir,
+                        text=_text(args), **options)
 
 
 def compile_model(model, args):
@@ -153,6 +159,8 @@ def cmd_train(args):
     with strategy.scope():
         model = build_model(args, info)
         compile_model(model, args)
+    if _text(args):  # the vocabulary of the training captions (the same on --resume)
+        model.adapt(load_data(args, model, batch_size=256, shuffle=False))
     if not args.resume:
         config = {
             "args": runs.settings(args),
@@ -254,7 +262,7 @@ def cmd_sample(args):
         raise CommandError(f"--out must end in .png or .npy; got {out}.")
     if out.exists() and not args.force:
         raise CommandError(f"{out} exists; pass --force to overwrite it.")
-    if args.n <= 0:
+    if args.n is not None and args.n <= 0:
         raise CommandError(f"-n must be a positive number of images; got {args.n}.")
     model = load_model(args.model)
     if families.kind_of(model) == TRANSLATOR:
@@ -262,6 +270,8 @@ def cmd_sample(args):
             f"{type(model).__name__} is a translator: it needs an input image for every output. "
             "Use keras-gen translate --model M --input IMAGE_OR_FOLDER --out OUT."
         )
+    prompts = _prompts(args)
+    args.n = len(prompts) if prompts is not None else args.n or 64
     labels = None
     if args.labels is not None:
         labels = [int(v) if v.strip().lstrip("-").isdigit() else v.strip()
@@ -273,7 +283,9 @@ def cmd_sample(args):
     elif model.num_classes:
         labels = list(np.arange(args.n) % model.num_classes)
     options = {o.name: getattr(args, o.name) for o in families.of(model).sample_options
-               if getattr(args, o.name, None) is not None}
+               if getattr(args, o.name, None) is not None and o.constructor}
+    if prompts is not None:
+        options["prompts"] = prompts
     try:
         images = model.generate(args.n, seed=args.seed, labels=labels, **options)
     except ValueError as e:
@@ -285,6 +297,24 @@ def cmd_sample(args):
         save_grid(out, images)
     print(f"wrote {args.n} images to {out}")
     return 0
+
+
+def _prompts(args):
+    """--prompt P: -n images of P (default 64); --prompts FILE: one image per line, or -n each."""
+    from keras_gen import text as kg_text
+
+    prompt, path = getattr(args, "prompt", None), getattr(args, "prompts", None)
+    if prompt is not None and path is not None:
+        raise CommandError("give --prompt or --prompts FILE, not both.")
+    if prompt is not None:
+        return [prompt] * (args.n or 64)
+    if path is None:
+        return None
+    try:
+        lines = kg_text.read_prompts(path)
+    except OSError as e:
+        raise CommandError(f"--prompts: cannot read {path}: {e.strerror or e}.") from None
+    return [p for p in lines for _ in range(args.n or 1)]
 
 
 def _default_evaluate(args, model, kg_data, kg_callbacks, out):
@@ -633,8 +663,9 @@ def _add_family_options(train):
                 c for family in names for o in families.get(family).options if o.name == name
                 for c in (o.choices or ())))
             metavar = "{" + ",".join(choices) + "}"
+        bare = {"nargs": "?", "const": True} if option.type is bool else {}  # --text = --text on
         groups[title].add_argument(option.flag, type=parse, default=None, choices=choices,
-                                   metavar=metavar, help=help_text)
+                                   metavar=metavar, help=help_text, **bare)
 
 
 def _compile_default(argument):
@@ -715,7 +746,8 @@ def build_parser():
 
     sample = sub.add_parser("sample", help="generate images from a saved model")
     sample.add_argument("--model", required=True, help="a .keras file written by keras-gen")
-    sample.add_argument("-n", type=int, default=64, help="images to generate")
+    sample.add_argument("-n", type=int, default=None,
+                        help="images to generate (default 64); with --prompts FILE: per prompt")
     sample.add_argument("--seed", type=int, default=0, help="same seed, same images")
     sample.add_argument("--labels", default=None,
                         help="comma-separated class labels of a conditional model: indices or the "
@@ -728,7 +760,7 @@ def build_parser():
             if option.name not in seen:
                 seen.add(option.name)
                 sample.add_argument(option.flag, type=option.type, default=None, choices=option.choices,
-                                    help=option.help)
+                                    metavar=option.metavar, help=option.help)
     sample.set_defaults(func=cmd_sample)
 
     evaluate = sub.add_parser("evaluate", help="quality metrics of a saved model")

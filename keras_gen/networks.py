@@ -91,6 +91,40 @@ def _concat_label(x, inputs, num_classes, size, init):
     return keras.layers.Concatenate()([x, embedded])
 
 
+def _text_input(text_encoder, inputs):
+    """Appends an int32 token-id input to `inputs`; returns the caption's pooled embedding."""
+    tokens = keras.Input((text_encoder.sequence_length,), dtype="int32", name="tokens")
+    inputs.append(tokens)
+    _, pooled = text_encoder(tokens)
+    return pooled
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class FiLM(keras.layers.Layer):
+    """Feature-wise linear modulation (Perez et al. 2018): `[features, condition]` ->
+    features * (1 + gamma) + beta, with gamma and beta per channel from a dense layer of the
+    condition vector, initialised at zero so the block starts as the identity."""
+
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.dense = keras.layers.Dense(2 * self.channels, kernel_initializer="zeros", name="film")
+
+    def build(self, input_shape):
+        self.dense.build(input_shape[1])
+
+    def call(self, inputs):
+        features, condition = inputs
+        gamma, beta = keras.ops.split(self.dense(condition), 2, axis=-1)
+        return features * (1.0 + gamma[:, None, None, :]) + beta[:, None, None, :]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
 def _model(inputs, outputs, name):
     return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=name)
 
@@ -104,9 +138,12 @@ UPSAMPLING = ("transpose", "resize")
 
 def dcgan_generator(
     image_shape, latent_dim, num_classes=None, filters=64, image_range="tanh",
-    upsampling="transpose", seed=None,
+    upsampling="transpose", seed=None, text_encoder=None, film=False,
 ):
-    """z (and a label) -> images: a dense projection to a small map, stride-2 upsamplings
+    """z (and a label, or token ids through `text_encoder`, a `keras_gen.text.TextEncoder`
+    whose pooled caption embedding is concatenated with z and, with `film`, modulates every
+    upsampling's features: `FiLM`) -> images: a dense projection to a small map, stride-2
+    upsamplings
     (4x4 transposed convolutions, or nearest-neighbour resizing + a 3x3 convolution, which has no
     checkerboard pattern) with synchronised batch norm (N replicas train as one) and ReLU, and a
     tanh (or sigmoid for image_range="unit") 3x3 output. Widths halve from filters * 2^ups to
@@ -118,6 +155,9 @@ def dcgan_generator(
     z = keras.Input((latent_dim,), name="z")
     inputs = [z]
     x = _concat_label(z, inputs, num_classes, min(latent_dim, 50), init)
+    caption = None if text_encoder is None else _text_input(text_encoder, inputs)
+    if caption is not None:
+        x = keras.layers.Concatenate()([x, caption])
     x = keras.layers.Dense(start * start * width, use_bias=False, kernel_initializer=init())(x)
     x = keras.layers.BatchNormalization(synchronized=True)(x)
     x = keras.layers.ReLU()(x)
@@ -134,6 +174,8 @@ def dcgan_generator(
                 width, 3, padding="same", use_bias=False, kernel_initializer=init()
             )(x)
         x = keras.layers.BatchNormalization(synchronized=True)(x)
+        if film and caption is not None:
+            x = FiLM(width)([x, caption])
         x = keras.layers.ReLU()(x)
     activation = "tanh" if image_range == "tanh" else "sigmoid"
     images = keras.layers.Conv2D(
@@ -147,14 +189,17 @@ DISCRIMINATOR_STYLES = ("dcgan", "sngan")
 
 def dcgan_discriminator(
     image_shape, num_classes=None, filters=64, spectral_norm=False, dropout=0.0, batch_norm=False,
-    style="dcgan", seed=None,
+    style="dcgan", seed=None, text_encoder=None, text_mode="matching",
 ):
     """Images (and a label) -> one logit: stride-2 4x4 convolutions with LeakyReLU (style
     "sngan": each preceded by a 3x3 convolution, and one more 3x3 convolution at the smallest
     scale, the "standard CNN" of Miyato et al. 2018), optional spectral norm, batch norm after
     the first layer (off by default: it couples the examples of a batch, so the WGAN-GP penalty
     and R1 are no longer per example) and replica-exact dropout before the last layer; a label
-    enters by projection (Miyato & Koyama 2018)."""
+    enters by projection (Miyato & Koyama 2018). Token ids enter through `text_encoder` (a
+    `keras_gen.text.TextEncoder`): text_mode "projection" adds <W pooled, features> to the
+    logit like a label; "matching" (Reed et al. 2016) tiles a projection of the pooled caption
+    onto the last feature map and mixes the two with a 1x1 convolution."""
     init = Initializers(seed, "dcgan_normal", stream=1)
     h, _, _ = image_shape
     _, downs = upsampling_plan(h)
@@ -180,6 +225,14 @@ def dcgan_discriminator(
         width = min(width * 2, 512)
     if style == "sngan":
         x = conv(x, width, 3, 1, batch_norm)
+    caption = None if text_encoder is None else _text_input(text_encoder, inputs)
+    if caption is not None and text_mode == "matching":
+        side = x.shape[1]
+        tiled = keras.layers.Dense(min(width, 128), kernel_initializer=init(), name="text_tile")(caption)
+        tiled = keras.layers.LeakyReLU(0.2)(tiled)
+        tiled = keras.layers.Reshape((1, 1, tiled.shape[-1]))(tiled)
+        tiled = keras.layers.UpSampling2D(size=(side, side))(tiled)
+        x = conv(keras.layers.Concatenate()([x, tiled]), width, 1, 1, False)
     x = keras.layers.Flatten()(x)
     if dropout:
         x = ReplicaExactDropout(dropout, seed=None if seed is None else seed + 7)(x)
@@ -191,6 +244,11 @@ def dcgan_discriminator(
         embedded = keras.layers.Embedding(
             num_classes, x.shape[-1], embeddings_initializer=init(), name="label_projection"
         )(label)
+        projection = keras.layers.Dot(axes=1)([embedded, x])
+        logits = keras.layers.Add(dtype="float32")([logits, projection])
+    if caption is not None and text_mode == "projection":
+        embedded = keras.layers.Dense(x.shape[-1], use_bias=False, kernel_initializer=init(),
+                                      name="text_projection")(caption)
         projection = keras.layers.Dot(axes=1)([embedded, x])
         logits = keras.layers.Add(dtype="float32")([logits, projection])
     return _model(inputs, logits, "discriminator")
@@ -448,7 +506,7 @@ def vqvae_decoder(image_shape, embedding_dim, filters=64, residual_blocks=2, dow
 
 
 def diffusion_unet(image_shape, widths=(32, 64, 96), num_classes=None, attention=True,
-                   blocks=1, groups=8, seed=None):
+                   blocks=1, groups=8, seed=None, text_encoder=None, cross_attention=False):
     """The denoiser of `keras_gen.models.Diffusion`: [noisy images (H, W, C), times (), and
     labels () when conditional] -> one prediction per value (H, W, C), float32.
 
@@ -460,8 +518,17 @@ def diffusion_unet(image_shape, widths=(32, 64, 96), num_classes=None, attention
     index num_classes, the "no label" of classifier-free guidance) are summed into one vector
     that modulates every residual block (FiLM: scale and shift after its second norm), so the
     condition reaches every layer; a concatenated label embedding measured ignored (issue 22).
-    The last convolution starts at zero (the first predictions are 0, a stable start)."""
-    from keras_gen.layers.diffusion import FiLM, SinusoidalEmbedding, SpatialSelfAttention
+    The last convolution starts at zero (the first predictions are 0, a stable start).
+
+    Text (`text_encoder`, a `keras_gen.text.TextEncoder`): the third input is int32 token ids
+    (batch, sequence_length) in place of the label. The caption's pooled embedding, projected,
+    is added to the time embedding as the label's is (so it reaches every block by FiLM); the
+    empty caption (all padding, the "no caption" of classifier-free guidance) pools to zeros, so
+    its embedding is the projection's learned bias. `cross_attention`: also attention from the
+    lowest-resolution feature map to the caption's token states (`CaptionCrossAttention`), after
+    the self-attention."""
+    from keras_gen.layers.diffusion import (CaptionCrossAttention, FiLM, SinusoidalEmbedding,
+                                            SpatialSelfAttention)
 
     h, w, c = image_shape
     widths = tuple(int(v) for v in widths)
@@ -486,6 +553,14 @@ def diffusion_unet(image_shape, widths=(32, 64, 96), num_classes=None, attention
             num_classes + 1, embed_dim, embeddings_initializer=init(), name="label_embedding"
         )(label)
         emb = keras.layers.Add()([emb, label_emb])
+    states = tokens = None
+    if text_encoder is not None:
+        tokens = keras.Input((text_encoder.sequence_length,), dtype="int32", name="tokens")
+        inputs.append(tokens)
+        states, pooled = text_encoder(tokens)
+        caption_emb = keras.layers.Dense(embed_dim, kernel_initializer=init(),
+                                         name="caption_embedding")(pooled)
+        emb = keras.layers.Add()([emb, caption_emb])
     emb = keras.layers.Activation("swish")(emb)
 
     def norm(x):
@@ -513,6 +588,8 @@ def diffusion_unet(image_shape, widths=(32, 64, 96), num_classes=None, attention
                                     kernel_initializer=init())(x)
     if attention:
         x = SpatialSelfAttention(groups, kernel_initializer=init())(x)
+    if cross_attention and states is not None:
+        x = CaptionCrossAttention(groups, kernel_initializer=init())([x, states, tokens])
     x = residual(x, widths[-1])
     for level in reversed(range(len(widths))):
         x = keras.layers.Concatenate()([x, skips[level]])

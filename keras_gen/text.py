@@ -33,6 +33,7 @@ import tensorflow as tf
 from keras_gen.configs import ListedConfig
 
 from keras_gen import checks
+from keras_gen.families import Option
 
 PAD_ID = 0
 OOV_ID = 1
@@ -220,8 +221,10 @@ class TransformerEncoderBlock(ListedConfig, keras.layers.Layer):
     """Pre-norm Transformer encoder block: x + attention(norm(x)), then x + MLP(norm(x)); padded
     positions are masked out as keys."""
 
-    def __init__(self, dim, num_heads=2, mlp_dim=None, **kwargs):
+    def __init__(self, dim, num_heads=2, mlp_dim=None, seed=None, **kwargs):
         super().__init__(**kwargs)
+        self.seed = seed
+        init = _seeded(seed)
         self.dim = checks.positive_int("dim", dim)
         self.num_heads = checks.positive_int("num_heads", num_heads)
         if self.dim % self.num_heads:
@@ -233,13 +236,14 @@ class TransformerEncoderBlock(ListedConfig, keras.layers.Layer):
         # Attention written out (not keras.layers.MultiHeadAttention, whose masked path turns
         # into NaN in LiteRT): projections, scaled dot products with padding keys pushed to
         # -1e9, softmax; a caption without words attends uniformly instead of dividing by zero.
-        self.query = keras.layers.Dense(self.dim, name="query")
-        self.key = keras.layers.Dense(self.dim, name="key")
-        self.value = keras.layers.Dense(self.dim, name="value")
-        self.attention_out = keras.layers.Dense(self.dim, name="attention_out")
+        self.query = keras.layers.Dense(self.dim, kernel_initializer=init(), name="query")
+        self.key = keras.layers.Dense(self.dim, kernel_initializer=init(), name="key")
+        self.value = keras.layers.Dense(self.dim, kernel_initializer=init(), name="value")
+        self.attention_out = keras.layers.Dense(self.dim, kernel_initializer=init(), name="attention_out")
         self.mlp_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="mlp_norm")
-        self.mlp_in = keras.layers.Dense(self.mlp_dim, activation="gelu", name="mlp_in")
-        self.mlp_out = keras.layers.Dense(self.dim, name="mlp_out")
+        self.mlp_in = keras.layers.Dense(self.mlp_dim, activation="gelu", kernel_initializer=init(),
+                                         name="mlp_in")
+        self.mlp_out = keras.layers.Dense(self.dim, kernel_initializer=init(), name="mlp_out")
 
     def build(self, input_shape):
         self.attention_norm.build(input_shape)
@@ -262,15 +266,16 @@ class TransformerEncoderBlock(ListedConfig, keras.layers.Layer):
 
         q, k, v = heads(self.query(h)), heads(self.key(h)), heads(self.value(h))
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (head_dim**-0.5)
-        # Every query may look at every word, never at padding: (batch, 1, 1, key).
-        scores = scores + (ops.cast(mask, scores.dtype)[:, None, None, :] - 1.0) * 1e9
-        out = ops.matmul(ops.softmax(scores, axis=-1), v)
+        # Every query may look at every word, never at padding: (batch, 1, 1, key). In float32:
+        # 1e9 is inf in float16, and 0 * inf a NaN under mixed precision.
+        scores = ops.cast(scores, "float32") + (ops.cast(mask, "float32")[:, None, None, :] - 1.0) * 1e9
+        out = ops.matmul(ops.cast(ops.softmax(scores, axis=-1), v.dtype), v)
         return ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, length, self.dim))
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
-    config_args = ("dim", "num_heads", "mlp_dim")
+    config_args = ("dim", "num_heads", "mlp_dim", "seed")
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
@@ -284,20 +289,25 @@ class TextEncoder(ListedConfig, keras.layers.Layer):
     """
 
     def __init__(self, vocabulary_size, sequence_length, dim=64, num_layers=1, num_heads=2,
-                 mlp_dim=None, **kwargs):
+                 mlp_dim=None, seed=None, **kwargs):
         super().__init__(**kwargs)
+        # seed: equal seeds give equal weights (a model's networks are seeded by its seed).
+        self.seed = seed
+        init = _seeded(seed, "embedding")
         self.vocabulary_size = checks.positive_int("vocabulary_size", vocabulary_size)
         self.sequence_length = checks.positive_int("sequence_length", sequence_length)
         self.dim = checks.positive_int("dim", dim)
         self.num_layers = checks.positive_int("num_layers", num_layers)
         self.num_heads = checks.positive_int("num_heads", num_heads)
         self.mlp_dim = mlp_dim
-        self.token_embedding = keras.layers.Embedding(self.vocabulary_size, self.dim,
-                                                      name="token_embedding")
-        self.position_embedding = keras.layers.Embedding(self.sequence_length, self.dim,
-                                                         name="position_embedding")
+        self.token_embedding = keras.layers.Embedding(
+            self.vocabulary_size, self.dim, embeddings_initializer=init(), name="token_embedding")
+        self.position_embedding = keras.layers.Embedding(
+            self.sequence_length, self.dim, embeddings_initializer=init(), name="position_embedding")
         self.blocks = [
-            TransformerEncoderBlock(self.dim, self.num_heads, mlp_dim, name=f"block_{i}")
+            TransformerEncoderBlock(self.dim, self.num_heads, mlp_dim,
+                                    seed=None if seed is None else seed + 10 * (i + 1),
+                                    name=f"block_{i}")
             for i in range(self.num_layers)
         ]
         self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
@@ -333,4 +343,228 @@ class TextEncoder(ListedConfig, keras.layers.Layer):
         batch = input_shape[0]
         return (batch, self.sequence_length, self.dim), (batch, self.dim)
 
-    config_args = ("vocabulary_size", "sequence_length", "dim", "num_layers", "num_heads", "mlp_dim")
+    config_args = ("vocabulary_size", "sequence_length", "dim", "num_layers", "num_heads", "mlp_dim",
+                   "seed")
+
+
+def _seeded(seed, kind="dense"):
+    """A new initialiser per call, seeded from `seed` (None: Keras' unseeded defaults), each
+    with its own seed: Keras' seeded initialisers repeat their values for a repeated seed."""
+    count = [0]
+
+    def init():
+        count[0] += 1
+        s = None if seed is None else int(seed) * 1009 + count[0]
+        if kind == "embedding":
+            return keras.initializers.RandomUniform(-0.05, 0.05, seed=s)
+        return keras.initializers.GlorotUniform(seed=s)
+
+    return init
+
+
+# --------------------------------------------------------------------------------------------
+# The text mode of a family: one option, one mixin, shared by every text-conditioned family.
+
+TEXT_OPTION = Option("text", "condition on captions (data loaded with text=True; the "
+                     "vocabulary is adapted from the training captions)", bool)
+# Read by `keras-gen sample` itself (not passed to generate as they are): the prompts.
+PROMPT_OPTIONS = (
+    Option("prompt", "a caption to generate from (text models): -n images of it (default 64)",
+           str, constructor=False),
+    Option("prompts", "a file of captions, one per line (text models): one image each, or -n "
+           "each when -n is given", str, constructor=False, metavar="FILE"),
+)
+# Captions `adapt` keeps (the first distinct ones) for grids and exports that need prompts.
+NUM_SAMPLE_PROMPTS = 16
+
+
+def mismatched_captions(token_ids):
+    """The batch's captions rolled by one over the *global* batch (row i gets row i - 1's
+    caption): the wrong captions of a matching-aware discriminator (Reed et al. 2016). Drawn
+    without noise, and the same pairs on 1 or N replicas (each replica gathers the others' ids
+    and takes its slice of the rolled global batch)."""
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+    if replicas == 1:
+        return tf.roll(token_ids, 1, axis=0)
+    everyone = ctx.all_gather(token_ids, axis=0)
+    local = tf.shape(token_ids)[0]
+    start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * local
+    return tf.roll(everyone, 1, axis=0)[start : start + local]
+
+
+def read_prompts(path):
+    """The prompts of a file, one per line (blank lines skipped)."""
+    with open(path, encoding="utf-8") as f:
+        prompts = [line.strip() for line in f if line.strip()]
+    if not prompts:
+        raise ValueError(f"the prompts file {path} holds no prompt; write one caption per line.")
+    return prompts
+
+
+class TextConditioned:
+    """The text mode of a family (`Family(image_shape, text=True)`), mixed in before its base.
+
+    The model owns a `TextTokenizer` (`model.tokenizer`, vocabulary learnt by `model.adapt(data)`
+    and saved in the model's config) and builds `TextEncoder`s with `text_encoder(name)` for its
+    networks. Data are `(images, captions)` batches (`keras_gen.data.load(..., text=True)`);
+    `fit` tokenizes the captions in the input pipeline (string ops do not compile with XLA, and
+    each replica then gets ids), and the step reads the token ids where a class-conditional
+    model reads labels. `generate(prompts=[...], seed=0)` gives one image per prompt.
+
+    The family's constructor calls `init_text(...)` before `keras.Model.__init__` (its networks
+    need the sizes) and `make_tokenizer()` after it.
+    """
+
+    text = False
+    # The model's config (keras_gen.configs): the vocabulary travels in the `.keras` file.
+    config_args = ("text", "max_tokens", "sequence_length", "text_dim", "vocabulary",
+                   "sample_prompts")
+
+    def init_text(self, text, num_classes, max_tokens, sequence_length, text_dim, vocabulary,
+                  sample_prompts):
+        self.text = bool(text)
+        if self.text and num_classes is not None:
+            raise ValueError(
+                f"text=True conditions on captions, and num_classes={num_classes} on class labels; "
+                "a model takes one of them. Pass num_classes=None with text=True (a caption can "
+                "name the class), or text=False."
+            )
+        self.max_tokens = checks.positive_int("max_tokens", max_tokens)
+        self.sequence_length = checks.positive_int("sequence_length", sequence_length)
+        self.text_dim = checks.positive_int("text_dim", text_dim)
+        self._initial_vocabulary = list(vocabulary or [])
+        self.sample_prompts = [str(p) for p in (sample_prompts or [])]
+
+    def make_tokenizer(self):
+        self.tokenizer = (
+            TextTokenizer(self.max_tokens, self.sequence_length, self._initial_vocabulary,
+                          name="tokenizer") if self.text else None
+        )
+
+    def text_encoder(self, name, stream):
+        """A new `TextEncoder` for one of the model's networks, seeded from the model's seed
+        and `stream` (each network its own)."""
+        seed = None if self.seed is None else self.seed * 7 + 1000 * stream
+        return TextEncoder(self.max_tokens, self.sequence_length, dim=self.text_dim, seed=seed,
+                           name=name)
+
+    # -- vocabulary
+
+    @property
+    def vocabulary(self):
+        """The tokenizer's words (None for a model without text)."""
+        return self.tokenizer.vocabulary if self.text else None
+
+    def adapt(self, data, batch_size=256):
+        """Learns the vocabulary from the captions of `data` (the dataset `fit` takes, or a list
+        of strings) and keeps its first distinct captions as `sample_prompts` (sample grids and
+        exports use them). Returns the model."""
+        self._require_text("adapt")
+        self.tokenizer.adapt(data, batch_size)
+        prompts = []
+        for captions in _caption_batches(data, batch_size):
+            for c in np.asarray(captions).reshape(-1):
+                c = c.decode() if isinstance(c, bytes) else str(c)
+                if c not in prompts:
+                    prompts.append(c)
+            if len(prompts) >= NUM_SAMPLE_PROMPTS:
+                break
+        self.sample_prompts = prompts[:NUM_SAMPLE_PROMPTS]
+        return self
+
+    def _require_text(self, what):
+        if not self.text:
+            raise ValueError(
+                f"{what} needs a text-conditioned model: {type(self).__name__} was built with "
+                f"text=False. Build it with text=True and train it on captioned data "
+                "(keras_gen.data.load(..., text=True))."
+            )
+        return self
+
+    def empty_caption_ids(self, batch):
+        """Token ids of the empty caption (all padding), (batch, sequence_length): the
+        unconditional input, e.g. for caption dropout and classifier-free guidance."""
+        return tf.fill([batch, self.sequence_length], tf.constant(PAD_ID, tf.int32))
+
+    def example_conditions(self, batch):
+        if not self.text:
+            return super().example_conditions(batch)
+        return tf.zeros((batch, self.sequence_length), tf.int32)
+
+    # -- data
+
+    def _unpack(self, data):
+        if not self.text:
+            return super()._unpack(data)
+        images, captions = data[0], data[1]
+        if captions.dtype == tf.string:
+            captions = self.tokenizer(captions)
+        return images, tf.cast(captions, tf.int32)
+
+    def check_structure(self, images, captions=None, *rest):
+        if self.text:
+            if captions is None or captions.dtype not in (tf.string, tf.int32):
+                raise ValueError(
+                    f"{type(self).__name__} is text-conditioned (text=True) and trains on "
+                    "(images, captions) batches, captions a tf.string vector; got "
+                    f"{(images, captions) if captions is not None else images}. Load the data "
+                    "with keras_gen.data.load(..., text=True) (a captioned source)."
+                )
+            if not self.tokenizer.vocabulary:
+                raise ValueError(
+                    f"{type(self).__name__}'s vocabulary is empty: call model.adapt(data) with "
+                    "the training data before fit, as for Keras' preprocessing layers."
+                )
+        super().check_structure(images, captions, *rest)
+
+    def checked_labels(self, x, y=None):
+        """Captions become token ids in the input pipeline."""
+        if not self.text or not isinstance(x, tf.data.Dataset):
+            return super().checked_labels(x, y)
+        spec = x.element_spec
+        if isinstance(spec, tuple) and len(spec) > 1 and spec[1].dtype == tf.string:
+            tokenizer = self.tokenizer
+            x = x.map(lambda images, captions, *rest: (images, tokenizer(captions)),
+                      num_parallel_calls=tf.data.AUTOTUNE)
+        return x, y
+
+    # -- generate
+
+    def prompt_ids(self, prompts):
+        """int32 token ids (len(prompts), sequence_length) of Python strings; unknown words
+        warn by name."""
+        self._require_text("prompts")
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        return self.tokenizer.encode(list(prompts))
+
+    def generate(self, n=None, seed=None, labels=None, prompts=None, **kwargs):
+        """Text models: one image per prompt (`prompts`, a list of strings; without them, `n`
+        images cycling through `sample_prompts`, the captions `adapt` kept). Other models:
+        the family's own `generate(n, seed, labels)`."""
+        if not self.text:
+            if prompts is not None:
+                self._require_text("generate(prompts=...)")
+            return super().generate(n, seed=seed, labels=labels, **kwargs)
+        if labels is not None:
+            raise ValueError(
+                f"{type(self).__name__} is text-conditioned: it takes prompts=[...], not labels. "
+                "Name the class in the prompt, e.g. prompts=['a red sneaker']."
+            )
+        if prompts is None:
+            if not self.sample_prompts:
+                raise ValueError(
+                    "generate on a text model needs prompts=[...] (one image each); it has no "
+                    "sample_prompts yet (model.adapt(data) keeps some)."
+                )
+            count = checks.count(n if n is not None else len(self.sample_prompts))
+            prompts = [self.sample_prompts[i % len(self.sample_prompts)] for i in range(count)]
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if n is not None and checks.count(n) != len(prompts):
+            raise ValueError(
+                f"generate gives one image per prompt: n={n}, but {len(prompts)} prompts were "
+                "given. Leave n out, or repeat the prompts."
+            )
+        return super().generate(len(prompts), seed=seed, conditions=self.prompt_ids(prompts),
+                                 **kwargs)

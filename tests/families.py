@@ -67,3 +67,14 @@ def two_replicas():
     strategy = distribute.get_strategy("mirrored", devices=cpus[:2])
     assert strategy.num_replicas_in_sync == 2
     return strategy
+
+
+def captioned_npz(path, captions, n=32, image_shape=(8, 8, 3)):
+    """`n` random uint8 images with `captions` in turn, written as an npz captioned source (x,
+    text) at `path`; returns the path."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(n, *image_shape)) * 255).astype(np.uint8)
+    np.savez(path, x=x, text=np.array([captions[i % len(captions)] for i in range(n)]))
+    return path

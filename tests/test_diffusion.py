@@ -265,7 +265,7 @@ def test_exported_loop_in_litert_equals_python(trained, tmp_path, monkeypatch):
     from export import signatures
     from export.diffusion import diffusion_spec
 
-    monkeypatch.setitem(signatures.FAMILIES, "diffusion", (Diffusion, lambda m: diffusion_spec(m, steps=4)))
+    monkeypatch.setitem(signatures.BUILDERS, "diffusion", lambda m: diffusion_spec(m, steps=4))
     written = export.tflite(trained, tmp_path)
     runner = Interpreter(model_path=str(written["generate"])).get_signature_runner("generate")
     noise = trained.latent_vectors(5, 1)

@@ -178,3 +178,20 @@ def test_encoder_converts_to_litert_and_matches_keras(tmp_path):
     for name, want in zip(("states", "pooled"), expected):
         assert got[name].shape == want.shape
         np.testing.assert_allclose(got[name], want, atol=1e-4)
+
+
+def test_encoder_is_finite_under_mixed_float16():
+    """The padding mask's -1e9 is added in float32: in float16 it is -inf, and 0 * inf a NaN."""
+    import keras
+    from keras_gen import text
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        encoder = text.TextEncoder(vocabulary_size=20, sequence_length=6, dim=8, num_heads=2, seed=0)
+        ids = np.array([[2, 3, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], np.int32)
+        states, pooled = encoder(ids)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert np.isfinite(np.asarray(states, np.float32)).all()
+    assert np.isfinite(np.asarray(pooled, np.float32)).all()

@@ -94,3 +94,57 @@ class FiLM(keras.layers.Layer):
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class CaptionCrossAttention(keras.layers.Layer):
+    """Single-head cross-attention from the H x W positions of a feature map to a caption's
+    token states: `[features (B, H, W, C), states (B, L, D), token_ids (B, L)]` -> features +
+    out(attention), with a group norm on the queries. Padding tokens are pushed to -1e9 before
+    the softmax; a caption without words (the "no caption" of classifier-free guidance) adds
+    nothing. Written with matmuls and softmax (builtin TFLite ops): Keras' MultiHeadAttention
+    with a mask gave NaN in LiteRT."""
+
+    def __init__(self, groups=8, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        feature_shape, state_shape = input_shape[0], input_shape[1]
+        channels = int(feature_shape[-1])
+        self.norm = keras.layers.GroupNormalization(min(self.groups, channels), dtype=self.dtype_policy)
+        self.norm.build(feature_shape)
+        self.query = keras.layers.Dense(channels, kernel_initializer=self.kernel_initializer,
+                                        dtype=self.dtype_policy)
+        self.query.build(feature_shape)
+        self.key_value = keras.layers.Dense(2 * channels, kernel_initializer=self.kernel_initializer,
+                                            dtype=self.dtype_policy)
+        self.key_value.build(state_shape)
+        self.out = keras.layers.Dense(channels, kernel_initializer="zeros", dtype=self.dtype_policy)
+        self.out.build(feature_shape)
+
+    def call(self, inputs):
+        x, states, token_ids = inputs
+        shape = ops.shape(x)
+        channels = x.shape[-1]
+        q = ops.reshape(self.query(self.norm(x)), (shape[0], shape[1] * shape[2], channels))
+        kv = self.key_value(ops.cast(states, self.compute_dtype))
+        k, v = kv[..., :channels], kv[..., channels:]
+        words = ops.cast(ops.not_equal(token_ids, 0), "float32")  # (B, L); 0 is padding
+        scores = ops.cast(ops.matmul(q, ops.transpose(k, (0, 2, 1))), "float32") / math.sqrt(channels)
+        scores = scores + (words[:, None, :] - 1.0) * 1e9
+        weights = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
+        attended = ops.reshape(ops.matmul(weights, v), shape)
+        has_words = ops.cast(ops.max(words, axis=-1), self.compute_dtype)[:, None, None, None]
+        return x + self.out(attended) * has_words
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "groups": self.groups,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }

@@ -134,6 +134,12 @@ class GenerativeModel(keras.Model):
         """Values per image, H * W * C: the denominator of bits per dimension."""
         return int(np.prod(self.image_shape))
 
+    def example_conditions(self, batch):
+        """What the networks take besides noise or images for `batch` examples, to check them at
+        construction: int32 labels (batch,) for a conditional model, else None (a text model:
+        token ids)."""
+        return None if self.num_classes is None else tf.zeros((batch,), tf.int32)
+
     @property
     def data_range(self):
         """The `image_range` of `keras_gen.data.load` that `fit` takes ("tanh", "unit",
@@ -296,12 +302,12 @@ class GenerativeModel(keras.Model):
         """`network` called on `inputs`, a batch of 2 (with labels 0, `[inputs, labels]`, for a
         conditional model): a user's network that cannot take them fails here, with a message
         that starts with `cannot`, instead of at the first training step."""
-        labels = tf.zeros((2,), tf.int32)
+        labels = self.example_conditions(2)
         try:
-            return network(inputs if self.num_classes is None else [inputs, labels], training=False)
+            return network(inputs if labels is None else [inputs, labels], training=False)
         except Exception as e:
             raise ValueError(
-                cannot + (f" with labels [{inputs_name}, labels]" if self.num_classes else "")
+                cannot + (f" with labels [{inputs_name}, labels]" if labels is not None else "")
                 + f": {str(e)[:500]}"
             ) from e
 
@@ -503,16 +509,29 @@ class Sampler:
         images (batch, H, W, C) in [0, 1], as NumPy or a tensor."""
         raise NotImplementedError
 
-    def generate(self, n, seed=None, labels=None, batch_size=None, z=None, verbose="auto", **options):
+    def generate(self, n=None, seed=None, labels=None, batch_size=None, z=None, verbose="auto",
+                 conditions=None, **options):
         """`n` images as a float32 NumPy array (n, H, W, C) in [0, 1]. Same seed, same images.
 
         labels: one label per image, or one for all (conditional models): class indices, or
         class names when the model has `class_names` ("Sneaker"), mixed as you like. z: the noise itself,
         (n, *noise_shape), instead of the noise of `seed` (latent vectors for GAN/VAE). verbose: a
         progress bar per batch, as in Keras' `predict` ("auto": when there are several batches;
-        0: none). Other keyword options go to the family's `images_from_noise`."""
+        0: none). conditions: what a text model conditions on in place of labels, one row per
+        image (the token ids of its prompts; `keras_gen.text.TextConditioned.generate` passes
+        them). Other keyword options go to the family's `images_from_noise`."""
+        if options.pop("prompts", None) is not None:
+            raise ValueError(
+                f"prompts= needs a text-conditioned model (e.g. DCGAN(..., text=True)); "
+                f"{type(self).__name__} is not one. Generate with n (and labels) instead."
+            )
         n = checks.count(n)
-        labels = self.label_indices(labels, n)
+        if conditions is not None:
+            labels = np.asarray(conditions)
+            if len(labels) != n:
+                raise ValueError(f"conditions must have one row per image ({n}); got {len(labels)}.")
+        else:
+            labels = self.label_indices(labels, n)
         batch_size = checks.positive_int("batch_size", batch_size or self.generate_batch_size)
         if z is not None:
             z = np.asarray(z, np.float32)

@@ -11,16 +11,19 @@ import keras
 import tensorflow as tf
 
 from keras_gen import checks, networks
+from keras_gen import text as kg_text
 from keras_gen import diffusion_samplers as samplers
 from keras_gen.families import SAMPLER, FamilyDescription, Option
 from keras_gen.models.base import GenerativeModel, Sampler
 
 # Noise purposes within one training step (`GenerativeModel.step_noise`).
 _TIME, _NOISE, _LABEL_DROP = 0, 1, 2
+# How a text model's U-Net reads the caption.
+TEXT_CONDITIONINGS = ("pooled", "cross_attention")
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class Diffusion(Sampler, GenerativeModel):
+class Diffusion(kg_text.TextConditioned, Sampler, GenerativeModel):
     """A denoising diffusion model for images in [-1, 1] ("tanh" range of keras_gen.data.load).
 
     Each `train_step` noises the batch at a random time t, x_t = alpha_t x + sigma_t eps on the
@@ -56,6 +59,19 @@ class Diffusion(Sampler, GenerativeModel):
       ema_decay: the EMA's decay after warm-up, in (0, 1).
       steps, sampler, guidance: `generate`'s defaults.
       seed: seed of the initial weights and the training noise.
+      text: condition on captions instead of labels: data are (images, captions) batches
+        (`keras_gen.data.load(..., text=True)`), `model.adapt(data)` learns the vocabulary
+        before `fit`, and `generate(prompts=[...], seed=...)` gives one image per prompt. Each
+        U-Net (live and EMA) owns a `keras_gen.text.TextEncoder`; classifier-free guidance runs
+        over the caption: with probability `label_dropout` a caption is trained as the empty
+        caption (all padding), and `guidance` 0 ignores the prompt.
+      text_conditioning: "pooled" (the caption's pooled embedding added to the time embedding,
+        FiLM into every residual block) or "cross_attention" (that, and cross-attention from the
+        lowest-resolution feature map to the caption's token states). Pooled is the default:
+        at equal steps the two drew the prompt's colour equally often (seen and unseen pairs), and
+        cross-attention cost ~40% more per step (benchmarks/RESULTS.md).
+      max_tokens, sequence_length, text_dim: the tokenizer's id range and length, and the text
+        encoder's width. vocabulary, sample_prompts: set by `adapt`, restored from the config.
     """
 
     # Images per batch the defaults were chosen with.
@@ -76,9 +92,20 @@ class Diffusion(Sampler, GenerativeModel):
         sampler="dpm++2m",
         guidance=2.0,
         seed=None,
+        text=False,
+        text_conditioning="pooled",
+        max_tokens=1000,
+        sequence_length=16,
+        text_dim=64,
+        vocabulary=None,
+        sample_prompts=None,
         **kwargs,
     ):
         image_shape = checks.image_shape(image_shape)
+        self.init_text(text, num_classes, max_tokens, sequence_length, text_dim, vocabulary,
+                       sample_prompts)
+        self.text_conditioning = checks.choice("text_conditioning", text_conditioning,
+                                               TEXT_CONDITIONINGS)
         super().__init__(image_shape, num_classes=num_classes, seed=seed, **kwargs)
         self.widths = tuple(checks.positive_int("widths", w) for w in widths)
         self.attention = bool(attention)
@@ -95,11 +122,14 @@ class Diffusion(Sampler, GenerativeModel):
         self.ema_decay = float(ema_decay)
         self.steps, self.guidance, self.sampler, _ = self.sampling_options(steps, guidance, sampler, 0.0)
         with self.policy_scope():
-            self.network = networks.diffusion_unet(
-                image_shape, self.widths, num_classes, self.attention, self.blocks, seed=self.seed)
-            self.ema_network = networks.diffusion_unet(
-                image_shape, self.widths, num_classes, self.attention, self.blocks, seed=self.seed)
+            self.network, self.ema_network = (
+                networks.diffusion_unet(
+                    image_shape, self.widths, num_classes, self.attention, self.blocks,
+                    seed=self.seed, text_encoder=self.text_encoder("text_encoder", 0) if self.text else None,
+                    cross_attention=self.text_conditioning == "cross_attention")
+                for _ in range(2))
         self.ema_network.set_weights(self.network.get_weights())
+        self.make_tokenizer()
         self.ema_network.trainable = False
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self._network_functions = {}
@@ -127,6 +157,18 @@ class Diffusion(Sampler, GenerativeModel):
     def _inputs(self, x, t, labels):
         return [x, t] if labels is None else [x, t, labels]
 
+    @property
+    def conditional(self):
+        """Whether the network takes a condition: class labels or (text) token ids."""
+        return self.num_classes is not None or self.text
+
+    def unconditional(self, labels):
+        """The "no condition" input of classifier-free guidance for `labels`: the extra class
+        num_classes, or the empty caption (all padding) of a text model."""
+        if self.text:
+            return tf.zeros_like(labels)
+        return tf.fill(tf.shape(labels), self.num_classes)
+
     def training_inputs(self, images, labels, step):
         """(x_t, t, eps, labels) of a step: times, noise and dropped labels from the step noise
         of `step`, so replicas and the tests see the same draw."""
@@ -138,7 +180,9 @@ class Diffusion(Sampler, GenerativeModel):
         x_t = alpha * images + sigma * eps
         if labels is not None and self.label_dropout:
             drop = self.step_noise(step, _LABEL_DROP, batch, (), "uniform") < self.label_dropout
-            labels = tf.where(drop, tf.fill(tf.shape(labels), self.num_classes), labels)
+            if self.text:  # the whole caption at once
+                drop = drop[:, None]
+            labels = tf.where(drop, self.unconditional(labels), labels)
         return x_t, t, eps, labels
 
     def target(self, images, eps, t):
@@ -236,7 +280,9 @@ class Diffusion(Sampler, GenerativeModel):
         key = id(network)
         if key not in self._network_functions:
             specs = [tf.TensorSpec([None, *self.image_shape], tf.float32), tf.TensorSpec([None], tf.float32)]
-            if self.num_classes is not None:
+            if self.text:
+                specs.append(tf.TensorSpec([None, self.sequence_length], tf.int32))
+            elif self.num_classes is not None:
                 specs.append(tf.TensorSpec([None], tf.int32))
 
             def predict(*inputs):
@@ -265,7 +311,7 @@ class Diffusion(Sampler, GenerativeModel):
             if labels is None:
                 output = predict(x, t, None)
             else:
-                null = tf.fill(tf.shape(labels), self.num_classes)
+                null = self.unconditional(labels)
                 if isinstance(guidance, (int, float)) and guidance in (0.0, 1.0):
                     output = predict(x, t, labels if guidance else null)
                 else:
@@ -303,7 +349,7 @@ class Diffusion(Sampler, GenerativeModel):
 
     def images_from_noise(self, noise, labels=None, steps=None, guidance=None, sampler=None, eta=0.0):
         steps, guidance, sampler, eta = self.sampling_options(steps, guidance, sampler, eta)
-        if self.num_classes is None:
+        if not self.conditional:
             guidance = 0.0  # nothing to guide; keeps the traced functions to one
         # The loop runs eagerly around the traced network (`network_function`): a graph of the
         # whole unrolled loop (what export builds) takes minutes to optimise at 64 steps, and
@@ -315,8 +361,8 @@ class Diffusion(Sampler, GenerativeModel):
             tf.constant(noise, tf.float32), None if labels is None else tf.constant(labels, tf.int32),
             guidance, steps, sampler, eta, step_noise)
 
-    def generate(self, n, seed=None, labels=None, steps=None, guidance=None, sampler=None, eta=0.0,
-                 batch_size=None, z=None):
+    def generate(self, n=None, seed=None, labels=None, steps=None, guidance=None, sampler=None,
+                 eta=0.0, batch_size=None, z=None, prompts=None):
         """`n` images, float32 (n, H, W, C) in [0, 1], sampled by the EMA network.
 
         steps: network evaluations per image (default: the model's `steps`, 16).
@@ -326,17 +372,20 @@ class Diffusion(Sampler, GenerativeModel):
           ignore it.
         sampler: "dpm++2m" (default; DPM-Solver++(2M), good at 8-16 steps), "ddim" (with eta in
           [0, 1]) or "ddpm" (ancestral; needs many steps).
-        z: the starting noise (n, H, W, C) instead of the noise of `seed`."""
+        z: the starting noise (n, H, W, C) instead of the noise of `seed`.
+        prompts: text models: one image per caption (`keras_gen.text.TextConditioned`); guidance
+          then runs over the caption (0 ignores the prompt)."""
         options = self.sampling_options(steps, guidance, sampler, eta)
         return super().generate(
-            n, seed=seed, labels=labels, batch_size=batch_size, z=z,
+            n, seed=seed, labels=labels, batch_size=batch_size, z=z, prompts=prompts,
             **dict(zip(("steps", "guidance", "sampler", "eta"), options)),
         )
 
     # -- serialisation ------------------------------------------------------------------------
 
+    # The text settings and vocabulary come from TextConditioned's own config_args.
     config_args = ("image_shape", "widths", "attention", "blocks", "prediction", "label_dropout",
-                   "ema_decay", "steps", "sampler", "guidance")
+                   "ema_decay", "steps", "sampler", "guidance", "text_conditioning")
 
 
 FAMILY = FamilyDescription(
@@ -352,12 +401,17 @@ FAMILY = FamilyDescription(
         Option("label_dropout", "probability of training a label as 'no label' (classifier-free "
                "guidance)", float),
         Option("ema_decay", "EMA of the weights for sampling, after its warm-up", float),
+        kg_text.TEXT_OPTION,
+        Option("text_conditioning", "how the U-Net reads the caption (--text): pooled (FiLM of "
+               "every block) or cross_attention (also attention to the tokens at the lowest "
+               "resolution)", choices=TEXT_CONDITIONINGS),
     ),
     sample_options=(
         Option("steps", "network evaluations per image", int),
         Option("guidance", "classifier-free guidance w: uncond + w (cond - uncond); 0 ignores the "
                "labels", float),
         Option("sampler", "the sampling loop", choices=samplers.SAMPLERS),
+        *kg_text.PROMPT_OPTIONS,
     ),
     signatures="diffusion",
 )
