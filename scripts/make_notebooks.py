@@ -1,5 +1,8 @@
 """Writes the notebooks in notebooks/ from the cell sources below (outputs stripped).
 
+The notebooks are a course, in file-name order: the families (01 GAN .. 06 diffusion), then
+evaluation (07), scaling (08) and deployment (09).
+
 Keeping the sources here makes notebook diffs readable; run `python scripts/make_notebooks.py`
 after editing, and commit both.
 """
@@ -13,9 +16,13 @@ NOTEBOOKS = {}
 NOTEBOOKS["01_dcgan.ipynb"] = [
     ("md", """# DCGAN on Fashion-MNIST with `model.fit`
 
-Load data, build a DCGAN, `compile`, `fit` with TensorBoard and a sample grid, generate, and
-generate by class with a conditional DCGAN. `QUICK = True` runs in a minute or two on a CPU;
-`QUICK = False` trains long enough to draw recognisable garments."""),
+The first notebook of the course (GAN, VAE, PixelCNN, VQ-VAE, pix2pix, diffusion; then
+evaluation, scaling, deployment). Build a DCGAN, load data the way it trains
+(`kg.data.load(..., model=gan)`), `compile`, `fit` with TensorBoard and a sample grid, generate,
+and generate by class name with a conditional DCGAN. `QUICK = True` runs in about a minute on a
+CPU with a narrow network and 512 images; `QUICK = False` (the real budget: 20 epochs of the
+defaults on the bundled 10k images, twice the README quick start's 10 epochs of about 3 minutes
+on a 2-core CPU) draws recognisable garments."""),
     ("code", """QUICK = True  # False: a real run (20 epochs on the bundled 10k images)"""),
     ("code", """import keras
 import numpy as np
@@ -24,11 +31,13 @@ import keras_gen as kg
 
 EPOCHS = 1 if QUICK else 20
 SPLIT = "train[:512]" if QUICK else "train"
-FILTERS = 16 if QUICK else 32  # 32: DCGAN's default
-print(kg.data.info("fashion_mnist_10k"))"""),
-    ("code", """data = kg.data.load("fashion_mnist_10k", split=SPLIT, batch_size=32, image_range="tanh", seed=0)
-gan = kg.models.DCGAN((28, 28, 1), latent_dim=100, filters=FILTERS, seed=0)
-gan.compile()  # Adam(5e-4, beta_1=0.5) for both networks; generate() uses the EMA generator
+SIZE = dict(filters=16) if QUICK else {}  # {}: DCGAN's default width
+info = kg.data.info("fashion_mnist_10k")
+print(info)"""),
+    ("code", """gan = kg.models.DCGAN((28, 28, 1), seed=0, **SIZE)
+# model=gan: images in the generator's range ([-1, 1] for its tanh) and the family's batch size
+data = kg.data.load("fashion_mnist_10k", split=SPLIT, model=gan, seed=0)
+gan.compile()  # the family's optimisers and learning rates; generate() uses the EMA generator
 history = gan.fit(
     data,
     epochs=EPOCHS,
@@ -40,26 +49,25 @@ history = gan.fit(
 print({k: round(v[-1], 4) for k, v in history.history.items()})"""),
     ("code", """images = gan.generate(16, seed=0)  # float32 (16, 28, 28, 1) in [0, 1]
 assert images.shape == (16, 28, 28, 1) and images.min() >= 0 and images.max() <= 1
-kg.callbacks.save_grid("runs/nb_dcgan/grid.png", images)
-from IPython.display import Image
-Image("runs/nb_dcgan/grid.png", width=240)"""),
+kg.utils.show(images)  # a grid: a matplotlib figure, or a PIL image without matplotlib"""),
     ("md", """## Conditional generation
 
-With `num_classes`, both networks take the label; load the data `with_labels=True` and pass
-`labels=` to `generate`."""),
-    ("code", """labelled = kg.data.load("fashion_mnist_10k", split=SPLIT, batch_size=64, image_range="tanh",
-                        with_labels=True, seed=0)
-cgan = kg.models.DCGAN((28, 28, 1), num_classes=10, filters=FILTERS, seed=0)
+With `num_classes`, both networks take the label. Give the model the data's class names
+(`info.class_names`; they are saved in its `.keras` file), and `generate` takes labels by name
+or by index. `model=cgan` loads the labels with the images."""),
+    ("code", """cgan = kg.models.DCGAN((28, 28, 1), num_classes=info.num_classes, class_names=info.class_names,
+                       seed=0, **SIZE)
 cgan.compile()
-cgan.fit(labelled, epochs=EPOCHS, verbose=0)
-by_class = cgan.generate(20, seed=1, labels=np.arange(20) % 10)  # two of each class
-print([kg.data.FASHION_MNIST_CLASSES[i] for i in range(10)])
-kg.callbacks.save_grid("runs/nb_dcgan/by_class.png", by_class, columns=10)
-Image("runs/nb_dcgan/by_class.png", width=400)"""),
+cgan.fit(kg.data.load("fashion_mnist_10k", split=SPLIT, model=cgan, seed=0), epochs=EPOCHS, verbose=0)
+print(cgan.class_names)
+names = list(cgan.class_names) * 2  # two of each class, by name
+kg.utils.show(cgan.generate(20, seed=1, labels=names), cols=10, titles=names)"""),
     ("code", """cgan.save("runs/nb_dcgan/cgan.keras")
 restored = keras.models.load_model("runs/nb_dcgan/cgan.keras")
-np.testing.assert_array_equal(restored.generate(4, seed=2, labels=[0, 1, 2, 3]), cgan.generate(4, seed=2, labels=[0, 1, 2, 3]))
-print("save/load: same images for the same seed")"""),
+shoes = ["Sneaker", "Sandal", "Ankle boot", "Sneaker"]
+np.testing.assert_array_equal(restored.generate(4, seed=2, labels=shoes), cgan.generate(4, seed=2, labels=shoes))
+assert restored.class_names == cgan.class_names
+print("save/load: same images for the same seed, same class names")"""),
 ]
 
 
@@ -77,7 +85,6 @@ CPU; `QUICK = False` trains on the bundled 28x28 Fashion-MNIST 10k."""),
 
 import keras
 import numpy as np
-from IPython.display import Image
 
 import keras_gen as kg
 
@@ -97,10 +104,10 @@ Images in [0, 1] (`image_range="unit"`); the pixels are 8-bit levels k / 255, wh
 `"discretized_logistic"` likelihood models exactly, so its bound is in the same units as a
 PixelCNN's bits/dim. The loss is the negative ELBO in nats per image (reconstruction + KL).
 The `Reconstructions` callback writes held-out images beside their reconstructions every epoch."""),
-    ("code", """train = kg.data.load(DATASET, split=TRAIN, batch_size=64, image_range="unit", seed=0)
-held_out = kg.data.load(DATASET, split=HELD_OUT, batch_size=256, image_range="unit", shuffle=False)
-vae = kg.models.ConvVAE(info.image_shape, latent_dim=LATENT, filters=FILTERS,
+    ("code", """vae = kg.models.ConvVAE(info.image_shape, latent_dim=LATENT, filters=FILTERS,
                         likelihood="discretized_logistic", seed=0)
+train = kg.data.load(DATASET, split=TRAIN, model=vae, seed=0)  # model=: its range, [0, 1]
+held_out = kg.data.load(DATASET, split=HELD_OUT, model=vae, batch_size=256, shuffle=False)
 vae.compile()  # Adam(1e-3)
 history = vae.fit(
     train,
@@ -117,20 +124,17 @@ Top row: held-out images; bottom row: decoded from their posterior means (`recon
 originals = images[:10]
 reconstructed = vae.reconstruct(originals)  # float32 (10, H, W, C) in [0, 1]
 print("mean absolute pixel error:", float(np.abs(reconstructed - originals).mean()))
-kg.callbacks.save_grid(f"{OUT}/reconstructions.png", np.concatenate([originals, reconstructed]), columns=10)
-Image(f"{OUT}/reconstructions.png", width=400)"""),
+kg.utils.show(np.concatenate([originals, reconstructed]), cols=10)"""),
     ("code", """samples = vae.generate(20, seed=0)  # decoded from z ~ N(0, I)
 assert samples.shape == (20,) + info.image_shape and samples.min() >= 0 and samples.max() <= 1
-kg.callbacks.save_grid(f"{OUT}/samples.png", samples, columns=10)
-Image(f"{OUT}/samples.png", width=400)"""),
+kg.utils.show(samples, cols=10)"""),
     ("md", """## Latent interpolation
 
 `interpolate(x_a, x_b, steps)` decodes evenly spaced points on the line between the posterior
 means of two images: each row goes from one held-out image to another."""),
     ("code", """walks = vae.interpolate(images[0:4], images[4:8], steps=8)  # (4, 8, H, W, C)
 print(walks.shape)
-kg.callbacks.save_grid(f"{OUT}/interpolation.png", walks.reshape((-1,) + info.image_shape), columns=8)
-Image(f"{OUT}/interpolation.png", width=320)"""),
+kg.utils.show(walks.reshape((-1,) + info.image_shape), cols=8)"""),
     ("md", """## The likelihood bound
 
 `evaluate_elbo` gives -ELBO, an upper bound on the negative log-likelihood, split into
@@ -151,18 +155,16 @@ assert bounds[IWAE_SAMPLES]["nats_per_image"] <= elbo["nats_per_image"] + 0.5"""
 With `num_classes`, the encoder and the decoder both take the label: load the data
 `with_labels=True`, and pass `labels=` to `generate`, `reconstruct` and the bounds. Same latent
 vector, different labels: the class changes, the style stays."""),
-    ("code", """labelled = kg.data.load(DATASET, split=TRAIN, batch_size=64, image_range="unit", with_labels=True, seed=0)
-labelled_held_out = kg.data.load(DATASET, split=HELD_OUT, batch_size=256, image_range="unit",
-                                 with_labels=True, shuffle=False)
-cvae = kg.models.ConvVAE(info.image_shape, latent_dim=LATENT, filters=FILTERS, num_classes=10,
+    ("code", """cvae = kg.models.ConvVAE(info.image_shape, latent_dim=LATENT, filters=FILTERS, num_classes=10,
                          likelihood="discretized_logistic", seed=0)
+labelled = kg.data.load(DATASET, split=TRAIN, model=cvae, seed=0)  # with the labels
+labelled_held_out = kg.data.load(DATASET, split=HELD_OUT, model=cvae, batch_size=256, shuffle=False)
 cvae.compile()
 cvae.fit(labelled, epochs=EPOCHS, verbose=0)
 z = np.repeat(cvae.latent_vectors(2, seed=1), 10, axis=0)  # two styles, each with every class
 by_class = cvae.generate(20, labels=np.tile(np.arange(10), 2), z=z)
-kg.callbacks.save_grid(f"{OUT}/by_class.png", by_class, columns=10)
 print("conditional -ELBO:", round(cvae.evaluate_elbo(labelled_held_out)["bits_per_dim"], 3), "bits/dim")
-Image(f"{OUT}/by_class.png", width=400)"""),
+kg.utils.show(by_class, cols=10)"""),
     ("code", """cvae.save(f"{OUT}/cvae.keras")
 restored = keras.models.load_model(f"{OUT}/cvae.keras")
 np.testing.assert_array_equal(restored.generate(4, seed=2, labels=[0, 1, 2, 3]), cvae.generate(4, seed=2, labels=[0, 1, 2, 3]))
@@ -184,7 +186,6 @@ import time
 
 import keras
 import numpy as np
-from IPython.display import Image
 
 import keras_gen as kg
 
@@ -199,12 +200,12 @@ os.makedirs("runs/nb_pixelcnn", exist_ok=True)
 print(info)"""),
     ("md", """## Train with `model.fit` on integer levels
 
-`image_range="levels"` yields int32 pixel levels 0..255; the loss is the negative
+`kg.data.load(..., model=pixelcnn)` yields what it trains on, int32 pixel levels 0..255; the loss is the negative
 log-likelihood per image in nats and `bits_per_dim` is the same per sub-pixel in bits."""),
-    ("code", """train = kg.data.load(DATASET, split=TRAIN, batch_size=64, image_range="levels", seed=0)
-held_out = kg.data.load(DATASET, split=HELD_OUT, batch_size=256, image_range="levels", shuffle=False)
-pixelcnn = kg.models.PixelCNN(info.image_shape, levels=256, filters=FILTERS, num_layers=LAYERS,
+    ("code", """pixelcnn = kg.models.PixelCNN(info.image_shape, levels=256, filters=FILTERS, num_layers=LAYERS,
                               variant="gated", seed=0)
+train = kg.data.load(DATASET, split=TRAIN, model=pixelcnn, seed=0)  # model=: int32 levels
+held_out = kg.data.load(DATASET, split=HELD_OUT, model=pixelcnn, batch_size=256, shuffle=False)
 pixelcnn.compile()  # Adam; loss = NLL per image
 history = pixelcnn.fit(train, epochs=EPOCHS, validation_data=held_out, verbose=2)
 print({k: round(v[-1], 3) for k, v in history.history.items()})"""),
@@ -221,7 +222,7 @@ print("by hand:", -log_p.mean() / (pixelcnn.num_dims * np.log(2)), " bits_per_di
 (the default) is the cached sampler: every layer keeps the rows above and the pixels to the
 left it needs, and computes each activation once, when its pixel is drawn. It is one
 XLA-compiled loop, the same algorithm the exported `.tflite` file runs on a phone
-(`04_export_tflite`). Both methods draw the same images for the same seed. The first call of
+(`09_deployment`). Both methods draw the same images for the same seed. The first call of
 each traces (and compiles) a graph, so time a second call."""),
     ("code", """N = 16
 timings = {}
@@ -233,8 +234,7 @@ for method in ("naive", "fast"):
     print(f"{method:>5}: {timings[method]:.2f} s for {N} images ({N / timings[method]:.1f} images/s)")
 same = np.array_equal(pixelcnn.sample(N, seed=0, method="naive"), pixelcnn.sample(N, seed=0, method="fast"))
 print("same images from both methods:", same, "; speed-up:", round(timings["naive"] / timings["fast"], 1))"""),
-    ("code", """kg.callbacks.save_grid("runs/nb_pixelcnn/samples.png", pixelcnn.generate(N, seed=0))
-Image("runs/nb_pixelcnn/samples.png", width=240)"""),
+    ("code", """kg.utils.show(pixelcnn.generate(N, seed=0))"""),
     ("md", """## Completing half images
 
 `complete(images, known_rows)` keeps the top rows of each image and samples the rest from
@@ -246,8 +246,7 @@ completions = [pixelcnn.complete(originals, known_rows=known, seed=s) for s in r
 for c in completions:
     np.testing.assert_array_equal(c[:, :known], originals[:, :known])  # the known half is kept
 grid = np.concatenate([originals] + completions).astype(np.float32) / 255.0
-kg.callbacks.save_grid("runs/nb_pixelcnn/completions.png", grid, columns=8)
-Image("runs/nb_pixelcnn/completions.png", width=320)"""),
+kg.utils.show(grid, cols=8)"""),
     ("code", """pixelcnn.save("runs/nb_pixelcnn/pixelcnn.keras")
 restored = keras.models.load_model("runs/nb_pixelcnn/pixelcnn.keras")
 np.testing.assert_array_equal(restored.sample(4, seed=3), pixelcnn.sample(4, seed=3))
@@ -255,40 +254,41 @@ print("save/load: same samples for the same seed")"""),
 ]
 
 
-NOTEBOOKS["04_export_tflite.ipynb"] = [
-    ("md", """# Export a generator to SavedModel and TFLite, validate it, run it as an app would
+NOTEBOOKS["09_deployment.ipynb"] = [
+    ("md", """# Deployment: SavedModel and TFLite files, validated, run as an app would
 
-Train a (conditional) DCGAN briefly, export its generator with the `export` package to a
-SavedModel and to TFLite in float32, float16, dynamic-range and full int8, check every file
-against the Keras model, then load the `.tflite` with nothing but `ai_edge_litert` and NumPy.
-`QUICK = True` uses the 8x8 digits and runs in a minute or two on a CPU."""),
-    ("code", """QUICK = True  # False: 28x28 Fashion-MNIST, a full-width DCGAN trained for 20 epochs"""),
+The last notebook of the course. Train a (conditional) DCGAN briefly, export its generator with
+the `export` package to a SavedModel and to TFLite in float32, float16, dynamic-range and full
+int8, check every file against the Keras model, then load the `.tflite` with nothing but
+`ai_edge_litert` and NumPy; then a PixelCNN whose whole sampling loop runs in the file
+(`06_diffusion` does the same for a diffusion sampler). `QUICK = True` uses the 8x8 digits and a
+narrow network and runs in about a minute on a CPU; `QUICK = False` trains the default DCGAN
+on 28x28 Fashion-MNIST for 20 epochs (twice the README quick start's 10)."""),
+    ("code", """QUICK = True  # False: 28x28 Fashion-MNIST, the default DCGAN trained for 20 epochs"""),
     ("code", """import json
 import os
 import shutil
 
 import keras
 import numpy as np
-from IPython.display import Image
 
 import export
 import keras_gen as kg
 
 if QUICK:
-    DATASET, LATENT, FILTERS, EPOCHS, LR = "digits", 16, 16, 3, 2e-3
+    DATASET, SIZE, EPOCHS = "digits", dict(latent_dim=16, filters=16), 3
 else:
-    DATASET, LATENT, FILTERS, EPOCHS, LR = "fashion_mnist_10k", 100, 64, 20, 2e-4
+    DATASET, SIZE, EPOCHS = "fashion_mnist_10k", {}, 20  # {}: the constructor's defaults
 OUT = "runs/nb_export"
 shutil.rmtree(OUT, ignore_errors=True)  # export refuses to overwrite (overwrite=True would too)
 os.makedirs(OUT)
 info = kg.data.info(DATASET)"""),
-    ("code", """data = kg.data.load(DATASET, batch_size=64, image_range="tanh", with_labels=True, seed=0)
-gan = kg.models.DCGAN(info.image_shape, latent_dim=LATENT, filters=FILTERS, num_classes=10, seed=0)
-gan.compile(d_optimizer=keras.optimizers.Adam(LR, beta_1=0.5), g_optimizer=keras.optimizers.Adam(LR, beta_1=0.5))
-gan.fit(data, epochs=EPOCHS, verbose=2)
+    ("code", """gan = kg.models.DCGAN(info.image_shape, num_classes=info.num_classes, class_names=info.class_names,
+                      seed=0, **SIZE)
+gan.compile()  # the family's default optimisers
+gan.fit(kg.data.load(DATASET, model=gan, seed=0), epochs=EPOCHS, verbose=2)
 gan.save(f"{OUT}/gan.keras")
-kg.callbacks.save_grid(f"{OUT}/keras.png", gan.generate(20, seed=0, labels=np.arange(20) % 10), columns=10)
-Image(f"{OUT}/keras.png", width=400)"""),
+kg.utils.show(gan.generate(20, seed=0, labels=np.arange(20) % 10), cols=10)"""),
     ("md", """## Export
 
 `export.saved_model` writes a SavedModel whose `generate` signature maps (`z`, `label`) to
@@ -345,8 +345,7 @@ np.testing.assert_allclose(app_images, gan.generate(10, labels=np.arange(10), z=
 int8 = Interpreter(model_path=f"{EXPORTED}/model.int8.tflite").get_signature_runner("generate")
 int8_images = np.stack([int8(z=z[i : i + 1], label=np.array([i], np.int32))["images"][0] for i in range(10)])
 print("int8 vs float32 max pixel difference:", float(np.abs(int8_images - app_images).max()))
-kg.callbacks.save_grid(f"{OUT}/tflite.png", np.concatenate([app_images, int8_images]), columns=10)
-Image(f"{OUT}/tflite.png", width=400)  # top: float32 .tflite, bottom: int8 .tflite"""),
+kg.utils.show(np.concatenate([app_images, int8_images]), cols=10)  # top: float32 .tflite, bottom: int8"""),
     ("md", """## A PixelCNN on the device: sampling and completion in one `.tflite` file
 
 A PixelCNN's file holds three signatures: `distribution` (the per-sub-pixel distributions of
@@ -354,9 +353,9 @@ given images), `sample` and `complete`. The last two run the model's cached samp
 autoregressive loop inside the file (TFLite WHILE loops, builtin ops only): the app passes the
 uniform noise (and labels, a temperature), so the same noise gives exactly the images
 `pixelcnn.sample` gives."""),
-    ("code", """pixel_data = kg.data.load("digits", batch_size=32, image_range="binary", with_labels=True, seed=0)
-pixelcnn = kg.models.PixelCNN((8, 8, 1), levels=2, filters=16, num_layers=3, num_classes=10, seed=0)
-pixelcnn.compile(optimizer=keras.optimizers.Adam(3e-3))
+    ("code", """pixelcnn = kg.models.PixelCNN((8, 8, 1), levels=2, filters=16, num_layers=3, num_classes=10, seed=0)
+pixelcnn.compile()
+pixel_data = kg.data.load("digits", model=pixelcnn, batch_size=32, seed=0)  # levels=2: binarised images
 pixelcnn.fit(pixel_data.repeat().take(60 if QUICK else 2000), epochs=1, verbose=0)
 export.tflite(pixelcnn, f"{OUT}/pixelcnn.tflite")  # one file, all three signatures
 print(json.load(open(f"{OUT}/pixelcnn.json"))["signatures"]["sample"]["inputs"])
@@ -372,23 +371,22 @@ complete = Interpreter(model_path=f"{OUT}/pixelcnn.tflite").get_signature_runner
 halves = complete(images=on_device, start_row=np.int32(4), uniform=pixelcnn.uniform_noise(4, 0, 10).numpy(),
                   label=labels, temperature=np.float32(1.0))["images"]
 np.testing.assert_array_equal(halves, pixelcnn.complete(on_device, known_rows=4, seed=4, labels=labels))
-kg.callbacks.save_grid(f"{OUT}/pixelcnn.png", np.concatenate([on_device, halves]).astype(np.float32), columns=10)
-Image(f"{OUT}/pixelcnn.png", width=400)  # top: samples; bottom: their top halves completed"""),
+kg.utils.show(np.concatenate([on_device, halves]).astype(np.float32), cols=10)  # top: samples; bottom: top halves completed"""),
     ("code", """# The validation table: every signature against Keras, and whether it suits the GPU delegate
 # (the sampler's WHILE loop and ARG_MAX stay on the CPU).
 print(export.validate(pixelcnn, f"{OUT}/pixelcnn.tflite", n=4, repeats=2).table())"""),
 ]
 
 
-NOTEBOOKS["05_distributed.ipynb"] = [
-    ("md", """# The same training under `tf.distribute`
+NOTEBOOKS["08_scaling.ipynb"] = [
+    ("md", """# Scaling: the same training under `tf.distribute`
 
 `MirroredStrategy` keeps a copy of the model on each device and splits every global batch
 between them; on a real box the devices are GPUs. Here the CPU is split into two logical
 devices so the notebook runs anywhere. keras-gen's train steps are replica-exact: the same
 global batch and seed give the same update on 1 or 2 replicas, which this notebook checks.
 The last section shows the multi-worker (several machines) setup with `TF_CONFIG`."""),
-    ("code", """QUICK = True  # False: 28x28 Fashion-MNIST, full-width DCGAN, 20 epochs"""),
+    ("code", """QUICK = True  # False: 28x28 Fashion-MNIST, the default DCGAN, 20 epochs"""),
     ("md", """Split the CPU into two logical devices. This must run before anything initialises
 TensorFlow's devices (creating a tensor, a model or a strategy), so it comes first in a fresh
 kernel. On a machine with several GPUs, skip this cell: the strategy uses every GPU."""),
@@ -403,14 +401,13 @@ import os
 
 import keras
 import numpy as np
-from IPython.display import Image
 
 import keras_gen as kg
 
-if QUICK:
-    DATASET, SPLIT, LATENT, FILTERS, EPOCHS = "digits", "train[:512]", 16, 8, 2
-else:
-    DATASET, SPLIT, LATENT, FILTERS, EPOCHS = "fashion_mnist_10k", "train", 100, 64, 20
+if QUICK:  # a narrow network on the 8x8 digits: about a minute on a 2-core CPU
+    DATASET, SPLIT, SIZE, EPOCHS = "digits", "train[:512]", dict(latent_dim=16, filters=8), 2
+else:  # the constructor's defaults on the 10k images: minutes on two GPUs
+    DATASET, SPLIT, SIZE, EPOCHS = "fashion_mnist_10k", "train", {}, 20
 GLOBAL_BATCH = 64  # split across the replicas: 32 images per device here
 OUT = "runs/nb_distributed"
 os.makedirs(OUT, exist_ok=True)
@@ -420,27 +417,24 @@ print(type(strategy).__name__, "replicas:", strategy.num_replicas_in_sync, strat
     ("md", """## Build and compile under `strategy.scope()`, then `fit` as usual
 
 Variables created inside the scope are mirrored on every device; `fit` distributes the
-dataset's global batches. `dropout=0.0`: Keras' `Dropout` draws its mask per replica, the one
-thing that would make the two runs below differ (keras-gen's own noise, the latent vectors,
-is drawn for the global batch and split, see `GenerativeModel.step_noise`)."""),
+dataset's global batches. The model is the default DCGAN: every kind of noise in its step
+(the latent vectors, dropout, DiffAugment) is drawn for the global batch and sliced per
+replica (`GenerativeModel.step_noise`), so nothing needs turning off under a strategy."""),
     ("code", """def build():
-    gan = kg.models.DCGAN(info.image_shape, latent_dim=LATENT, filters=FILTERS, num_classes=10,
-                          dropout=0.0, seed=0)
+    gan = kg.models.DCGAN(info.image_shape, num_classes=info.num_classes, seed=0, **SIZE)
     gan.compile()
     return gan
 
 
-def data(split=SPLIT):
-    return kg.data.load(DATASET, split=split, batch_size=GLOBAL_BATCH, image_range="tanh",
-                        with_labels=True, seed=0)
+def data(model, split=SPLIT):  # batch_size is the global batch
+    return kg.data.load(DATASET, split=split, model=model, batch_size=GLOBAL_BATCH, seed=0)
 
 
 with strategy.scope():
     gan = build()
-history = gan.fit(data(), epochs=EPOCHS, verbose=2)
+history = gan.fit(data(gan), epochs=EPOCHS, verbose=2)
 gan.save(f"{OUT}/gan.keras")
-kg.callbacks.save_grid(f"{OUT}/by_class.png", gan.generate(20, seed=0, labels=np.arange(20) % 10), columns=10)
-Image(f"{OUT}/by_class.png", width=400)"""),
+kg.utils.show(gan.generate(20, seed=0, labels=np.arange(20) % 10), cols=10)"""),
     ("md", """## Replica-exact: two devices give the same model as one
 
 Train the same model on the same data once more with the default (single-device) strategy
@@ -448,9 +442,9 @@ and compare every weight and the final losses."""),
     ("code", """CHECK = "train[:256]"
 with strategy.scope():
     two = build()
-logs_two = two.fit(data(CHECK), epochs=1, verbose=0).history
+logs_two = two.fit(data(two, CHECK), epochs=1, verbose=0).history
 one = build()  # default strategy: one replica
-logs_one = one.fit(data(CHECK), epochs=1, verbose=0).history
+logs_one = one.fit(data(one, CHECK), epochs=1, verbose=0).history
 worst = max(float(np.abs(a - b).max()) for a, b in zip(one.get_weights(), two.get_weights()))
 print(f"largest weight difference, 1 vs 2 replicas: {worst:.2e}")
 print("losses (1 replica):", {k: round(v[-1], 5) for k, v in logs_one.items()})
@@ -485,8 +479,9 @@ or, with the command line, `keras-gen train --strategy multi_worker ...` on ever
 cell below writes one launch script per worker; `tests/test_distribute.py` runs two such
 workers on one machine and checks that they train the same weights as a single process."""),
     ("code", """WORKERS = ["host1:12345", "host2:12345"]  # on one machine: ["localhost:12345", "localhost:12346"]
+flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in SIZE.items())  # none: the defaults
 command = (f"keras-gen train --strategy multi_worker --model dcgan --dataset {DATASET} --conditional "
-           f"--epochs {EPOCHS} --batch-size {GLOBAL_BATCH} --filters {FILTERS} --latent-dim {LATENT} --out runs/mw")
+           f"--epochs {EPOCHS} --batch-size {GLOBAL_BATCH}{flags} --out runs/mw")
 for index in range(len(WORKERS)):
     tf_config = {"cluster": {"worker": WORKERS}, "task": {"type": "worker", "index": index}}
     script = f"#!/bin/sh\\n# worker {index} of {len(WORKERS)}\\nTF_CONFIG='{json.dumps(tf_config)}' {command}\\n"
@@ -498,7 +493,7 @@ for index in range(len(WORKERS)):
 
 
 
-NOTEBOOKS["06_vqvae.ipynb"] = [
+NOTEBOOKS["04_vqvae.ipynb"] = [
     ("md", """# VQ-VAE: discrete codes, a PixelCNN prior over them, and fast generation
 
 A VQ-VAE encodes an image into a small grid of discrete codes from a learned codebook and
@@ -513,7 +508,6 @@ over the codes (7x7 for 28x28 images instead of 784 pixels) and one decoder pass
 
 import keras
 import numpy as np
-from IPython.display import Image
 
 import keras_gen as kg
 
@@ -536,9 +530,10 @@ Images in [0, 1] (8-bit levels, for the discretised logistic likelihood). The cl
 along: the autoencoder ignores them, the prior will use them. Keras logs the reconstruction
 term (nats per image), the commitment term and the codebook's *perplexity*, exp(entropy) of
 the codes' frequencies: K if every code were used equally, 1 if one code took everything."""),
-    ("code", """train = kg.data.load(DATASET, split=SPLIT, batch_size=64, image_range="unit", with_labels=True, seed=0)
-test = kg.data.load(DATASET, split=TEST, batch_size=256, image_range="unit", with_labels=True, shuffle=False)
-vq = kg.models.VQVAE(info.image_shape, num_classes=info.num_classes, seed=0, **VQ)
+    ("code", """vq = kg.models.VQVAE(info.image_shape, num_classes=info.num_classes, class_names=info.class_names,
+                     seed=0, **VQ)
+train = kg.data.load(DATASET, split=SPLIT, model=vq, seed=0)  # [0, 1], with the labels
+test = kg.data.load(DATASET, split=TEST, model=vq, batch_size=256, shuffle=False)
 vq.compile()  # Adam(1e-3); codebook by EMA, dead codes re-seeded from the batch
 history = vq.fit(train, epochs=VQ_EPOCHS, verbose=2, callbacks=[
     keras.callbacks.TensorBoard(f"{OUT}/logs"),
@@ -554,8 +549,7 @@ reconstructed = vq.decode_codes(codes)
 print(f"{vq.code_shape[0] * vq.code_shape[1]} codes of {np.log2(vq.num_embeddings):.0f} bits for "
       f"{vq.num_dims} pixels of 8 bits: {vq.num_dims * 8 / (codes[0].size * np.log2(vq.num_embeddings)):.0f}x fewer bits")
 pairs = np.stack([images, reconstructed], axis=1).reshape((-1,) + info.image_shape)
-kg.callbacks.save_grid(f"{OUT}/reconstructions.png", pairs, columns=8)
-Image(f"{OUT}/reconstructions.png", width=320)"""),
+kg.utils.show(pairs, cols=8)"""),
     ("md", """## Stage 2: a PixelCNN prior over the codes
 
 `vq.code_dataset(train)` turns the image batches into code grids `(batch, h, w, 1)` (with the
@@ -574,9 +568,8 @@ vq.set_prior(prior)"""),
 `generate` samples codes from the prior (the fast cached sampler) and decodes them: float32
 images in [0, 1], the same images for the same seed. Here two rows per class."""),
     ("code", """samples = vq.generate(20, seed=0, labels=np.arange(20) % 10)
-kg.callbacks.save_grid(f"{OUT}/samples.png", samples, columns=10)
 print(samples.shape, samples.dtype, samples.min(), samples.max())
-Image(f"{OUT}/samples.png", width=400)"""),
+kg.utils.show(samples, cols=10)"""),
     ("md", """## The likelihood bound and the reconstruction error
 
 The posterior is one-hot, so the negative ELBO is the reconstruction term plus the prior's
@@ -602,7 +595,7 @@ The second run's `model.keras` holds the VQ-VAE and its prior; its export has `d
 to images), `encode` and `generate` (uniform noise and a label in, images out: the prior's
 sampler and the decoder in one graph, no random ops)."""),
 ]
-NOTEBOOKS["07_pix2pix.ipynb"] = [
+NOTEBOOKS["05_pix2pix.ipynb"] = [
     ("md", """# Image-to-image translation with pix2pix
 
 `Pix2Pix` turns one image into another: a U-Net generator trained with a conditional
@@ -701,6 +694,220 @@ runner = Interpreter(model_path=str(paths["translate"])).get_signature_runner("t
 app_out = runner(images=unit_inputs[:4])["images"]  # an app feeds pixels / 255
 print("int8 on device vs Keras, mean abs difference:", float(np.abs(app_out - outputs[:4]).mean()))"""),
 ]
+
+
+NOTEBOOKS["06_diffusion.ipynb"] = [
+    ("md", """# Diffusion: train with `fit`, guide, choose the steps, run the whole sampler on the device
+
+A `Diffusion` model learns to remove noise: each `train_step` noises a batch at a random time
+and regresses the network's prediction (the denoising objective, one `model.fit` like every
+family). Sampling starts from pure noise and takes a few solver steps (DPM-Solver++(2M) by
+default; DDIM and the ancestral DDPM sampler too). A conditional model is trained with its
+labels dropped now and then, so at sampling time *classifier-free guidance* mixes the
+conditional and unconditional predictions: `guidance=0` ignores the label, 1 is the plain
+conditional model, more strengthens the class. The export puts the whole sampling loop in one
+`.tflite` file. `QUICK = True` trains a narrow U-Net on the 8x8 digits for a few epochs (about a
+minute on a 2-core CPU; the samples are blobs); `QUICK = False` trains the default U-Net on the
+bundled 28x28 Fashion-MNIST for 30 epochs (the real budget: minutes on a GPU; issue 22 sets
+10 minutes on a 2-core CPU as the target, which `benchmarks/diffusion_quality.py` measures)."""),
+    ("code", """QUICK = True  # False: the real run (28x28 Fashion-MNIST 10k, the default U-Net, 30 epochs)"""),
+    ("code", """import os
+import time
+
+import keras
+import numpy as np
+
+import export
+import keras_gen as kg
+
+if QUICK:  # a narrow two-level U-Net; 4 sampling steps baked into the exported file
+    DATASET, EPOCHS, SIZE, STEPS = "digits", 5, dict(widths=(16, 32), attention=False), 4
+else:  # the constructor's defaults (U-Net widths, attention, 16 steps)
+    DATASET, EPOCHS, SIZE, STEPS = "fashion_mnist_10k", 30, {}, None
+OUT = "runs/nb_diffusion"
+os.makedirs(OUT, exist_ok=True)
+info = kg.data.info(DATASET)
+print(info)"""),
+    ("md", """## Train a conditional Diffusion with `fit`
+
+`kg.data.load(..., model=model)` loads what the model trains on: images in [-1, 1] with their
+labels. The logged `loss` is the denoising regression; it falls as the network learns."""),
+    ("code", """extra = {} if STEPS is None else {"steps": STEPS}
+model = kg.models.Diffusion(info.image_shape, num_classes=info.num_classes,
+                            class_names=info.class_names, seed=0, **SIZE, **extra)
+model.compile()  # the family's default optimiser
+history = model.fit(kg.data.load(DATASET, model=model, seed=0), epochs=EPOCHS, verbose=2)
+print("steps, sampler, guidance by default:", model.steps, model.sampler, model.guidance)
+kg.utils.show(model.generate(20, seed=0, labels=np.arange(20) % 10), cols=10)"""),
+    ("md", """## Guidance 0, 1, 2, 4
+
+One row per guidance scale, the same starting noise (same `seed`) and the labels 0..9 in
+every row. At 0 the label is ignored (the unconditional model); as it grows the classes get
+sharper, and past a point the images saturate."""),
+    ("code", """labels = np.arange(10)
+GUIDANCE = (0.0, 1.0, 2.0, 4.0)
+rows = [model.generate(10, seed=1, labels=labels, guidance=w) for w in GUIDANCE]
+print("rows: guidance", GUIDANCE)
+# guidance 0 ignores the labels: any labels give the same images
+np.testing.assert_allclose(model.generate(10, seed=1, labels=labels[::-1], guidance=0.0), rows[0], atol=1e-5)
+kg.utils.show(np.concatenate(rows), cols=10)"""),
+    ("md", """## Steps against quality and time
+
+Each step is one network evaluation (two, batched, with guidance). The multistep solver draws
+good images at 8 to 16 steps; the rows below are 4, 8 and 16 steps from the same noise."""),
+    ("code", """rows = []
+for steps in (4, 8, 16):
+    start = time.perf_counter()
+    rows.append(model.generate(10, seed=1, labels=labels, steps=steps))
+    print(f"{steps:2d} steps: {time.perf_counter() - start:.2f} s for 10 images")
+kg.utils.show(np.concatenate(rows), cols=10)"""),
+    ("md", """## The sampling loop in one `.tflite` file
+
+`export.tflite(model, ...)` writes one file whose `generate` signature runs the model's whole
+sampler (its `steps` steps of a deterministic solver, through the EMA network) inside the
+graph, with builtin ops only: the app passes the starting noise N(0, 1), the labels and the
+guidance, and gets images in [0, 1]. For the same noise the file gives Python's images."""),
+    ("code", """from ai_edge_litert.interpreter import Interpreter
+
+paths = export.tflite(model, f"{OUT}/exported", overwrite=True)
+print(paths, f"{os.path.getsize(paths['generate']) / 1024:.0f} KiB")
+runner = Interpreter(model_path=str(paths["generate"])).get_signature_runner("generate")
+noise = np.random.default_rng(3).standard_normal((10,) + info.image_shape).astype(np.float32)
+on_device = runner(noise=noise, label=labels.astype(np.int32), guidance=np.float32(2.0))["images"]
+in_python = model.generate(10, labels=labels, z=noise, guidance=2.0)
+print("LiteRT vs Python, largest pixel difference:", float(np.abs(on_device - in_python).max()))
+np.testing.assert_allclose(on_device, in_python, atol=1e-3)
+kg.utils.show(np.concatenate([on_device, in_python]), cols=10)  # top: LiteRT, bottom: Python"""),
+    ("code", """model.save(f"{OUT}/diffusion.keras")
+restored = keras.models.load_model(f"{OUT}/diffusion.keras")
+np.testing.assert_array_equal(restored.generate(4, seed=2, labels=[0, 1, 2, 3]),
+                              model.generate(4, seed=2, labels=[0, 1, 2, 3]))
+print("save/load: same images for the same seed")"""),
+    ("md", """## The same with the command
+
+```
+keras-gen train --model diffusion --dataset fashion_mnist_10k --conditional --epochs 30 --out runs/diff
+keras-gen sample --model runs/diff/model.keras -n 64 --steps 8 --guidance 2 --out grid.png
+keras-gen export --model runs/diff/model.keras --out exported/
+```
+
+Text-to-image (a caption instead of a class) is the next notebook's slot: `Diffusion(text=True)`
+and `DCGAN(text=True)`."""),
+]
+
+
+# The slot for text-to-image (Diffusion(text=True), DCGAN(text=True)): NOTEBOOKS["06b_text_to_image.ipynb"],
+# which sorts between 06_diffusion and 07_evaluation.
+
+NOTEBOOKS["07_evaluation.ipynb"] = [
+    ("md", """# Evaluation: FID and KID while training, your own images, resuming a run
+
+How good are the samples? FID and KID compare the features of generated and real images
+under a feature extractor: for 28x28 grey images keras-gen ships a small Fashion-MNIST
+classifier (`kg.metrics.feature_extractor("fashion_mnist")`), so nothing is downloaded.
+This notebook computes them during training with the `Evaluate` callback and afterwards with
+`kg.metrics`, trains on your own images from a `folder:` with class sub-folders, and resumes a
+training run with `kg.training.fit`. `QUICK = True` runs in about a minute on a 2-core CPU with
+a narrow DCGAN, 512 images and 256 samples per FID (FID from so few samples is biased upwards:
+compare only values computed with the same count); `QUICK = False` trains the default DCGAN for
+20 epochs and measures FID on 10,000 samples, as `keras-gen evaluate` does."""),
+    ("code", """QUICK = True  # False: the default DCGAN, 20 epochs, FID on 10,000 samples"""),
+    ("code", """import os
+import shutil
+
+import keras
+import numpy as np
+from PIL import Image
+
+import keras_gen as kg
+
+if QUICK:
+    SPLIT, SIZE, EPOCHS, SAMPLES = "train[:512]", dict(filters=16), 2, 256
+else:
+    SPLIT, SIZE, EPOCHS, SAMPLES = "train[:9000]", {}, 20, 10_000  # {}: the default width
+OUT = "runs/nb_evaluation"
+shutil.rmtree(OUT, ignore_errors=True)
+os.makedirs(OUT)
+info = kg.data.info("fashion_mnist_10k")"""),
+    ("md", """## FID and KID during training: the `Evaluate` callback
+
+`Evaluate(data)` computes the family's quality metric after each epoch into the Keras logs
+(`val_fid`, `val_kid`), where `EarlyStopping`, `ModelCheckpoint` and `TensorBoard` see them
+(list `Evaluate` first). Lower is better; real images against real images give about 0."""),
+    ("code", """gan = kg.models.DCGAN((28, 28, 1), num_classes=info.num_classes, class_names=info.class_names,
+                      seed=0, **SIZE)
+gan.compile()
+train = kg.data.load("fashion_mnist_10k", split=SPLIT, model=gan, seed=0)
+held_out = kg.data.load("fashion_mnist_10k", split="train[9000:]", model=gan, shuffle=False)
+history = gan.fit(train, epochs=EPOCHS, verbose=2, callbacks=[
+    kg.callbacks.Evaluate(held_out, metrics=["fid", "kid"], num_samples=SAMPLES, log_dir=f"{OUT}/logs"),
+    keras.callbacks.EarlyStopping(monitor="val_fid", mode="min", patience=3),
+    keras.callbacks.TensorBoard(f"{OUT}/logs"),
+])
+print({k: [round(v, 3) for v in vs] for k, vs in history.history.items() if k.startswith("val_")})"""),
+    ("md", """## The same numbers with `kg.metrics`
+
+`kg.metrics.quality_metrics(samples, reference, metrics)` extracts features once for FID, KID,
+precision and recall; `samples` may be a model (it generates) or images, `reference` a data
+set or images. The two halves of the held-out images set the floor."""),
+    ("code", """metrics = ["fid", "kid", "precision", "recall"]
+ours = kg.metrics.quality_metrics(gan, held_out, metrics, num_samples=SAMPLES, data_range="tanh", verbose=0)
+real = np.concatenate([b[0].numpy() for b in held_out])
+floor = kg.metrics.quality_metrics(real[:500], real[500:], metrics, num_samples=SAMPLES, data_range="tanh",
+                                   verbose=0)
+for name in metrics:
+    print(f"{name:10s} DCGAN {ours[name]:8.4f}   real vs real {floor[name]:8.4f}")
+assert floor["fid"] < ours["fid"]"""),
+    ("md", """## Your own images: `folder:`
+
+A folder of images with one sub-folder per class is a data set: the sub-folders' names are
+the class names (`DataInfo.class_names`), kept by the model and usable in `generate`. Here we
+write a few Fashion-MNIST sneakers and bags as PNG files, as you would copy your own photos
+(`channels=` and `image_size=` convert and resize mixed files)."""),
+    ("code", """FOLDER = f"{OUT}/my_images"
+images, labels = next(iter(kg.data.load("fashion_mnist_10k", split="train[:512]", batch_size=512,
+                                        image_range="unit", with_labels=True, shuffle=False)))
+for name in ("Sneaker", "Bag"):
+    os.makedirs(f"{FOLDER}/{name}")
+    chosen = images.numpy()[labels.numpy() == info.class_names.index(name)][:24]
+    for i, image in enumerate(chosen):
+        Image.fromarray((image[..., 0] * 255).round().astype(np.uint8)).save(f"{FOLDER}/{name}/{i:03d}.png")
+mine = kg.data.info(f"folder:{FOLDER}")
+print(mine)"""),
+    ("code", """small = kg.models.DCGAN(mine.image_shape, num_classes=mine.num_classes, class_names=mine.class_names,
+                        seed=0, **SIZE)
+small.compile()
+small.fit(kg.data.load(f"folder:{FOLDER}", model=small, seed=0), epochs=EPOCHS, verbose=0)
+print("FID against my images:", round(kg.metrics.quality_metrics(
+    small, kg.data.load(f"folder:{FOLDER}", model=small, shuffle=False), ["fid"],
+    num_samples=48, data_range="tanh", verbose=0)["fid"], 2))
+kg.utils.show(small.generate(8, seed=0, labels=["Sneaker"] * 4 + ["Bag"] * 4), cols=8,
+              titles=["Sneaker"] * 4 + ["Bag"] * 4)"""),
+    ("md", """## Resuming a run: `kg.training.fit`
+
+`kg.training.fit(model, data, epochs, checkpoint_dir)` is one `model.fit` with atomic
+checkpoints (both GAN optimisers, the EMA weights, the step and the position in the epoch).
+Call it again after a crash, a kill or with more `epochs`, and it continues where it stopped.
+`kg.training.epoch_loader` gives each epoch its own shuffle, so a resumed run sees the data a
+run without the break would have seen: below, 1 epoch then a resume to 2 equals 2 epochs in
+one go. `keras-gen train --resume` does the same."""),
+    ("code", """def run(checkpoint_dir, epochs):
+    model = kg.models.DCGAN((8, 8, 1), latent_dim=16, filters=8, seed=0)
+    model.compile()
+    data = kg.training.epoch_loader("digits", seed=0, model=model)
+    kg.training.fit(model, data, epochs=epochs, checkpoint_dir=checkpoint_dir, checkpoint_every=10)
+    return model
+
+
+run(f"{OUT}/resumed", epochs=1)              # stops after one epoch (or is killed)
+resumed = run(f"{OUT}/resumed", epochs=2)    # a new process: trains only the second epoch
+straight = run(f"{OUT}/straight", epochs=2)  # one run of two epochs
+worst = max(float(np.abs(a - b).max()) for a, b in zip(resumed.get_weights(), straight.get_weights()))
+print("largest weight difference, resumed vs straight:", worst)
+assert worst < 1e-5
+kg.utils.show(resumed.generate(16, seed=0), cols=8)"""),
+]
+
 
 def build(cells):
     nb = nbformat.v4.new_notebook()

@@ -1,5 +1,6 @@
 """Every notebook runs top to bottom with QUICK = True (its first code cell), through nbclient."""
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -27,3 +28,23 @@ def test_notebook_runs(path, tmp_path):
     client = NotebookClient(nb, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "make_notebooks", Path(__file__).resolve().parent.parent / "scripts" / "make_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_notebooks_are_the_scripts_output():
+    """The committed notebooks are exactly what scripts/make_notebooks.py writes: no notebook
+    left behind by a rename, none edited by hand."""
+    script = _script()
+    assert sorted(script.NOTEBOOKS) == [p.name for p in NOTEBOOKS]
+    for path in NOTEBOOKS:
+        committed = nbformat.read(path, as_version=4)
+        generated = script.build(script.NOTEBOOKS[path.name])
+        assert [(c.cell_type, c.source) for c in committed.cells] == \
+            [(c.cell_type, c.source) for c in generated.cells], path.name
