@@ -78,3 +78,41 @@ def captioned_npz(path, captions, n=32, image_shape=(8, 8, 3)):
     x = (rng.uniform(size=(n, *image_shape)) * 255).astype(np.uint8)
     np.savez(path, x=x, text=np.array([captions[i % len(captions)] for i in range(n)]))
     return path
+
+
+def assert_two_replicas_train_like_one(build_compiled, data, atol=1e-5):
+    """Builds and compiles a model with `build_compiled()` in one replica's scope and in two's
+    (`two_replicas()`), trains each for one epoch of `data()`, and asserts that the weights moved
+    by more than 1e-3 (far above the tolerance, so a wrong replica scaling shows) and agree to
+    `atol`."""
+    import numpy as np
+
+    def run(strategy):
+        with strategy.scope():
+            model = build_compiled()
+        initial = [w.copy() for w in model.get_weights()]
+        model.fit(data(), epochs=1, verbose=0)
+        return model, initial
+
+    one, initial = run(tf.distribute.get_strategy())
+    two, _ = run(two_replicas())
+    moved = max(float(np.abs(w - w0).max()) for w, w0 in zip(one.get_weights(), initial))
+    assert moved > 1e-3
+    for a, b in zip(one.get_weights(), two.get_weights()):
+        np.testing.assert_allclose(a, b, atol=atol)
+
+
+def diffusion_step_zero(model, images, label_dropout):
+    """What a Diffusion's first training step draws and regresses, computed by hand from its step
+    noise (purpose 0 the times, 1 the noise, 2 the condition drop) and the cosine schedule:
+    (t, x_t, the v target, which conditions are dropped)."""
+    import numpy as np
+
+    batch = len(images)
+    step = tf.constant(0, tf.int64)
+    u = model.step_noise(step, 0, batch, (), "uniform").numpy()
+    eps = model.step_noise(step, 1, batch, images.shape[1:]).numpy()
+    drop = model.step_noise(step, 2, batch, (), "uniform").numpy() < label_dropout
+    t = 1e-3 + (1 - 2e-3) * u
+    alpha, sigma = np.cos(np.pi * t / 2)[:, None, None, None], np.sin(np.pi * t / 2)[:, None, None, None]
+    return t.astype(np.float32), alpha * images + sigma * eps, alpha * eps - sigma * images, drop

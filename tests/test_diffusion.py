@@ -43,18 +43,10 @@ def test_training_loss_equals_hand_computation_on_the_steps_noise():
     model.compile(optimizer=keras.optimizers.SGD(0.0))
     images, labels = next(iter(digits(16)))
     images, labels = images.numpy(), labels.numpy().astype(np.int32)
-    step = tf.constant(0, tf.int64)
-    # The draws of step 0: purpose 0 the times, 1 the noise, 2 the label drop.
-    u = model.step_noise(step, 0, 16, (), "uniform").numpy()
-    eps = model.step_noise(step, 1, 16, (8, 8, 1)).numpy()
-    drop = model.step_noise(step, 2, 16, (), "uniform").numpy() < 0.5
+    t, x_t, v, drop = families.diffusion_step_zero(model, images, 0.5)
     assert 0 < drop.sum() < 16
-    t = 1e-3 + (1 - 2e-3) * u
-    alpha, sigma = np.cos(np.pi * t / 2)[:, None, None, None], np.sin(np.pi * t / 2)[:, None, None, None]
-    x_t = alpha * images + sigma * eps
-    v = alpha * eps - sigma * images
     used_labels = np.where(drop, 10, labels)
-    prediction = model.network([x_t, t.astype(np.float32), used_labels]).numpy()
+    prediction = model.network([x_t, t, used_labels]).numpy()
     expected = np.mean((prediction - v) ** 2)
     logs = model.fit(images, labels, batch_size=16, epochs=1, verbose=0, shuffle=False).history
     np.testing.assert_allclose(logs["loss"][0], expected, rtol=1e-5)

@@ -7,13 +7,12 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_gen import cli, data
 from keras_gen.layers.diffusion import CaptionCrossAttention
 from keras_gen.models import Diffusion
 from keras_gen.text import TextEncoder
-from tests import families
+import families
 
 CAPTIONS = [data.caption(c, k, t) for c, k, t in
             [(7, 0, 0), (8, 2, 1), (4, 1, 2), (3, 7, 3), (0, 3, 4), (9, 6, 0), (5, 5, 2), (1, 4, 1)]]
@@ -53,24 +52,16 @@ def test_caption_dropout_loss_equals_hand_computation_on_the_steps_noise(npz, co
     model.compile(optimizer=keras.optimizers.SGD(0.0))
     images, captions = next(iter(load(npz)))
     images, ids = images.numpy(), model.tokenizer(captions).numpy()
-    step = tf.constant(0, tf.int64)
-    # The draws of step 0: purpose 0 the times, 1 the noise, 2 the caption drop.
-    u = model.step_noise(step, 0, 16, (), "uniform").numpy()
-    eps = model.step_noise(step, 1, 16, (8, 8, 3)).numpy()
-    drop = model.step_noise(step, 2, 16, (), "uniform").numpy() < 0.5
+    t, x_t, v, drop = families.diffusion_step_zero(model, images, 0.5)
     assert 0 < drop.sum() < 16
-    t = 1e-3 + (1 - 2e-3) * u
-    alpha, sigma = np.cos(np.pi * t / 2)[:, None, None, None], np.sin(np.pi * t / 2)[:, None, None, None]
-    x_t = alpha * images + sigma * eps
-    v = alpha * eps - sigma * images
     used = np.where(drop[:, None], 0, ids)  # a dropped caption is all padding
     assert (used[~drop] != 0).any(axis=1).all() and not used[drop].any()
-    prediction = model.network([x_t, t.astype(np.float32), used]).numpy()
+    prediction = model.network([x_t, t, used]).numpy()
     expected = np.mean((prediction - v) ** 2)
     logs = model.fit(load(npz).take(1), epochs=1, verbose=0).history
     np.testing.assert_allclose(logs["loss"][0], expected, rtol=1e-5)
     # and the empty caption is not the captions: the hand computation saw the drop
-    kept = model.network([x_t, t.astype(np.float32), ids]).numpy()
+    kept = model.network([x_t, t, ids]).numpy()
     assert abs(np.mean((kept - v) ** 2) - expected) > 1e-6
 
 
@@ -124,20 +115,12 @@ def test_vocabulary_and_images_survive_keras_file(npz, tmp_path, conditioning):
     "pooled", pytest.param("cross_attention", marks=pytest.mark.slow),  # ~1 min more on 2 cores
 ])
 def test_two_replicas_train_like_one(npz, conditioning):
-    def run(strategy):
-        with strategy.scope():
-            model = tiny(npz, text_conditioning=conditioning, label_dropout=0.3)
-            model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
-        initial = [w.copy() for w in model.get_weights()]
-        model.fit(load(npz), epochs=1, verbose=0)
-        return model, initial
+    def build_compiled():
+        model = tiny(npz, text_conditioning=conditioning, label_dropout=0.3)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+        return model
 
-    one, initial = run(tf.distribute.get_strategy())
-    two, _ = run(families.two_replicas())
-    moved = max(float(np.abs(w - w0).max()) for w, w0 in zip(one.get_weights(), initial))
-    assert moved > 1e-3
-    for a, b in zip(one.get_weights(), two.get_weights()):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+    families.assert_two_replicas_train_like_one(build_compiled, lambda: load(npz))
 
 
 def test_clear_errors(npz):
