@@ -469,8 +469,8 @@ strategy = kg.distribute.get_strategy("multi_worker")   # reads TF_CONFIG; "auto
 with strategy.scope():
     gan = kg.models.DCGAN((28, 28, 1), num_classes=10, seed=0)
     gan.compile()
-gan.fit(kg.data.load("fashion_mnist_10k", batch_size=64, image_range="tanh", with_labels=True, seed=0),
-        epochs=20)
+# model=: its range and labels; batch_size is the global batch (32 per worker on two)
+gan.fit(kg.data.load("fashion_mnist_10k", model=gan, batch_size=64, seed=0), epochs=20)
 if kg.distribute.is_chief():
     gan.save("runs/mw/gan.keras")
 ```
