@@ -22,7 +22,7 @@ evaluation, scaling, deployment). Build a DCGAN, load data the way it trains
 and generate by class name with a conditional DCGAN. `QUICK = True` runs in about a minute on a
 CPU with a narrow network and 512 images; `QUICK = False` (the real budget: 20 epochs of the
 defaults on the bundled 10k images, twice the README quick start's 10 epochs, which reach
-`val_fid` 39.8 in about 6 minutes of an idle 2-core CPU, an estimate) draws recognisable garments."""),
+`val_fid` 36.7 in about 6 minutes of an idle 2-core CPU, an estimate) draws recognisable garments."""),
     ("code", """QUICK = True  # False: a real run (20 epochs on the bundled 10k images)"""),
     ("code", """import keras
 import numpy as np
