@@ -8,7 +8,7 @@ The two are timed in alternation (a repeat of the reference, then one of ours) a
 the median of the per-repeat ratios, so a change of load on a shared machine moves both.
 
     python benchmarks/train_throughput.py [--families gan,vae,pixelcnn,diffusion] [--repeats 5]
-        [--match TEXT]  # only the cases whose name contains TEXT (e.g. "defaults")
+        [--match TEXT[,TEXT...]]  # only the cases whose name contains one of them
 """
 
 import argparse
@@ -54,7 +54,8 @@ def measure_pair(ours, reference, calls, repeats, warmup=2):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default="gan,vae,pixelcnn,diffusion")
-    parser.add_argument("--match", default=None, help="only the cases whose name contains this")
+    parser.add_argument("--match", default=None,
+                        help="comma-separated: only the cases whose name contains one of them")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calls", type=int, default=5, help="calls per repeat")
@@ -68,7 +69,7 @@ def main(argv=None):
             print(f"skipping {family}: {e}")
             continue
         for case in module.cases(args.batch_size):
-            if args.match and args.match not in case["name"]:
+            if args.match and not any(text in case["name"] for text in args.match.split(",")):
                 continue
             ref_name = case.get("reference_name", "reference")
             t_ours, t_ref, time_ratio = measure_pair(case["ours"], case["reference"], args.calls,
