@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_gen.models import Diffusion
+from throughput_common import case, train_call
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -58,12 +59,8 @@ class ReferenceDDIM(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
 
-def train_call(model, batch_size):
-    """One call of the model's compiled train function on a fixed in-memory batch."""
-    images = np.random.default_rng(0).uniform(-1, 1, (batch_size,) + IMAGE_SHAPE).astype("float32")
-    iterator = iter(tf.data.Dataset.from_tensors(images).repeat())
-    model.make_train_function()
-    return lambda: model.train_function(iterator)
+def _images(batch_size):
+    return np.random.default_rng(0).uniform(-1, 1, (batch_size,) + IMAGE_SHAPE).astype("float32")
 
 
 def cases(batch_size=64):
@@ -80,14 +77,7 @@ def cases(batch_size=64):
         if reference_call is None:
             reference = ReferenceDDIM(keras.models.clone_model(model.network))
             reference.compile(optimizer=keras.optimizers.Adam(5e-4))
-            reference_call = train_call(reference, batch_size)
-        spe = compile_kwargs.get("steps_per_execution", 1)
-        out.append({
-            "name": f"{name} 28x28x1 (jit_compile={model.jit_compile})",
-            "images_per_call": batch_size * spe,
-            "reference_images_per_call": batch_size,
-            "ours": train_call(model, batch_size),
-            "reference": reference_call,
-            "reference_name": "keras-io DDIM train_step, same U-Net",
-        })
+            reference_call = train_call(reference, _images(batch_size))
+        out.append(case(name, model, batch_size, reference_call,
+                        "keras-io DDIM train_step, same U-Net", _images(batch_size)))
     return out

@@ -13,6 +13,7 @@ from keras import ops
 
 from keras_gen.distribute import get_strategy
 from keras_gen.models import DCGAN
+from throughput_common import case, train_call
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -58,15 +59,8 @@ class ReferenceGAN(keras.Model):
         return {"d_loss": self.d_loss_metric.result(), "g_loss": self.g_loss_metric.result()}
 
 
-def train_call(model, batch_size):
-    """One call of the model's compiled train function on a fixed in-memory batch."""
-    images = np.random.default_rng(0).uniform(-1, 1, (batch_size,) + IMAGE_SHAPE).astype("float32")
-    dataset = tf.data.Dataset.from_tensors(images).repeat()
-    if model.distribute_strategy is not tf.distribute.get_strategy():
-        dataset = model.distribute_strategy.experimental_distribute_dataset(dataset)
-    iterator = iter(dataset)
-    model.make_train_function()
-    return lambda: model.train_function(iterator)
+def _images(batch_size):
+    return np.random.default_rng(0).uniform(-1, 1, (batch_size,) + IMAGE_SHAPE).astype("float32")
 
 
 def _reference_for(model):
@@ -121,14 +115,7 @@ def cases(batch_size=64):
             model.compile(**compile_kwargs)
         keras.mixed_precision.set_global_policy("float32")
         if reference_call is None:
-            reference_call = train_call(_reference_for(model), batch_size)
-        spe = compile_kwargs.get("steps_per_execution", 1)
-        out.append({
-            "name": f"{name} 28x28x1 (jit_compile={model.jit_compile})",
-            "images_per_call": batch_size * spe,
-            "reference_images_per_call": batch_size,
-            "ours": train_call(model, batch_size),
-            "reference": reference_call,
-            "reference_name": "keras-io DCGAN train_step, same networks",
-        })
+            reference_call = train_call(_reference_for(model), _images(batch_size))
+        out.append(case(name, model, batch_size, reference_call,
+                        "keras-io DCGAN train_step, same networks", _images(batch_size)))
     return out
