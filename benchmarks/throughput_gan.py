@@ -13,6 +13,7 @@ from keras import ops
 
 from keras_gen.distribute import get_strategy
 from keras_gen.models import DCGAN
+from throughput_common import case, train_call
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -58,15 +59,8 @@ class ReferenceGAN(keras.Model):
         return {"d_loss": self.d_loss_metric.result(), "g_loss": self.g_loss_metric.result()}
 
 
-def train_call(model, batch_size):
-    """One call of the model's compiled train function on a fixed in-memory batch."""
-    images = np.random.default_rng(0).uniform(-1, 1, (batch_size,) + IMAGE_SHAPE).astype("float32")
-    dataset = tf.data.Dataset.from_tensors(images).repeat()
-    if model.distribute_strategy is not tf.distribute.get_strategy():
-        dataset = model.distribute_strategy.experimental_distribute_dataset(dataset)
-    iterator = iter(dataset)
-    model.make_train_function()
-    return lambda: model.train_function(iterator)
+def _images(batch_size):
+    return np.random.default_rng(0).uniform(-1, 1, (batch_size,) + IMAGE_SHAPE).astype("float32")
 
 
 def _reference_for(model):
@@ -82,36 +76,46 @@ def _reference_for(model):
     return reference
 
 
+class _EMAWeightsOnly(DCGAN):
+    """For the breakdown: the EMA's weight average without its batch-norm forward pass."""
+
+    def _update_ema(self, z, labels):
+        t = tf.cast(self.optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema_decay, (1.0 + t) / (10.0 + t))
+        for ema_w, w in zip(self.ema_generator.weights, self.generator.weights):
+            if w.trainable:
+                ema_w.assign(decay * ema_w + (1.0 - decay) * w)
+
+
 def cases(batch_size=64):
-    """The library's defaults (`DCGAN(shape)` + `compile()`, whatever they choose), and each
-    compilation option, against the keras-io step on the same networks."""
+    """The library's defaults (`DCGAN(shape)` + `compile()`, whatever they choose), the default
+    step without parts of its work (the breakdown), and each compilation option, against the
+    keras-io step on the same networks."""
     out = []
     variants = (
-        # name, compile kwargs, strategy, dtype policy
-        ("DCGAN defaults: compile()", {}, None, "float32"),
-        ("DCGAN, XLA off", {"jit_compile": False}, None, "float32"),
-        ("DCGAN, XLA on", {"jit_compile": True}, None, "float32"),
-        ("DCGAN, XLA on, 8 steps/exec", {"jit_compile": True, "steps_per_execution": 8}, None, "float32"),
-        ("DCGAN, 2 replicas (2 logical CPUs)", {}, "mirrored", "float32"),
-        ("DCGAN, mixed_bfloat16", {}, None, "mixed_bfloat16"),
+        # name, model class and constructor kwargs, compile kwargs, strategy, dtype policy
+        ("DCGAN defaults: compile()", DCGAN, {}, {}, None, "float32"),
+        ("DCGAN defaults, EMA off (ema_decay=None)", DCGAN, {"ema_decay": None}, {}, None, "float32"),
+        ("DCGAN defaults, EMA weights without its batch-norm pass", _EMAWeightsOnly, {}, {}, None,
+         "float32"),
+        ("DCGAN defaults, 4 steps/exec", DCGAN, {}, {"steps_per_execution": 4}, None, "float32"),
+        ("DCGAN defaults, 16 steps/exec", DCGAN, {}, {"steps_per_execution": 16}, None, "float32"),
+        ("DCGAN, XLA on", DCGAN, {}, {"jit_compile": True}, None, "float32"),
+        ("DCGAN, XLA on, 8 steps/exec", DCGAN, {}, {"jit_compile": True, "steps_per_execution": 8},
+         None, "float32"),
+        ("DCGAN, 2 replicas (2 logical CPUs)", DCGAN, {}, {}, "mirrored", "float32"),
+        ("DCGAN, mixed_bfloat16", DCGAN, {}, {}, None, "mixed_bfloat16"),
     )
     reference_call = None
-    for name, compile_kwargs, strategy_name, policy in variants:
+    for name, model_class, model_kwargs, compile_kwargs, strategy_name, policy in variants:
         strategy = get_strategy(strategy_name) if strategy_name else tf.distribute.get_strategy()
         keras.mixed_precision.set_global_policy(policy)
         with strategy.scope():
-            model = DCGAN(IMAGE_SHAPE, seed=0)
+            model = model_class(IMAGE_SHAPE, seed=0, **model_kwargs)
             model.compile(**compile_kwargs)
         keras.mixed_precision.set_global_policy("float32")
         if reference_call is None:
-            reference_call = train_call(_reference_for(model), batch_size)
-        spe = compile_kwargs.get("steps_per_execution", 1)
-        out.append({
-            "name": f"{name} 28x28x1 (jit_compile={model.jit_compile})",
-            "images_per_call": batch_size * spe,
-            "reference_images_per_call": batch_size,
-            "ours": train_call(model, batch_size),
-            "reference": reference_call,
-            "reference_name": "keras-io DCGAN train_step, same networks",
-        })
+            reference_call = train_call(_reference_for(model), _images(batch_size))
+        out.append(case(name, model, batch_size, reference_call,
+                        "keras-io DCGAN train_step, same networks", _images(batch_size)))
     return out

@@ -685,6 +685,14 @@ def _jit(value):
     return {"auto": "auto", "on": True, "off": False}[value]
 
 
+def _saved_model_command(sub, name, help, func):
+    """A sub-command of a model that keras-gen saved (--model), run by `func`."""
+    command = sub.add_parser(name, help=help)
+    command.add_argument("--model", required=True, help="a .keras file written by keras-gen")
+    command.set_defaults(func=func)
+    return command
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-gen", description=__doc__.split("\n\n")[0],
@@ -744,8 +752,7 @@ def build_parser():
     train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras' fit verbosity")
     train.set_defaults(func=cmd_train)
 
-    sample = sub.add_parser("sample", help="generate images from a saved model")
-    sample.add_argument("--model", required=True, help="a .keras file written by keras-gen")
+    sample = _saved_model_command(sub, "sample", "generate images from a saved model", cmd_sample)
     sample.add_argument("-n", type=int, default=None,
                         help="images to generate (default 64); with --prompts FILE: per prompt")
     sample.add_argument("--seed", type=int, default=0, help="same seed, same images")
@@ -761,10 +768,8 @@ def build_parser():
                 seen.add(option.name)
                 sample.add_argument(option.flag, type=option.type, default=None, choices=option.choices,
                                     metavar=option.metavar, help=option.help)
-    sample.set_defaults(func=cmd_sample)
 
-    evaluate = sub.add_parser("evaluate", help="quality metrics of a saved model")
-    evaluate.add_argument("--model", required=True, help="a .keras file written by keras-gen")
+    evaluate = _saved_model_command(sub, "evaluate", "quality metrics of a saved model", cmd_evaluate)
     evaluate.add_argument("--dataset", required=True, help="reference / test data (see keras-gen info)")
     evaluate.add_argument("--split", default=None,
                           help="split of --dataset (default: test where it has one, else train)")
@@ -784,10 +789,9 @@ def build_parser():
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the generated images")
     evaluate.add_argument("--out", default=None, help="write the results as JSON")
     evaluate.add_argument("--force", action="store_true", help="overwrite --out")
-    evaluate.set_defaults(func=cmd_evaluate)
 
-    translate = sub.add_parser("translate", help="translate images with a saved pix2pix model")
-    translate.add_argument("--model", required=True, help="a .keras file written by keras-gen train")
+    translate = _saved_model_command(sub, "translate", "translate images with a saved pix2pix model",
+                                     cmd_translate)
     translate.add_argument("--input", required=True, help="an image file, or a folder of images")
     translate.add_argument("--out", required=True,
                            help="a .png file (one input) or a folder (receives NAME.png per input)")
@@ -795,7 +799,6 @@ def build_parser():
                            help="resize inputs to the model's size (default: other sizes are an error)")
     translate.add_argument("--batch-size", type=int, default=64, help="images per network call")
     translate.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    translate.set_defaults(func=cmd_translate)
 
     info = sub.add_parser("info", help="list data sets and models")
     info.set_defaults(func=cmd_info)

@@ -43,6 +43,12 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
 
+# Options several families take with the same meaning: one help text, so the command's single
+# flag for them reads the same for each family.
+LATENT_DIM_OPTION = Option("latent_dim", "size of the latent vector z", int)
+FILTERS_OPTION = Option("filters", "base width of the networks", int)
+
+
 @dataclasses.dataclass(frozen=True)
 class FamilyDescription:
     """What the library and the command need to know about one family.

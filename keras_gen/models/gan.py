@@ -11,7 +11,7 @@ from keras_gen import augment, checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
 from keras_gen import text as kg_text
-from keras_gen.families import SAMPLER, FamilyDescription, Option
+from keras_gen.families import FILTERS_OPTION, LATENT_DIM_OPTION, SAMPLER, FamilyDescription, Option
 from keras_gen.models.base import AdversarialModel, Sampler, to_unit_range
 
 # Noise purposes within one training step (`GenerativeModel.step_noise` keys 64 per step):
@@ -523,8 +523,8 @@ FAMILY = FamilyDescription(
     data_range="tanh",
     metrics=("fid",),
     options=(
-        Option("latent_dim", "size of the latent vector z", int),
-        Option("filters", "base width of the networks", int),
+        LATENT_DIM_OPTION,
+        FILTERS_OPTION,
         Option("loss", "adversarial loss", choices=kg_losses.GAN_LOSSES),
         Option("ema_decay", "EMA of the generator's weights for sampling, e.g. 0.999; none: off",
                float, none=True),

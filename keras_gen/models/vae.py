@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras_gen import checks, progress
 from keras_gen import losses as kg_losses
 from keras_gen import networks
-from keras_gen.families import SAMPLER, FamilyDescription, Option
+from keras_gen.families import FILTERS_OPTION, LATENT_DIM_OPTION, SAMPLER, FamilyDescription, Option
 from keras_gen.models.base import GenerativeModel, Sampler, num_replicas
 
 # Purpose of the posterior noise drawn in a step (see GenerativeModel.step_noise).
@@ -581,8 +581,8 @@ FAMILY = FamilyDescription(
     metrics=("neg_elbo",),
     likelihood="elbo_iwae",
     options=(
-        Option("latent_dim", "size of the latent vector z", int),
-        Option("filters", "base width of the networks", int),
+        LATENT_DIM_OPTION,
+        FILTERS_OPTION,
         LIKELIHOOD_OPTION,
         Option("beta", "weight of the KL term", float),
         Option("kl_warmup_epochs", "anneal beta from 0 over this many epochs (keras-gen's "
