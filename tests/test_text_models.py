@@ -32,6 +32,7 @@ def test_both_text_families_are_covered():
     assert {"dcgan", "diffusion"} <= set(TEXT_FAMILIES)
 
 
+@pytest.mark.slow  # three trainings of 8 steps, traced anew each: 45 s (dcgan), 78 s (diffusion) loaded
 @pytest.mark.parametrize("family", TEXT_FAMILIES)
 def test_resume_after_a_kill_is_exact(family, npz, tmp_path):
     """4 steps an epoch, checkpoints every 3 steps: killed at step 7, resumed from step 6 (epoch
