@@ -1,14 +1,19 @@
-"""The prompt grid of a text-to-image model trained on tinted, captioned Fashion-MNIST: one sample
-of every (class, colour) caption, "a red sneaker" phrasing, classes down and colours across, the
-pairs never seen in training (`keras_gen.data.UNSEEN_CAPTION_PAIRS`) framed. Writes the PNG and
-prints how many cells show the class (the shipped classifier on the luminance) and the colour
+"""The prompt grid of a text-to-image model of the tinted, captioned Fashion-MNIST, as a PNG.
+
+One sample of every (class, colour) caption, "a red sneaker" phrasing, classes down and colours
+across, the pairs never seen in training (`keras_gen.data.UNSEEN_CAPTION_PAIRS`) framed.
+Prints how many cells show the class (the shipped classifier on the luminance) and the colour
 (`keras_gen.data.judge_colour`) the prompt asks for: a look, not a measurement (one sample a
 cell; `benchmarks/text_quality.py` measures).
 
     python benchmarks/text_prompt_grid.py --model keras_gen/presets/text_fashion_mnist_colours
     python benchmarks/text_prompt_grid.py --model runs/text/model.keras --out grid.png
+    python benchmarks/text_prompt_grid.py --train-cpu-seconds 300 --model runs/text_cpu300.keras
 
 --model: a `.keras` file, or a preset (a shipped name or a folder; `from_preset`).
+--train-cpu-seconds S: first train a `DCGAN(text=True)` at its defaults on the bundled
+`fashion_mnist_10k_captions` (`adapt`, `compile()`, `fit` at the family's batch) until the
+process has spent S CPU-seconds in `fit` (tracing included), and save it as --model.
 """
 
 from __future__ import annotations
@@ -31,6 +36,40 @@ def load_model(path):
     if str(path).endswith(".keras"):
         return keras.models.load_model(path)
     return kg.models.GenerativeModel.from_preset(path)
+
+
+def train(cpu_seconds, path):
+    """A DCGAN(text=True) at its defaults, trained for `cpu_seconds` of process CPU time in `fit`
+    on the bundled captioned set, saved to `path`."""
+    import time
+
+    import keras
+
+    import keras_gen as kg
+
+    info = kg.data.info("fashion_mnist_10k_captions", text=True)
+    model = kg.models.DCGAN(info.image_shape, text=True, seed=0)
+    data = kg.data.load("fashion_mnist_10k_captions", text=True, model=model, seed=0)
+    model.adapt(data)
+    model.compile()
+
+    class Budget(keras.callbacks.Callback):
+        steps = 0
+
+        def on_train_begin(self, logs=None):
+            self.cpu, self.wall = time.process_time(), time.time()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+            if time.process_time() - self.cpu >= cpu_seconds:
+                self.model.stop_training = True
+
+    budget = Budget()
+    model.fit(data, epochs=10_000, verbose=0, callbacks=[budget])
+    print(f"trained {budget.steps} steps, {time.process_time() - budget.cpu:.0f} CPU-s, "
+          f"{time.time() - budget.wall:.0f} s wall, load average {os.getloadavg()[0]:.1f}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
 
 
 def draw(images, unseen, row_names, col_names):
@@ -63,7 +102,13 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="a .keras file, or a preset name or folder")
     parser.add_argument("--out", default="docs/text_prompts.png")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-cpu-seconds", type=float, default=None,
+                        help="train a DCGAN(text=True) for this budget first, saved as --model")
     args = parser.parse_args(argv)
+    if args.train_cpu_seconds is not None:
+        if not args.model.endswith(".keras"):
+            parser.error("--train-cpu-seconds saves the model it trains: give --model PATH.keras")
+        train(args.train_cpu_seconds, args.model)
 
     import numpy as np
 
