@@ -533,11 +533,34 @@ class TextConditioned:
 
     def prompt_ids(self, prompts):
         """int32 token ids (len(prompts), sequence_length) of Python strings; unknown words
-        warn by name."""
+        warn by name. A prompt without words, or with more than `sequence_length` of them, is
+        an error: the first would ask for an image of nothing, the second would lose its last
+        words without a sign (training cuts long captions; a prompt is the user's own)."""
         self._require_text("prompts")
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        return self.tokenizer.encode(list(prompts))
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        bad = [(i, type(p).__name__) for i, p in enumerate(prompts) if not isinstance(p, str)]
+        if bad:
+            raise ValueError(
+                f"prompts must be strings, one caption each; prompts[{bad[0][0]}] is a "
+                f"{bad[0][1]}. Pass e.g. prompts=['a red sneaker', 'a blue bag']."
+            )
+        example = self.sample_prompts[0] if self.sample_prompts else "a red sneaker"
+        for i, words in enumerate(self.tokenizer.split(prompts).to_list() if prompts else []):
+            if not words:
+                raise ValueError(
+                    f"prompts[{i}] = {prompts[i]!r} has no words (the tokenizer lower-cases, "
+                    "removes ASCII punctuation and splits on whitespace). Give each prompt at "
+                    f"least one word, e.g. {example!r}."
+                )
+            if len(words) > self.sequence_length:
+                raise ValueError(
+                    f"prompts[{i}] = {prompts[i]!r} has {len(words)} words; this model reads at "
+                    f"most sequence_length={self.sequence_length}, and the words after the "
+                    f"{self.sequence_length}th would be dropped. Shorten the prompt (the training "
+                    f"captions look like {example!r}), or train a model with a larger "
+                    "sequence_length."
+                )
+        return self.tokenizer.encode(prompts)
 
     def generate(self, n=None, seed=None, labels=None, prompts=None, **kwargs):
         """Text models: one image per prompt (`prompts`, a list of strings; without them, `n`

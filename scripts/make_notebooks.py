@@ -1,7 +1,7 @@
 """Writes the notebooks in notebooks/ from the cell sources below (outputs stripped).
 
-The notebooks are a course, in file-name order: the families (01 GAN .. 06 diffusion), then
-evaluation (07), scaling (08) and deployment (09).
+The notebooks are a course, in file-name order: the families (01 GAN .. 06 diffusion, 06b text
+to image), then evaluation (07), scaling (08) and deployment (09).
 
 Keeping the sources here makes notebook diffs readable; run `python scripts/make_notebooks.py`
 after editing, and commit both.
@@ -791,13 +791,155 @@ keras-gen sample --model runs/diff/model.keras -n 64 --steps 8 --guidance 2 --ou
 keras-gen export --model runs/diff/model.keras --out exported/
 ```
 
-Text-to-image (a caption instead of a class) is the next notebook's slot: `Diffusion(text=True)`
-and `DCGAN(text=True)`."""),
+Text to image (a caption instead of a class) is the next notebook, `06b_text_to_image`:
+`DCGAN(text=True)`, and `Diffusion(text=True)` the same way."""),
 ]
 
 
-# The slot for text-to-image (Diffusion(text=True), DCGAN(text=True)): NOTEBOOKS["06b_text_to_image.ipynb"],
-# which sorts between 06_diffusion and 07_evaluation.
+NOTEBOOKS["06b_text_to_image.ipynb"] = [
+    ("md", """# Text to image: captions in, images out, on the phone
+
+A text-conditioned model generates from a sentence: `model.generate(prompts=["a red sneaker"])`.
+It trains with `model.fit` on `(images, captions)` batches, learns its vocabulary from the
+training captions with `model.adapt(data)` (as Keras' preprocessing layers do; the vocabulary is
+saved in the `.keras` file), and reads each caption with a small Transformer text encoder of its
+own. Here a `DCGAN(text=True)` (the generator modulated by the caption, a projection
+discriminator that judges image and caption together) learns the bundled
+`fashion_mnist_10k_captions`: Fashion-MNIST garments tinted in 8 colours and captioned in several
+phrasings ("a red sneaker", "a sneaker in red", ...). Ten (class, colour) pairs never appear in
+training, so the model is asked for compositions it never saw. `Diffusion(text=True)` works the
+same way. `QUICK = True` trains a narrow network on 512 images for 2 epochs (under a minute on
+a 2-core CPU; the samples are rough blobs of about the right colour at best); `QUICK = False`
+trains the defaults on the whole training split for 5 epochs (about 1,400 steps; several
+minutes on a 2-core CPU, an estimate from the steps per minute in benchmarks/RESULTS.md)."""),
+    ("code", """QUICK = True  # False: the DCGAN defaults, 5 epochs of the bundled captioned training split"""),
+    ("code", """import os
+import warnings
+
+import keras
+import numpy as np
+
+import export
+import keras_gen as kg
+
+DATASET = "fashion_mnist_10k_captions"  # bundled: no download
+if QUICK:
+    SPLIT, EPOCHS, SIZE = "train[:512]", 2, dict(filters=16, text_dim=16)
+else:
+    SPLIT, EPOCHS, SIZE = "train", 5, {}  # {}: the constructor's defaults
+OUT = "runs/nb_text"
+os.makedirs(OUT, exist_ok=True)
+info = kg.data.info(DATASET, text=True)
+print(info)
+print("(class, colour) pairs never in split 'train':", kg.data.UNSEEN_CAPTION_PAIRS)"""),
+    ("md", """## Captioned data
+
+`kg.data.load(name, text=True, ...)` yields `(images, captions)`, the captions a `tf.string`
+vector. Your own captioned images load the same way: an `.npz` with `x` and `text`, or a folder
+with `metadata.jsonl` (`{"file_name": ..., "text": ...}` per line, the Hugging Face convention)
+or `captions.csv`."""),
+    ("code", """images, captions = next(iter(kg.data.load(DATASET, text=True, batch_size=8, image_range="unit", seed=0)))
+captions = [c.decode() for c in captions.numpy()]
+print(captions)
+kg.utils.show(images, cols=8)"""),
+    ("md", """## Adapt the vocabulary, then `fit`
+
+`text=True` replaces class labels by captions. `load(..., text=True, model=model)` takes the
+model's image range and batch size; `adapt` reads the captions of the same dataset `fit` takes.
+`fit` tokenizes the captions in the input pipeline (string ops stay out of the compiled step)."""),
+    ("code", """model = kg.models.DCGAN(info.image_shape, text=True, seed=0, **SIZE)
+data = kg.data.load(DATASET, split=SPLIT, text=True, model=model, seed=0)
+model.adapt(data)
+print(len(model.vocabulary), "words, most frequent first:", model.vocabulary[:12], "...")
+model.compile()  # the family's optimisers; generate() uses the EMA generator
+history = model.fit(data, epochs=EPOCHS, verbose=2)"""),
+    ("md", """## Prompts: pairs seen in training, and pairs never seen
+
+One row per prompt, 8 samples each. The first four (class, colour) pairs are in the training
+captions; the last four are held out (`kg.data.UNSEEN_CAPTION_PAIRS`): the model has seen each
+garment and each colour, never the two together. `kg.data.judge_colour` reads the colour back
+from the pixels; `benchmarks/text_quality.py` judges class and colour over 100 samples a prompt."""),
+    ("code", """nouns, colours = kg.data.CAPTION_CLASS_NOUNS, kg.data.CAPTION_COLOURS
+seen_pairs = [(7, 0), (8, 2), (1, 1), (3, 3)]  # a red sneaker, a blue bag, a green trouser, a yellow dress
+unseen_pairs = [(nouns.index(n), colours.index(c)) for n, c in kg.data.UNSEEN_CAPTION_PAIRS[6:]]
+pairs = seen_pairs + unseen_pairs
+assert not kg.data.is_unseen_pair(*zip(*seen_pairs)).any() and kg.data.is_unseen_pair(*zip(*unseen_pairs)).all()
+prompts = [kg.data.caption(k, c) for k, c in pairs]
+samples = model.generate(prompts=[p for p in prompts for _ in range(8)], seed=1)  # one image per prompt
+right = kg.data.judge_colour(samples).reshape(len(prompts), 8) == np.array([c for _, c in pairs])[:, None]
+for prompt, ok, kind in zip(prompts, right, ["seen"] * 4 + ["unseen"] * 4):
+    print(f"{kind:6s} {prompt!r:24s} colour right in {ok.sum()}/8")
+kg.utils.show(samples, cols=8)"""),
+    ("md", """Equal prompts with equal seeds give equal images, and image k's noise is its own, so changing
+one prompt changes one image. Words the model never saw map to an out-of-vocabulary token with a
+warning that names them; a prompt without words, or longer than the model reads
+(`sequence_length`), is an error that says so."""),
+    ("code", """a = model.generate(prompts=["a red sneaker", "a blue bag"], seed=3)
+np.testing.assert_array_equal(a, model.generate(prompts=["a red sneaker", "a blue bag"], seed=3))
+b = model.generate(prompts=["a red sneaker", "a green bag"], seed=3)
+np.testing.assert_array_equal(a[0], b[0])
+print("another caption, another image:", float(np.abs(a[1] - b[1]).max()) > 0)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    model.generate(prompts=["a crimson sneaker"], seed=3)
+print("warning:", caught[0].message)
+for bad in ["...", " ".join(["red"] * (model.sequence_length + 1))]:
+    try:
+        model.generate(prompts=[bad])
+    except ValueError as e:
+        print("error:", e)"""),
+    ("md", """## The shipped preset
+
+`kg.models.DCGAN.from_preset("text_fashion_mnist_colours")` loads a text DCGAN trained on the
+60k tinted, captioned Fashion-MNIST (its metadata holds the command that made it and its measured
+numbers). It ships with keras-gen and loads offline; where this keras-gen has no such preset,
+the cell says so and the notebook goes on with the model trained above."""),
+    ("code", """PRESET = "text_fashion_mnist_colours"
+if PRESET in getattr(kg.models.DCGAN, "presets", {}):
+    preset = kg.models.DCGAN.from_preset(PRESET)
+    print({k: v for k, v in kg.models.DCGAN.presets[PRESET].items() if k != "registered_name"})
+    kg.utils.show(preset.generate(prompts=[p for p in prompts for _ in range(8)], seed=1), cols=8)
+else:
+    print(f"no preset {PRESET!r} in this keras-gen; the model trained above stands in")"""),
+    ("md", """## Export: token ids in, images out
+
+The tokenizer's string ops are not LiteRT builtins, so the exported `generate` signature takes
+int32 token ids of a fixed length (and z), and the export writes `tokenizer.json` (the
+vocabulary and the rule: lower-case A-Z, drop ASCII punctuation, split on whitespace) beside the
+`.tflite`. `export.tokenize` is the plain-Python reference an app copies. The same strings give
+the same images in LiteRT as in Keras."""),
+    ("code", """from ai_edge_litert.interpreter import Interpreter
+
+paths = export.tflite(model, f"{OUT}/exported", overwrite=True)
+print(sorted(os.listdir(f"{OUT}/exported")))
+rule = export.read_tokenizer(f"{OUT}/exported/tokenizer.json")  # what the app ships beside the .tflite
+ids = np.array(export.tokenize(prompts, rule["vocabulary"], rule["sequence_length"]), np.int32)
+print(repr(prompts[0]), "->", ids[0].tolist())
+runner = Interpreter(model_path=str(paths["generate"])).get_signature_runner("generate")
+z = model.latent_vectors(len(prompts), 0)
+on_device = runner(z=z, tokens=ids)["images"]
+in_python = model.generate(prompts=prompts, z=z)
+print("LiteRT vs Python, largest pixel difference:", float(np.abs(on_device - in_python).max()))
+np.testing.assert_allclose(on_device, in_python, atol=1e-4)
+kg.utils.show(np.concatenate([on_device, in_python]), cols=len(prompts))  # top: LiteRT, bottom: Python"""),
+    ("code", """model.save(f"{OUT}/text.keras")
+restored = keras.models.load_model(f"{OUT}/text.keras")
+assert restored.vocabulary == model.vocabulary
+np.testing.assert_array_equal(restored.generate(prompts=prompts, seed=2), model.generate(prompts=prompts, seed=2))
+print("save/load: the same vocabulary, the same images for the same prompts and seed")"""),
+    ("md", """## The same with the command
+
+```
+keras-gen train --model dcgan --dataset fashion_mnist_10k_captions --text --out runs/text
+keras-gen sample --model runs/text/model.keras --prompt "a purple sneaker" -n 16 --out purple.png
+keras-gen sample --model runs/text/model.keras --prompts prompts.txt --out grid.png  # one per line
+keras-gen export --model runs/text/model.keras --out exported/  # model.tflite + tokenizer.json
+```
+
+`--model diffusion --text` trains a `Diffusion(text=True)` instead, with classifier-free
+guidance over the caption (`--guidance` at sampling)."""),
+]
+
 
 NOTEBOOKS["07_evaluation.ipynb"] = [
     ("md", """# Evaluation: FID and KID while training, your own images, resuming a run

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 import keras_gen as kg
 from keras_gen import cli, training
+import families
 
 SCRIPT = str(Path(__file__).with_name("_train_script.py"))
 # 320 digits in batches of 16: 20 steps an epoch, 40 in the run, a checkpoint every 6 steps.
@@ -156,17 +157,6 @@ def _digits(epoch):
                         seed=training.epoch_seed(5, epoch))
 
 
-class _Crash(keras.callbacks.Callback):
-    def __init__(self, at):
-        super().__init__()
-        self.at, self.seen = at, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.at:
-            raise KeyboardInterrupt
-
-
 def _variables(model):
     return [v.numpy() for v in model.variables + model.optimizer.variables + model.d_optimizer.variables]
 
@@ -176,7 +166,7 @@ def test_fit_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     training.fit(reference, _digits, 2, tmp_path / "a", checkpoint_every=4)
     interrupted = _tiny_gan()
     with pytest.raises(KeyboardInterrupt):  # step 10 = epoch 2, batch 4; last checkpoint: 8
-        training.fit(interrupted, _digits, 2, tmp_path / "b", checkpoint_every=4, callbacks=[_Crash(10)])
+        training.fit(interrupted, _digits, 2, tmp_path / "b", checkpoint_every=4, callbacks=[families.Crash(10)])
     resumed = _tiny_gan()
     history = training.fit(resumed, _digits, 2, tmp_path / "b", checkpoint_every=4)
     assert list(history["d_loss"]).__len__() == 1  # only epoch 2 was left
@@ -192,7 +182,7 @@ def test_fit_without_checkpoint_position_would_differ(tmp_path):
     training.fit(reference, _digits, 2, tmp_path / "a", checkpoint_every=4)
     other = _tiny_gan()
     with pytest.raises(KeyboardInterrupt):
-        training.fit(other, _digits, 2, tmp_path / "b", checkpoint_every=4, callbacks=[_Crash(10)])
+        training.fit(other, _digits, 2, tmp_path / "b", checkpoint_every=4, callbacks=[families.Crash(10)])
     state = json.loads((tmp_path / "b" / "checkpoint.json").read_text())
     state["step_in_epoch"] = 0  # forget the position inside epoch 2
     (tmp_path / "b" / "checkpoint.json").write_text(json.dumps(state))
