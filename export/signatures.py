@@ -411,8 +411,9 @@ def _pixelcnn_spec(model):
         "sampling": (
             "sample(uniform, temperature): uniform noise in (0, 1), shape (batch, H, W, C, "
             "levels); each sub-pixel, in raster order (row, column, then channel), takes the "
-            "level maximising log p(level) / temperature - log(-log(uniform)) (Gumbel-max), as "
-            "PixelCNN.sample does. complete(images, start_row, ...): rows from start_row on are "
+            "level maximising log p(level) - temperature * log(-log(uniform)) (Gumbel-max: the "
+            "maximiser of log p(level) / temperature - log(-log(uniform)); temperature 0 is the "
+            "most likely level), as PixelCNN.sample does. complete(images, start_row, ...): rows from start_row on are "
             "sampled, the rows above are kept."
         ),
     }

@@ -501,6 +501,43 @@ class VQVAE(ImageAutoencoder):
         return {**super().get_config(), **{key: getattr(self.quantizer, key) for key in settings}}
 
 
+def fit_prior(vq, data, epochs=1, batch_size=64, learning_rate=None, seed=None, callbacks=None,
+              verbose=0, **prior_options):
+    """Stage 2 in one call: encodes `data` (a dataset of image batches in [0, 1], or (images,
+    labels) for a conditional VQ-VAE) once, fits a new PixelCNN prior on the codes (shuffled
+    each epoch), attaches it to `vq` and returns it. Encoding once costs one forward pass of the
+    encoder over the data, instead of one per epoch as `code_dataset` does. `prior_options` go
+    to the PixelCNN (filters=, num_layers=, ...); `learning_rate` to its default Adam."""
+    codes, labels = [], []
+    for batch in data:
+        images, y = vq._unpack(batch)
+        codes.append(vq._encode_fn(tf.cast(images, tf.float32)).numpy())
+        if y is not None:
+            labels.append(np.asarray(y))
+    if not codes:
+        raise ValueError("fit_prior got no images: pass a dataset of image batches.")
+    codes = np.concatenate(codes)[..., None]
+    if vq.num_classes is not None and not labels:
+        raise ValueError(
+            f"this VQ-VAE is conditional on {vq.num_classes} classes: pass (images, labels) "
+            "batches (keras_gen.data.load(..., with_labels=True)) so the prior learns them."
+        )
+    tensors = (codes, np.concatenate(labels).astype(np.int32)) if vq.num_classes else codes
+    dataset = (tf.data.Dataset.from_tensor_slices(tensors)
+               .shuffle(len(codes), seed=seed, reshuffle_each_iteration=True)
+               .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+    prior = PixelCNN(vq.code_shape + (1,), levels=vq.num_embeddings, num_classes=vq.num_classes,
+                     seed=seed, **prior_options)
+    optimizer = None
+    if learning_rate is not None:
+        optimizer = type(prior.default_optimizer("optimizer")).from_config(
+            {**prior.default_optimizer("optimizer").get_config(), "learning_rate": learning_rate})
+    prior.compile(optimizer=optimizer)
+    prior.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    vq.set_prior(prior)
+    return prior
+
+
 def prior_stage(args, info):
     """The command's vqvae-prior: the VQ-VAE of --vqvae with its autoencoder frozen and a new
     PixelCNN prior over its codes, so one `fit` trains the prior and `model.keras` holds both
