@@ -484,7 +484,7 @@ def _vqvae_spec(model):
         return {"codes": model.encode_codes_tensor(images)}
 
     def generate_fn(uniform, label=None):
-        codes = prior.sample_tensor(uniform, label)[..., 0]
+        codes = prior.sample_tensor(uniform, label, model.temperature)[..., 0]
         return {"images": tf.cast(model.decode_codes_tensor(codes), tf.float32)}
 
     def decode_inputs(n, seed):
@@ -533,7 +533,8 @@ def _vqvae_spec(model):
         "sampling": (
             "generate(uniform): uniform noise in (0, 1), shape (batch, h, w, 1, num_embeddings); "
             "the prior draws each code in raster order as the one maximising log p(code) - "
-            "log(-log(uniform)) (Gumbel-max), then the decoder maps the codes to images."
+            f"{model.temperature:g} * log(-log(uniform)) (Gumbel-max at the model's temperature, "
+            f"{model.temperature:g}), then the decoder maps the codes to images."
             if prior is not None else
             "no prior attached: decode(codes) only (train one with keras-gen train --model "
             "vqvae-prior)"
