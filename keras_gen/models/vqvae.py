@@ -38,6 +38,7 @@ from keras_gen.layers.quantizer import CODEBOOK_UPDATES, VectorQuantizer, straig
 from keras_gen.models.base import GenerativeModel, Sampler, num_replicas
 from keras_gen.models.pixelcnn import FAMILY as PIXELCNN_FAMILY
 from keras_gen.models.pixelcnn import PRIOR_OPTIONS, PixelCNN
+from keras_gen.models.pixelcnn import _check_temperature as check_temperature
 from keras_gen.models.vae import FAMILY as VAE_FAMILY
 from keras_gen.models.vae import LIKELIHOOD_OPTION, ImageAutoencoder
 
@@ -216,7 +217,7 @@ class VQVAE(ImageAutoencoder):
 
     @temperature.setter
     def temperature(self, value):
-        self._temperature = _check_temperature(value)
+        self._temperature = check_temperature(value)
 
     def _require_prior(self):
         if self.prior is None:
@@ -420,7 +421,7 @@ class VQVAE(ImageAutoencoder):
         takes the model's own (`vq.temperature`); < 1 sharpens the prior, 0 takes the most likely
         code at each step (then the seed no longer matters). Needs a prior (`set_prior`)."""
         self._require_prior()
-        temperature = self.temperature if temperature is None else _check_temperature(temperature)
+        temperature = self.temperature if temperature is None else check_temperature(temperature)
         return super().generate(n, seed, labels, batch_size, z=z, verbose=verbose, method=method,
                                 temperature=temperature)
 
@@ -535,15 +536,6 @@ PRIOR_EPOCHS_PER_EPOCH = 1.0
 def prior_epochs(epochs):
     """Epochs of the prior after `epochs` of the autoencoder, at the measured split."""
     return max(1, round(checks.positive_int("epochs", epochs) * PRIOR_EPOCHS_PER_EPOCH))
-
-
-def _check_temperature(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value >= 0:
-        raise ValueError(
-            f"temperature must be a number >= 0 (1.0 samples the prior as trained, 0 takes the "
-            f"most likely code); got {value!r}."
-        )
-    return float(value)
 
 
 def fit_prior(vq, data, epochs=1, batch_size=64, learning_rate=None, seed=None, callbacks=None,
