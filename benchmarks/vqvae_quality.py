@@ -5,11 +5,15 @@ Fashion-MNIST, and the time to draw 64 samples against a pixel-level PixelCNN.
     python benchmarks/vqvae_quality.py --cpu-seconds 120 --samples 2000 --variants vqvae
 
 Each variant trains in a fresh process, one at a time, for a budget of process CPU seconds
-(`time.process_time()`, all threads; other load on a shared machine does not change it): the
-VQ-VAE stage takes `--vq-share` of it and its PixelCNN prior (trained on `vq.code_dataset`) the
-rest; "vqvae-loss" is the VQ-VAE stage alone with codebook_update="loss" (the EMA's
-alternative), at the same stage budget; "vae" (ConvVAE) and "dcgan" (DCGAN) take the whole
-budget. Every model is built and compiled at its defaults (`compile()`), batch 64 (DCGAN: its own
+(`time.process_time()`, all threads; other load on a shared machine does not change it).
+"vqvae" is the library's recipe at its defaults, `keras_gen.models.vqvae.fit_within_cpu_seconds`
+(the autoencoder, then a prior fitted on its codes encoded once, at the measured split
+PRIOR_SHARE unless `--vq-share` is given), sampled at the model's default temperature;
+"vqvae-conditional" the same with a class-conditional prior (and its class accuracy);
+"vqvae-issue13" the recipe before issue 27 (256 codes, the prior on `vq.code_dataset`, the
+VQ-VAE stage 60 % of the budget, temperature 1); "vqvae-loss" is the VQ-VAE stage alone with
+codebook_update="loss" (the EMA's alternative), at the issue-13 stage budget; "vae" (ConvVAE)
+and "dcgan" (DCGAN) take the whole budget. Every model is built and compiled at its defaults (`compile()`), batch 64 (DCGAN: its own
 default batch, 32, as the command uses). Then, with this checkout's code: FID, KID, precision and recall of
 `--samples` generated images against the 10,000 test images with the shipped Fashion-MNIST
 extractor; for the likelihood models the test set's negative ELBO in bits/dim and the
@@ -35,7 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = "idx:/usr/share/datasets/fashion-mnist"
-VARIANTS = ("vqvae", "vqvae-loss", "vae", "dcgan")
+VARIANTS = ("vqvae", "vqvae-conditional", "vqvae-issue13", "vqvae-loss", "vae", "dcgan")
+ISSUE13_VQ_SHARE = 0.6
+ISSUE13 = {"num_embeddings": 256, "temperature": 1.0}  # the defaults before issue 27
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,18 +82,34 @@ def _worker(spec_path):
     info = kg.data.info(spec["data"])
     result = {"name": name}
 
-    def data(image_range, batch_size=None):
+    def data(image_range, batch_size=None, labels=False, seed=spec["seed"]):
         return kg.data.load(spec["data"], split="train", batch_size=batch_size or spec["batch_size"],
-                            image_range=image_range, seed=spec["seed"], drop_remainder=True)
+                            image_range=image_range, seed=seed, drop_remainder=True,
+                            with_labels=labels)
 
-    if name.startswith("vqvae"):
-        options = {"codebook_update": "loss"} if name == "vqvae-loss" else {}
-        model = kg.models.VQVAE(info.image_shape, seed=spec["seed"], **options)
+    if name in ("vqvae", "vqvae-conditional"):
+        from keras_gen.models.vqvae import fit_within_cpu_seconds
+        from keras_gen.training import epoch_seed
+
+        conditional = name == "vqvae-conditional"
+        model = kg.models.VQVAE(info.image_shape, seed=spec["seed"],
+                                num_classes=info.num_classes if conditional else None)
         model.compile()
-        stage = start + budget * spec["vq_share"]
+        stats = fit_within_cpu_seconds(
+            model, lambda epoch: data(model.data_range, labels=conditional,
+                                      seed=epoch_seed(spec["seed"], epoch)),
+            budget, prior_share=None if spec["vq_share"] is None else 1 - spec["vq_share"],
+            seed=spec["seed"])
+        result.update(stats)
+        result["prior_parameters"] = model.prior.count_params()
+    elif name.startswith("vqvae"):
+        options = {"codebook_update": "loss"} if name == "vqvae-loss" else {}
+        model = kg.models.VQVAE(info.image_shape, seed=spec["seed"], **ISSUE13, **options)
+        model.compile()
+        stage = start + budget * ISSUE13_VQ_SHARE
         result["vq_steps"], result["vq_logs"] = _fit(model, data(model.data_range), stage, keras)
         result["vq_cpu_seconds"] = time.process_time() - start
-        if name == "vqvae":
+        if name == "vqvae-issue13":
             prior = kg.models.PixelCNN(model.code_shape + (1,), levels=model.num_embeddings,
                                        seed=spec["seed"])
             prior.compile()
@@ -108,8 +130,10 @@ def _worker(spec_path):
     result["parameters"] = model.count_params()
     model.save(out / f"{name}.keras")
     if name != "vqvae-loss":
-        np.save(out / f"{name}.samples.npy", model.generate(spec["samples"], seed=12345))
-        kg.callbacks.save_grid(out / f"{name}.png", model.generate(100, seed=1), 10)
+        labels = None if model.num_classes is None else np.arange(spec["samples"]) % model.num_classes
+        np.save(out / f"{name}.samples.npy", model.generate(spec["samples"], seed=12345, labels=labels))
+        grid_labels = None if labels is None else np.arange(100) // 10
+        kg.callbacks.save_grid(out / f"{name}.png", model.generate(100, seed=1, labels=grid_labels), 10)
     (out / f"{name}.json").write_text(json.dumps(result, indent=1))
 
 
@@ -122,8 +146,7 @@ def run_variant(name, args, tmp):
             "cpu_seconds": args.cpu_seconds, "vq_share": args.vq_share, "batch_size": 64,
             "out": str(args.out)}
     if name == "vqvae-loss":
-        spec["cpu_seconds"] = args.cpu_seconds * args.vq_share
-        spec["vq_share"] = 1.0
+        spec["cpu_seconds"] = args.cpu_seconds * ISSUE13_VQ_SHARE
     spec_path = Path(tmp) / f"{name}.spec.json"
     spec_path.write_text(json.dumps(spec))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
@@ -134,13 +157,15 @@ def run_variant(name, args, tmp):
     return result
 
 
-def likelihood_metrics(name, model, test_images):
+def likelihood_metrics(name, model, test_images, test_labels):
     """Test negative ELBO (bits/dim), reconstruction PSNR, and for the VQ-VAE the codebook's
     perplexity on the test set and the prior's bits per code."""
     import numpy as np
 
     if name.startswith("vqvae"):
-        values = model.evaluate_elbo(test_images, batch_size=500)
+        labels = test_labels if model.num_classes else None
+        values = model.evaluate_elbo(test_images, labels=labels, batch_size=500)
+        values["temperature"] = model.temperature
         codes = model.encode_codes(test_images, batch_size=500)
         p = np.bincount(codes.ravel(), minlength=model.num_embeddings) / codes.size
         values["perplexity"] = float(np.exp(-np.sum(p[p > 0] * np.log(p[p > 0]))))
@@ -184,7 +209,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--cpu-seconds", type=float, default=600.0, help="training budget per model")
-    parser.add_argument("--vq-share", type=float, default=0.6, help="the VQ-VAE stage's share of it")
+    parser.add_argument("--vq-share", type=float, default=None,
+                        help="the VQ-VAE stage's share of it (default: the library's measured split)")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--data", default=DATA)
     parser.add_argument("--samples", type=int, default=10_000)
@@ -213,17 +239,23 @@ def main():
 
     import keras_gen as kg
 
-    test_ds = kg.data.load(args.data, split="test", image_range="unit", shuffle=False, batch_size=500)
-    test_images = np.concatenate([b.numpy() for b in test_ds])
-    reference = kg.metrics.feature_statistics(test_ds, "fashion_mnist")
+    test_ds = kg.data.load(args.data, split="test", image_range="unit", shuffle=False, batch_size=500,
+                           with_labels=True)
+    test_images = np.concatenate([x.numpy() for x, _ in test_ds])
+    test_labels = np.concatenate([y.numpy() for _, y in test_ds])
+    reference = kg.metrics.feature_statistics(test_images, "fashion_mnist")
+    classifier = keras.models.load_model(kg.metrics.FASHION_MNIST_CLASSIFIER, compile=False)
     rows = {}
     for name in variants:
         model = keras.models.load_model(args.out / f"{name}.keras")
-        values = likelihood_metrics(name, model, test_images)
+        values = likelihood_metrics(name, model, test_images, test_labels)
         if name != "vqvae-loss":
             samples = np.load(args.out / f"{name}.samples.npy")
             values.update(kg.metrics.quality_metrics(samples, reference, ("fid", "kid", "precision", "recall"),
                                                      "fashion_mnist", num_samples=len(samples)))
+            if model.num_classes:
+                predicted = np.argmax(classifier.predict(samples, batch_size=500, verbose=0), -1)
+                values["class_accuracy"] = float(np.mean(predicted == np.arange(len(samples)) % 10))
         if name == "vqvae":
             values["sampling"] = sampling_times(model, args.repeats)
         rows[name] = values
@@ -233,14 +265,17 @@ def main():
         return "-" if value is None else format(value, spec)
 
     lines = [
-        f"budget {args.cpu_seconds:g} CPU-seconds per model (VQ-VAE stage {args.vq_share:g} of it); "
+        f"budget {args.cpu_seconds:g} CPU-seconds per model (VQ-VAE stage: "
+        f"{'the library split' if args.vq_share is None else args.vq_share}, issue 13's "
+        f"{ISSUE13_VQ_SHARE:g}); "
         f"{args.samples} samples; {time.strftime('%Y-%m-%d %H:%M')}; load {os.getloadavg()[0]:.1f}",
         "",
-        "| model | FID | KID | precision | recall | test -ELBO bits/dim | PSNR dB | perplexity | prior bits/code | steps | params |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | FID | KID | precision | recall | class acc. | test -ELBO bits/dim | PSNR dB | perplexity | prior bits/code | temperature | steps | params |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    labels = {"vqvae": "VQ-VAE + PixelCNN prior (EMA)", "vqvae-loss": "VQ-VAE stage, codebook by loss",
-              "vae": "ConvVAE", "dcgan": "DCGAN"}
+    labels = {"vqvae": "VQ-VAE + prior (defaults)", "vqvae-conditional": "VQ-VAE + class-conditional prior (defaults)",
+              "vqvae-issue13": "VQ-VAE + prior (issue 13's recipe)",
+              "vqvae-loss": "VQ-VAE stage, codebook by loss", "vae": "ConvVAE", "dcgan": "DCGAN"}
     for name in variants:
         v, r = rows[name], runs[name]
         steps = (f"{r['vq_steps']} + {r.get('prior_steps', 0)}" if name.startswith("vqvae")
@@ -252,9 +287,10 @@ def main():
             f"| {labels[name]} | {fmt(v.get('fid'), '.2f')} | "
             f"{fmt(v.get('kid'), '.3f')} | "
             f"{fmt(v.get('precision'), '.3f')} | {fmt(v.get('recall'), '.3f')} | "
+            f"{fmt(v.get('class_accuracy'), '.3f')} | "
             f"{fmt(v.get('bits_per_dim'), '.3f')} | {fmt(v.get('psnr'), '.2f')} | "
             f"{fmt(v.get('perplexity'), '.1f')} | {fmt(v.get('prior_bits_per_code'), '.3f')} | "
-            f"{steps} | {params} |"
+            f"{fmt(v.get('temperature'), 'g')} | {steps} | {params} |"
         )
     if "vqvae" in rows:
         s = rows["vqvae"]["sampling"]

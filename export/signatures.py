@@ -411,8 +411,9 @@ def _pixelcnn_spec(model):
         "sampling": (
             "sample(uniform, temperature): uniform noise in (0, 1), shape (batch, H, W, C, "
             "levels); each sub-pixel, in raster order (row, column, then channel), takes the "
-            "level maximising log p(level) / temperature - log(-log(uniform)) (Gumbel-max), as "
-            "PixelCNN.sample does. complete(images, start_row, ...): rows from start_row on are "
+            "level maximising log p(level) - temperature * log(-log(uniform)) (Gumbel-max: the "
+            "maximiser of log p(level) / temperature - log(-log(uniform)); temperature 0 is the "
+            "most likely level), as PixelCNN.sample does. complete(images, start_row, ...): rows from start_row on are "
             "sampled, the rows above are kept."
         ),
     }
@@ -483,7 +484,7 @@ def _vqvae_spec(model):
         return {"codes": model.encode_codes_tensor(images)}
 
     def generate_fn(uniform, label=None):
-        codes = prior.sample_tensor(uniform, label)[..., 0]
+        codes = prior.sample_tensor(uniform, label, model.temperature)[..., 0]
         return {"images": tf.cast(model.decode_codes_tensor(codes), tf.float32)}
 
     def decode_inputs(n, seed):
@@ -532,7 +533,8 @@ def _vqvae_spec(model):
         "sampling": (
             "generate(uniform): uniform noise in (0, 1), shape (batch, h, w, 1, num_embeddings); "
             "the prior draws each code in raster order as the one maximising log p(code) - "
-            "log(-log(uniform)) (Gumbel-max), then the decoder maps the codes to images."
+            f"{model.temperature:g} * log(-log(uniform)) (Gumbel-max at the model's temperature, "
+            f"{model.temperature:g}), then the decoder maps the codes to images."
             if prior is not None else
             "no prior attached: decode(codes) only (train one with keras-gen train --model "
             "vqvae-prior)"

@@ -124,6 +124,8 @@ def compile_model(model, args):
 
 
 def cmd_train(args):
+    if getattr(args, "with_prior", None):
+        return _train_with_prior(args)
     for flag in ("early_stopping", "reduce_lr_on_plateau"):  # fail before anything is written
         if getattr(args, flag):
             _monitor_spec("--" + flag.replace("_", "-"), getattr(args, flag))
@@ -215,6 +217,40 @@ def cmd_train(args):
     print(f"model: {out / 'model.keras'}  samples: {out / 'samples'}  "
           f"TensorBoard: tensorboard --logdir {out / 'logs'}")
     return 0
+
+
+def _train_with_prior(args):
+    """--with-prior (vqvae): both stages from one command. The VQ-VAE's run goes to
+    OUT/autoencoder, then the run of its prior (--model vqvae-prior, the prior at its defaults)
+    to OUT/prior, whose model.keras generates. The prior trains --prior-epochs, by default the
+    measured split of the budget (keras_gen.models.vqvae.prior_epochs). --resume continues
+    whichever stage is unfinished."""
+    import copy
+
+    from keras_gen.models import vqvae
+
+    check_family_flags(args)
+    out = Path(args.out)
+    if not args.resume:
+        runs.prepare(out, False, args.force)
+    if args.seed is None:
+        import numpy as np
+
+        args.seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
+    stage = copy.copy(args)
+    stage.with_prior, stage.force, stage.out = None, False, str(out / "autoencoder")
+    code = cmd_train(stage)
+    if code:
+        return code
+    prior = copy.copy(args)
+    for option in families.get(args.model).options:  # the VQ-VAE's flags are not the prior's
+        setattr(prior, option.name, None)
+    prior.model, prior.out, prior.force = "vqvae-prior", str(out / "prior"), False
+    prior.vqvae = str(out / "autoencoder" / "model.keras")
+    prior.epochs = args.prior_epochs or vqvae.prior_epochs(args.epochs)
+    prior.resume = bool(args.resume) and (out / "prior").exists()
+    print(f"stage 2: the prior over the codes, {prior.epochs} epochs, in {prior.out}")
+    return cmd_train(prior)
 
 
 def _monitor_spec(flag, value):

@@ -174,6 +174,9 @@ def test_sampling_draws_from_the_model_conditionals():
     # A near-zero temperature picks the mode.
     cold = model.sample(20, seed=1, temperature=1e-4)[:, 0, 0, 0]
     assert (cold == np.argmax(logits)).all()
+    # Temperature 0 is the argmax itself: the noise no longer matters.
+    zero = model.sample(20, seed=1, temperature=0)[:, 0, 0, 0]
+    assert (zero == np.argmax(logits)).all()
 
 
 def test_generate_contract_and_seeds():
@@ -355,7 +358,7 @@ def test_bad_sampling_arguments():
     with pytest.raises(ValueError, match="method must be one of"):
         model.sample(1, method="slow")
     with pytest.raises(ValueError, match="temperature"):
-        model.sample(1, temperature=0)
+        model.sample(1, temperature=-0.5)
     with pytest.raises(ValueError, match="known_rows"):
         model.complete(np.zeros((1, 6, 6, 1), np.int32), known_rows=7)
     with pytest.raises(ValueError, match="unconditional"):

@@ -121,7 +121,7 @@ def test_prior_samples_are_codes_and_generate_decodes_them(trained):
     vq, prior, _ = trained
     vq.set_prior(prior)
     labels = np.array([0, 3, 3, 9, 1])
-    codes = prior.sample(5, seed=7, labels=labels)
+    codes = prior.sample(5, seed=7, labels=labels, temperature=vq.temperature)
     assert codes.dtype == np.int32 and codes.shape == (5, 4, 4, 1)
     assert codes.min() >= 0 and codes.max() < vq.num_embeddings
     images = vq.generate(5, seed=7, labels=labels)
@@ -130,6 +130,74 @@ def test_prior_samples_are_codes_and_generate_decodes_them(trained):
     np.testing.assert_array_equal(vq.generate(5, seed=7, labels=labels, method="naive"), images)
     np.testing.assert_array_equal(vq.generate(2, seed=7, labels=labels[:2], batch_size=1), images[:2])
     assert not np.array_equal(vq.generate(5, seed=8, labels=labels), images)
+
+
+def test_temperature_changes_samples_and_zero_is_the_argmax(trained):
+    vq, prior, _ = trained
+    vq.set_prior(prior)
+    labels = np.arange(8) % 10
+    at_one = vq.generate(8, seed=7, labels=labels, temperature=1.0)
+    cold = vq.generate(8, seed=7, labels=labels, temperature=0.3)
+    assert not np.array_equal(at_one, cold)
+    # The model's own temperature is the default of generate, and survives get_config.
+    before = vq.temperature
+    vq.temperature = 0.3
+    np.testing.assert_array_equal(vq.generate(8, seed=7, labels=labels), cold)
+    assert VQVAE.from_config(vq.get_config()).temperature == 0.3
+    vq.temperature = before
+    # Temperature 0: every code is the most likely one given the codes before it (fed back
+    # through the prior's full network), whatever the seed.
+    codes = prior.sample(8, seed=7, labels=labels, temperature=0)
+    logits = prior.distribution_params(codes, labels).numpy()[..., 0, :]
+    np.testing.assert_array_equal(codes[..., 0], np.argmax(logits, axis=-1))
+    np.testing.assert_array_equal(prior.sample(8, seed=99, labels=labels, temperature=0), codes)
+    np.testing.assert_array_equal(vq.generate(8, seed=3, labels=labels, temperature=0),
+                                  vq.decode_codes(codes))
+    with pytest.raises(ValueError, match="temperature must be a number >= 0"):
+        vq.generate(2, labels=labels[:2], temperature=-1)
+    with pytest.raises(ValueError, match="temperature must be a number >= 0"):
+        VQVAE((8, 8, 1), temperature="warm", **SMALL)
+
+
+def test_files_without_a_temperature_sample_at_one(trained):
+    """.keras files written before the temperature was an argument keep their samples."""
+    vq = trained[0]
+    config = vq.get_config()
+    del config["temperature"]
+    assert VQVAE.from_config(config).temperature == 1.0
+
+
+def test_conditional_prior_respects_its_labels():
+    """A class-conditional prior trained on codes that are the class everywhere draws, for each
+    label, that class's codes: all of them at temperature 0, nearly all at 1."""
+    vq = VQVAE((8, 8, 1), num_classes=4, seed=0, **{**SMALL, "num_embeddings": 4})
+    labels = np.arange(256) % 4
+    codes = np.broadcast_to(labels[:, None, None, None], (256, 4, 4, 1)).astype(np.int32)
+    prior = tiny_prior(vq)
+    prior.compile(optimizer=keras.optimizers.Adam(2e-2))
+    prior.fit(codes, labels, batch_size=64, epochs=15, verbose=0)
+    vq.set_prior(prior)
+    asked = np.array([0, 1, 2, 3, 3, 2, 1, 0])
+    expected = vq.decode_codes(np.broadcast_to(asked[:, None, None], (8, 4, 4)).astype(np.int32))
+    np.testing.assert_array_equal(vq.generate(8, seed=0, labels=asked, temperature=0), expected)
+    drawn = prior.sample(64, seed=1, labels=np.arange(64) % 4)[..., 0]
+    assert np.mean(drawn == (np.arange(64) % 4)[:, None, None]) > 0.9
+
+
+def test_fit_prior_and_the_cpu_budget_of_both_stages():
+    """fit_prior learns the codes of the data it is given (with their labels); the CPU-budget
+    route gives the autoencoder at least its share before the prior starts, and a sampler."""
+    from keras_gen.models.vqvae import fit_prior, fit_within_cpu_seconds
+
+    vq = VQVAE((8, 8, 1), num_classes=10, seed=0, **SMALL)
+    vq.compile()
+    stats = fit_within_cpu_seconds(vq, lambda epoch: digits(128), 6, prior_share=0.5, seed=0,
+                                   filters=8, num_layers=2, first_kernel_size=3)
+    assert stats["vq_steps"] > 0 and stats["prior_steps"] > 0
+    assert stats["vq_cpu_seconds"] >= 3
+    assert vq.prior.num_classes == 10 and vq.generate(3, seed=0, labels=[1, 2, 3]).shape == (3, 8, 8, 1)
+    with pytest.raises(ValueError, match="pass \\(images, labels\\) batches"):
+        fit_prior(vq, digits(32, labels=False))
 
 
 def test_keras_round_trip_keeps_codes_images_and_the_prior(trained, tmp_path):
@@ -259,6 +327,30 @@ def test_command_defaults_of_the_prior_stage_are_the_constructors(tmp_path):
         ["train", "--model", "vqvae-prior", "--dataset", "digits", "--out", "unused"])
     with pytest.raises(cli.CommandError, match="pass --vqvae runs/vq/model.keras"):
         cli.build_model(without, kg.data.info("digits"))
+
+
+@pytest.mark.slow
+def test_one_command_trains_both_stages_into_a_model_that_generates(tmp_path, monkeypatch):
+    """--with-prior: the VQ-VAE's run, then its prior's, for the measured split of epochs."""
+    from keras_gen.models import vqvae
+
+    monkeypatch.setattr(vqvae, "PRIOR_EPOCHS_PER_EPOCH", 2.0)
+    out = tmp_path / "run"
+    assert _train("--model", "vqvae", "--with-prior", "--filters", "8", "--num-embeddings", "16",
+                  "--embedding-dim", "4", "--eval-samples", "0", "--out", str(out)) == 0
+    first = json.loads((out / "autoencoder" / "history.json").read_text())
+    second = json.loads((out / "prior" / "history.json").read_text())
+    assert len(first["loss"]) == 1 and len(second["prior_loss"]) == 2
+    model = keras.models.load_model(out / "prior" / "model.keras")
+    assert model.prior is not None and model.filters == 8 and model.num_embeddings == 16
+    assert cli.main(["sample", "--model", str(out / "prior" / "model.keras"), "-n", "4",
+                     "--out", str(tmp_path / "s.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), model.generate(4, seed=0))
+    # the folder is a run of its own: a second start refuses it, --resume has nothing to do
+    assert _train("--model", "vqvae", "--with-prior", "--out", str(out)) == 2
+    assert _train("--model", "vqvae", "--with-prior", "--eval-samples", "0", "--resume",
+                  "--out", str(out)) == 0
+    assert _train("--model", "dcgan", "--with-prior", "--out", str(tmp_path / "x")) == 2
 
 
 @pytest.mark.slow

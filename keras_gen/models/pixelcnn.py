@@ -366,7 +366,7 @@ class PixelCNN(Sampler, GenerativeModel):
         """`n` images as int32 NumPy levels (n, H, W, C). Same seed, same images, with either
         method: "fast" (the cached sampler of `sample_tensor`) or "naive" (a full forward pass
         per sub-pixel, the reference). `temperature` < 1 sharpens every conditional, > 1
-        flattens it. verbose: a progress bar per batch, as in Keras' `predict`."""
+        flattens it, 0 takes the most likely level. verbose: a progress bar per batch, as in Keras' `predict`."""
         n = checks.count(n)
         return self._autoregress(n, None, 0, labels, seed, method, temperature, batch_size, verbose)
 
@@ -502,13 +502,14 @@ class PixelCNN(Sampler, GenerativeModel):
     # (benchmarks/pixelcnn_sampling.py). The exported graphs use the same code without XLA.
     jit_sampling = True
 
-    def _draw(self, params, gumbel, inv_temperature):
-        """Gumbel-max: the level maximising log p(level) / T + g; params (B, P), g (B, levels).
+    def _draw(self, params, gumbel, temperature):
+        """Gumbel-max: the level maximising log p(level) / T + g, written as log p(level) + T g
+        (the same maximiser for T > 0) so that T = 0 is the argmax; params (B, P), g (B, levels).
         The first level reaching the maximum, as `tf.argmax` picks it, from two plain
         reductions: XLA vectorises those, not argmax's (value, index) reduction (measured in
         benchmarks/pixelcnn_sampler_breakdown.py); elsewhere `tf.argmax` itself."""
         scores = lik.sampling_scores(params, self.likelihood, self.levels)
-        z = scores * inv_temperature + gumbel
+        z = scores + temperature * gumbel
         if not _in_xla():  # one ARG_MAX op in LiteRT and plain graphs
             return tf.argmax(z, axis=-1, output_type=tf.int32)
         top = tf.reduce_max(z, axis=-1, keepdims=True)
@@ -520,15 +521,15 @@ class PixelCNN(Sampler, GenerativeModel):
         uniform = tf.convert_to_tensor(uniform, tf.float32)
         batch = tf.shape(uniform)[0]
         labels = None if self.num_classes is None else _labels_tensor(labels)
-        inv_temperature = 1.0 / tf.cast(temperature, tf.float32)
+        temperature = tf.cast(temperature, tf.float32)
         if images is None:
             images = tf.zeros(tf.stack([batch, h, w, c]), tf.int32)
-        return uniform, batch, labels, inv_temperature, tf.cast(images, tf.int32)
+        return uniform, batch, labels, temperature, tf.cast(images, tf.int32)
 
     def _sample_naive(self, uniform, labels=None, temperature=1.0, images=None, start_row=0):
         """The reference sampler: a full forward pass per sub-pixel, in one tf.while_loop."""
         h, w, c = self.image_shape
-        uniform, batch, labels, inv_temperature, images = self._sampling_inputs(
+        uniform, batch, labels, temperature, images = self._sampling_inputs(
             uniform, labels, temperature, images
         )
         rows = tf.range(batch)
@@ -536,7 +537,7 @@ class PixelCNN(Sampler, GenerativeModel):
         def body(t, images):
             i, j, ch = t // (w * c), (t // c) % w, t % c
             params = _at(self._network(self.scale(images), labels), i, j, ch)
-            value = self._draw(params, _gumbel(_at(uniform, i, j, ch)), inv_temperature)
+            value = self._draw(params, _gumbel(_at(uniform, i, j, ch)), temperature)
             index = tf.stack(
                 [rows, tf.fill([batch], i), tf.fill([batch], j), tf.fill([batch], ch)], axis=1
             )
@@ -564,7 +565,7 @@ class PixelCNN(Sampler, GenerativeModel):
         pass first."""
         h, w, c = self.image_shape
         completing = images is not None
-        uniform, batch, labels, inv_temperature, images = self._sampling_inputs(
+        uniform, batch, labels, temperature, images = self._sampling_inputs(
             uniform, labels, temperature, images
         )
         start_row = tf.cast(start_row, tf.int32)
@@ -590,7 +591,7 @@ class PixelCNN(Sampler, GenerativeModel):
                 for ch in range(c):
                     params, new_state = stack.pixel(self.scale(value), j, context, state, ch)
                     noise = tf.gather(row_gumbel, j * c + ch)
-                    drawn = self._draw(params, noise, inv_temperature)
+                    drawn = self._draw(params, noise, temperature)
                     if c == 1:
                         value = drawn[:, None]
                     else:
@@ -647,8 +648,11 @@ def _labels_tensor(labels):
 
 
 def _check_temperature(temperature):
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)) or not temperature > 0:
-        raise ValueError(f"temperature must be a positive number, e.g. 1.0; got {temperature!r}.")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)) or not temperature >= 0:
+        raise ValueError(
+            f"temperature must be a number >= 0 (1.0 samples the model, 0 takes the most likely "
+            f"level); got {temperature!r}."
+        )
     return float(temperature)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 import keras
@@ -37,6 +38,7 @@ from keras_gen.layers.quantizer import CODEBOOK_UPDATES, VectorQuantizer, straig
 from keras_gen.models.base import GenerativeModel, Sampler, num_replicas
 from keras_gen.models.pixelcnn import FAMILY as PIXELCNN_FAMILY
 from keras_gen.models.pixelcnn import PRIOR_OPTIONS, PixelCNN
+from keras_gen.models.pixelcnn import _check_temperature as check_temperature
 from keras_gen.models.vae import FAMILY as VAE_FAMILY
 from keras_gen.models.vae import LIKELIHOOD_OPTION, ImageAutoencoder
 
@@ -75,6 +77,10 @@ class VQVAE(ImageAutoencoder):
       prior: a `PixelCNN` over the code grid (or None; see `set_prior`).
       autoencoder_trainable: False freezes the encoder, codebook and decoder, so `fit` trains
         only the prior (the command's prior stage); saved with the model.
+      temperature: the prior's sampling temperature `generate` uses by default (1: the prior
+        itself; below 1 sharper; 0 the most likely code at each step). 0.8 measured best on
+        full Fashion-MNIST (FID 91.5 against 101 at 1, benchmarks/RESULTS.md, issue 27). Saved
+        with the model; the exported `generate` graph uses it too.
       seed: seeds the initial weights and the restart noise.
     """
 
@@ -99,6 +105,7 @@ class VQVAE(ImageAutoencoder):
         downsamplings=2,
         prior=None,
         autoencoder_trainable=True,
+        temperature=0.8,
         seed=None,
         **kwargs,
     ):
@@ -142,6 +149,7 @@ class VQVAE(ImageAutoencoder):
         if prior is not None:
             self.set_prior(prior)
         self.autoencoder_trainable = autoencoder_trainable
+        self.temperature = temperature
 
         self._likelihood_parts(likelihood)
         self.add_trackers(commitment="commitment_loss", perplexity="perplexity", prior="prior_loss")
@@ -202,6 +210,15 @@ class VQVAE(ImageAutoencoder):
             self.compiled = False  # the optimiser was built for the other set of variables
         for part in (self.encoder, self.quantizer, self.decoder):
             part.trainable = value
+
+    @property
+    def temperature(self):
+        """The default sampling temperature of `generate` (see the constructor)."""
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value):
+        self._temperature = check_temperature(value)
 
     def _require_prior(self):
         if self.prior is None:
@@ -399,15 +416,19 @@ class VQVAE(ImageAutoencoder):
         return self._require_prior().generation_noise(seed, start, stop)
 
     def generate(self, n, seed=None, labels=None, batch_size=None, z=None, method="fast",
-                 temperature=1.0, verbose="auto"):
+                 temperature=None, verbose="auto"):
         """`n` images, float32 (n, H, W, C) in [0, 1]: codes sampled from the prior (the fast
-        cached sampler by default; `temperature` < 1 sharpens it), then decoded. Same seed,
-        same images. Needs a prior (`set_prior`)."""
+        cached sampler by default), then decoded. Same seed, same images. `temperature`: None
+        takes the model's own (`vq.temperature`); < 1 sharpens the prior, 0 takes the most likely
+        code at each step (then the seed no longer matters). Needs a prior (`set_prior`)."""
         self._require_prior()
+        temperature = self.temperature if temperature is None else check_temperature(temperature)
         return super().generate(n, seed, labels, batch_size, z=z, verbose=verbose, method=method,
                                 temperature=temperature)
 
-    def images_from_noise(self, noise, labels=None, method="fast", temperature=1.0):
+    def images_from_noise(self, noise, labels=None, method="fast", temperature=None):
+        if temperature is None:
+            temperature = self.temperature
         levels = self._require_prior().images_from_noise(
             noise, labels, method=method, temperature=temperature
         )
@@ -493,12 +514,113 @@ class VQVAE(ImageAutoencoder):
     # -- serialisation ------------------------------------------------------------------------
 
     config_args = ("image_shape", "num_embeddings", "embedding_dim", "likelihood", "beta", "filters",
-                   "residual_blocks", "downsamplings", "autoencoder_trainable")
+                   "residual_blocks", "downsamplings", "autoencoder_trainable", "temperature")
+
+    @classmethod
+    def from_config(cls, config):
+        # Files saved before the temperature was an argument sampled at 1: they still do.
+        return super().from_config({"temperature": 1.0, **config})
 
     def get_config(self):
         """The listed arguments, and the quantiser's settings, which it owns."""
         settings = ("codebook_update", "decay", "dead_code_steps")
         return {**super().get_config(), **{key: getattr(self.quantizer, key) for key in settings}}
+
+
+# The split of a CPU budget between the two stages: the prior's share, as benchmarks/
+# vqvae_quality.py has measured it since issue 13 (benchmarks/RESULTS.md, "VQ-VAE"), and the
+# same split in epochs: there the autoencoder made 1360 steps in 60 % of 300 CPU-seconds and the
+# prior 556 in 40 %, so 0.4 epochs of the prior per epoch of the autoencoder. (Issue 27 set out
+# to measure other splits; see RESULTS.md, "VQ-VAE: the prior and its codes".)
+PRIOR_SHARE = 0.4
+PRIOR_EPOCHS_PER_EPOCH = 0.4
+
+
+def prior_epochs(epochs):
+    """Epochs of the prior after `epochs` of the autoencoder, at the measured split."""
+    return max(1, round(checks.positive_int("epochs", epochs) * PRIOR_EPOCHS_PER_EPOCH))
+
+
+def fit_prior(vq, data, epochs=1, batch_size=64, learning_rate=None, seed=None, callbacks=None,
+              verbose=0, **prior_options):
+    """Stage 2 in one call: encodes `data` (a dataset of image batches in [0, 1], or (images,
+    labels) for a conditional VQ-VAE) once, fits a new PixelCNN prior on the codes (shuffled
+    each epoch), attaches it to `vq` and returns it. Encoding once costs one forward pass of the
+    encoder over the data, instead of one per epoch as `code_dataset` does. `prior_options` go
+    to the PixelCNN (filters=, num_layers=, ...); `learning_rate` to its default Adam."""
+    codes, labels = [], []
+    for batch in data:
+        images, y = (batch[0], batch[1] if len(batch) > 1 else None) \
+            if isinstance(batch, (tuple, list)) else (batch, None)
+        if vq.num_classes is not None and y is None:
+            raise ValueError(
+                f"this VQ-VAE is conditional on {vq.num_classes} classes: pass (images, labels) "
+                "batches (keras_gen.data.load(..., with_labels=True)) so the prior learns them."
+            )
+        codes.append(vq._encode_fn(tf.cast(images, tf.float32)).numpy())
+        labels.append(None if y is None else np.asarray(y))
+    if not codes:
+        raise ValueError("fit_prior got no images: pass a dataset of image batches.")
+    codes = np.concatenate(codes)[..., None]
+    tensors = (codes, np.concatenate(labels).astype(np.int32)) if vq.num_classes else codes
+    dataset = (tf.data.Dataset.from_tensor_slices(tensors)
+               .shuffle(len(codes), seed=seed, reshuffle_each_iteration=True)
+               .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+    prior = PixelCNN(vq.code_shape + (1,), levels=vq.num_embeddings, num_classes=vq.num_classes,
+                     seed=seed, **prior_options)
+    optimizer = None
+    if learning_rate is not None:
+        optimizer = type(prior.default_optimizer("optimizer")).from_config(
+            {**prior.default_optimizer("optimizer").get_config(), "learning_rate": learning_rate})
+    prior.compile(optimizer=optimizer)
+    prior.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    vq.set_prior(prior)
+    return prior
+
+
+def fit_within_cpu_seconds(vq, epoch_data, cpu_seconds, prior_share=None, seed=None, verbose=0,
+                           **prior_options):
+    """Both stages within `cpu_seconds` of this process's CPU time (`time.process_time()`, all
+    threads, so other load on the machine does not shorten the run): the compiled `vq`'s
+    autoencoder, epoch after epoch, until 1 - `prior_share` of the budget is spent, then
+    `fit_prior` on its codes for the rest (the encoding counted). `prior_share`: None takes
+    the measured split, PRIOR_SHARE. `epoch_data(epoch)`: a dataset of image batches in [0, 1]
+    ((images, labels) for a conditional VQ-VAE), shuffled afresh for each epoch.
+    `prior_options` go to `fit_prior`. Returns {"vq_steps", "vq_epochs", "vq_cpu_seconds",
+    "prior_steps", "prior_cpu_seconds"}; `vq` then generates."""
+    prior_share = PRIOR_SHARE if prior_share is None else prior_share
+    if not 0 < prior_share < 1:
+        raise ValueError(f"prior_share must be between 0 and 1 (the prior's share of the budget); "
+                         f"got {prior_share!r}.")
+    cpu_seconds = checks.non_negative_number("cpu_seconds", cpu_seconds)
+    start = time.process_time()
+    budget = _CPUBudget(start + cpu_seconds * (1 - prior_share))
+    epoch = 0
+    while time.process_time() < budget.deadline:
+        vq.fit(epoch_data(epoch), initial_epoch=epoch, epochs=epoch + 1, callbacks=[budget],
+               verbose=verbose)
+        epoch += 1
+    stats = {"vq_steps": budget.steps, "vq_epochs": epoch,
+             "vq_cpu_seconds": time.process_time() - start}
+    prior_start = time.process_time()
+    budget = _CPUBudget(start + cpu_seconds)
+    fit_prior(vq, epoch_data(epoch), epochs=1_000_000, seed=seed, callbacks=[budget],
+              verbose=verbose, **prior_options)
+    stats.update(prior_steps=budget.steps, prior_cpu_seconds=time.process_time() - prior_start)
+    return stats
+
+
+class _CPUBudget(keras.callbacks.Callback):
+    """Stops `fit` once the process's CPU time reaches `deadline` (`time.process_time()`)."""
+
+    def __init__(self, deadline):
+        super().__init__()
+        self.deadline, self.steps = deadline, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if time.process_time() >= self.deadline:
+            self.model.stop_training = True
 
 
 def prior_stage(args, info):
@@ -544,6 +666,12 @@ VQVAE_FAMILY = dataclasses.replace(
         Option("codebook_update", "codebook by moving averages or by its loss",
                choices=CODEBOOK_UPDATES),
         Option("filters", "base width of the networks", int),
+        Option("with_prior", "then train the prior over the codes too: the VQ-VAE's run goes to "
+               "OUT/autoencoder, the prior's to OUT/prior, whose model.keras generates",
+               bool, constructor=False),
+        Option("prior_epochs", "epochs of the prior with --with-prior (default: "
+               "PRIOR_EPOCHS_PER_EPOCH times --epochs, the budget split measured in "
+               "benchmarks/RESULTS.md)", int, constructor=False, metavar="EPOCHS"),
     ),
     sample_grid=False,  # no prior yet
 )
