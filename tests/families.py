@@ -1,6 +1,8 @@
 """Tiny models of every family, and matching data, for the cross-family tests (distribution,
-mixed precision)."""
+mixed precision); and the checks of training.fit every family's tests share (exact resume after
+a kill, the stop on a non-finite loss)."""
 
+import keras
 import pytest
 import tensorflow as tf
 
@@ -116,3 +118,73 @@ def diffusion_step_zero(model, images, label_dropout):
     t = 1e-3 + (1 - 2e-3) * u
     alpha, sigma = np.cos(np.pi * t / 2)[:, None, None, None], np.sin(np.pi * t / 2)[:, None, None, None]
     return t.astype(np.float32), alpha * images + sigma * eps, alpha * eps - sigma * images, drop
+
+
+# -- resume and divergence under keras_gen.training.fit ------------------------------------------
+
+
+class KillAt(keras.callbacks.Callback):
+    """A kill inside `fit`: raises KeyboardInterrupt at the end of the `at`-th batch it sees,
+    before training.fit's own callback (listed last) could checkpoint that step."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.seen = at, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.at:
+            raise KeyboardInterrupt
+
+
+def training_state(model):
+    """Every value the next training step reads, as NumPy arrays: the model's variables (EMA
+    networks included) and its optimisers' (moments and step counters, the step noise's key)."""
+    optimizers = [model.optimizer] + ([model.d_optimizer] if hasattr(model, "d_optimizer") else [])
+    return [v.numpy() for v in model.variables] + [v.numpy() for o in optimizers for v in o.variables]
+
+
+def assert_resume_is_exact(build_compiled, data, folder, epochs=2, checkpoint_every=4, kill_at=10):
+    """training.fit of `build_compiled()` on `data` (epoch -> dataset) killed at step `kill_at`
+    (`KillAt`), then resumed from its checkpoint by a fresh `build_compiled()`, ends bit for bit
+    where an uninterrupted run ends. Returns (the resumed model, the resumed call's history)."""
+    import numpy as np
+
+    from keras_gen import training
+
+    reference = build_compiled()
+    training.fit(reference, data, epochs, folder / "uninterrupted", checkpoint_every=checkpoint_every)
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(build_compiled(), data, epochs, folder / "killed", checkpoint_every=checkpoint_every,
+                     callbacks=[KillAt(kill_at)])
+    resumed = build_compiled()
+    history = training.fit(resumed, data, epochs, folder / "killed", checkpoint_every=checkpoint_every)
+    state, expected = training_state(resumed), training_state(reference)
+    assert len(state) == len(expected)
+    for a, b in zip(state, expected):
+        np.testing.assert_array_equal(a, b)
+    return resumed, history
+
+
+def assert_stops_on_non_finite_loss(model, data, folder, value=float("nan"), batch=3, checkpoint_every=2):
+    """training.fit on `data` (epoch -> dataset of images or (images, labels)) whose batch `batch`
+    (0-based) holds `value` pixels raises TrainingDiverged naming that step, and keeps the last
+    checkpoint before it as the only one."""
+    from keras_gen import training
+
+    def poison(i, element):
+        images, rest = (element[0], element[1:]) if isinstance(element, tuple) else (element, ())
+        images = tf.where(i == batch, images * value, images)
+        return (images, *rest) if rest else images
+
+    def poisoned(epoch):
+        return data(epoch).enumerate().map(poison)
+
+    step = batch + 1
+    with pytest.raises(training.TrainingDiverged,
+                       match=rf"became (nan|inf) at step {step} \(epoch 1, batch {step}\)") as info:
+        training.fit(model, poisoned, 2, folder, checkpoint_every=checkpoint_every)
+    last = step - 1 - (step - 1) % checkpoint_every
+    assert info.value.step == step and info.value.checkpoint["global_step"] == last
+    assert sorted(p.name for p in folder.glob("ckpt-*")) == [f"ckpt-{last:09d}.weights.h5"]
+    return info.value
