@@ -7,11 +7,14 @@ graph) in LiteRT, at batch 1 and 16, in one process.
 
 The model is `Diffusion((28, 28, 1), num_classes=10, seed=0)` at its defaults, untrained (the
 weights do not change the time; the zero-initialised output layer is given random values so no
-layer sees only zeros). Python and LiteRT get the same noise, labels and guidance; LiteRT runs
-with the default interpreter settings (XNNPACK on, threads = cores), as export.validate does.
-Medians of --repeats calls after a warm-up, Python then LiteRT at each batch; the ratio is LiteRT /
-Python per image in the same run. `--ops`: the exported graph's op histogram, and the ops left
-outside the XNNPACK delegate.
+layer sees only zeros). Two exports of it: the shipped one (group norms, upsampling and
+attention in their constant-shape stand-ins, export/xnnpack.py) and, as the reference, the same
+loop over the Keras layers as they are. Python and LiteRT get the same noise, labels and
+guidance; LiteRT runs with the default interpreter settings (XNNPACK on, threads = cores), as
+export.validate does. Medians of --repeats calls after a warm-up, Python then each file at each
+batch; the ratios are LiteRT / Python per image in the same run. Each file's XNNPACK partitions
+(the pieces of the graph the delegate took; the ops between them ran on the builtin kernels)
+are printed; `--ops` adds the op histogram.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import export  # noqa: E402
+import export.diffusion  # noqa: E402
 import keras_gen as kg  # noqa: E402
 from export import signatures  # noqa: E402
 from export.diffusion import diffusion_spec  # noqa: E402
@@ -47,16 +53,13 @@ def untrained_model(**options):
 
 
 def op_counts(path):
-    """(every op of the file, the ops XNNPACK leaves to the builtin kernels) as Counters."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    """The ops of the file's first subgraph, as a Counter, with one "DELEGATE" per piece of the
+    graph the XNNPACK delegate took (the ops between them run on the builtin kernels)."""
+    from ai_edge_litert.interpreter import Interpreter
 
-    def counts(interpreter):
-        interpreter.allocate_tensors()
-        return collections.Counter(op["op_name"] for op in interpreter._get_ops_details())
-
-    plain = Interpreter(model_path=str(path),
-                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    return counts(plain), counts(Interpreter(model_path=str(path)))
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    return collections.Counter(op["op_name"] for op in interpreter._get_ops_details())
 
 
 def main():
@@ -72,30 +75,33 @@ def main():
     steps, guidance, sampler, _ = model.sampling_options(args.steps, args.guidance, args.sampler)
     work = Path(tempfile.mkdtemp())
     signatures.BUILDERS["diffusion"] = lambda m: diffusion_spec(m, steps=steps, sampler=sampler)
-    start, cpu = time.perf_counter(), time.process_time()
-    path = export.tflite(model, work)["generate"]
-    print(f"export: {time.perf_counter() - start:.0f} s ({time.process_time() - cpu:.0f} CPU-s), "
-          f"{path.stat().st_size / 2**20:.1f} MiB; {os.cpu_count()} CPUs, load "
-          f"{os.getloadavg()[0]:.1f}", flush=True)
-    if args.ops:
-        every, left = op_counts(path)
-        print("ops in the file:", dict(every.most_common()))
-        print("ops outside XNNPACK:", {k: v for k, v in left.most_common() if k != "DELEGATE"})
-    lite = tflite_runner(path, "generate")
-    print(f"\n{sampler}, {steps} steps, guidance {guidance:g} ({'2 network calls per step, batched' if guidance not in (0, 1) else '1 network call per step'}); "
+    files = {}
+    for name, rewrite in (("shipped", None), ("keras", lambda network: network)):
+        start, cpu = time.perf_counter(), time.process_time()
+        patch = mock.patch.object(export.diffusion, "xnnpack_friendly", rewrite) if rewrite else nullcontext()
+        with patch:
+            files[name] = export.tflite(model, work / name)["generate"]
+        ops = op_counts(files[name])
+        partitions = ops.pop("DELEGATE", 0)  # one node per graph piece XNNPACK took
+        print(f"{name}: export {time.perf_counter() - start:.0f} s ({time.process_time() - cpu:.0f} CPU-s), "
+              f"{files[name].stat().st_size / 2**20:.1f} MiB, XNNPACK partitions {partitions}"
+              + (f"; ops {dict(ops.most_common())}" if args.ops else ""), flush=True)
+    lite = {name: tflite_runner(path, "generate") for name, path in files.items()}
+    print(f"\n{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {sampler}, {steps} steps, guidance "
+          f"{guidance:g} ({'2 network calls per step, batched' if guidance not in (0, 1) else '1 network call per step'}); "
           f"ms per image, median of {args.repeats}\n")
-    print("| batch | Python generate | LiteRT generate | LiteRT / Python |")
-    print("|---|---|---|---|")
+    print("| batch | Python generate | LiteRT (shipped export) | / Python | LiteRT (Keras layers as they are) | / Python | max abs error (shipped) |")
+    print("|---|---|---|---|---|---|---|")
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         noise = model.latent_vectors(batch, 1)
         labels = (np.arange(batch) % 10).astype(np.int32)
         feed = {"noise": noise, "label": labels, "guidance": np.float32(guidance)}
         options = dict(labels=labels, z=noise, steps=steps, sampler=sampler, guidance=guidance)
         python_s = median_seconds(lambda: model.generate(batch, **options), args.repeats) / batch
-        lite_s = median_seconds(lambda: lite(feed), args.repeats) / batch
-        error = np.abs(lite(feed)["images"] - model.generate(batch, **options)).max()
-        print(f"| {batch} | {1e3 * python_s:.1f} | {1e3 * lite_s:.1f} | {lite_s / python_s:.2f}x |"
-              f"  (max |LiteRT - Python| {error:.1e})", flush=True)
+        times = {name: median_seconds(lambda: run(feed), args.repeats) / batch for name, run in lite.items()}
+        error = np.abs(lite["shipped"](feed)["images"] - model.generate(batch, **options)).max()
+        print(f"| {batch} | {1e3 * python_s:.1f} | {1e3 * times['shipped']:.1f} | {times['shipped'] / python_s:.2f}x | "
+              f"{1e3 * times['keras']:.1f} | {times['keras'] / python_s:.2f}x | {error:.1e} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -60,14 +60,18 @@ class SpatialSelfAttention(keras.layers.Layer):
         self.out.build(input_shape[:-1] + (channels,))
 
     def call(self, x):
+        _, height, width, channels = x.shape
         shape = ops.shape(x)
-        channels = x.shape[-1]
-        h = self.qkv(self.norm(x))
-        h = ops.reshape(h, (shape[0], shape[1] * shape[2], 3 * channels))
+        # Constant shapes (-1 for the batch) where the map's size is known: a shape computed at
+        # run time cuts the graph LiteRT's XNNPACK delegate takes (export/xnnpack.py).
+        if height is not None and width is not None:
+            positions, shape = (-1, height * width, channels), (-1, height, width, channels)
+        else:
+            positions = (shape[0], shape[1] * shape[2], channels)
+        h = self.qkv(ops.reshape(self.norm(x), positions))
         q, k, v = h[..., :channels], h[..., channels : 2 * channels], h[..., 2 * channels :]
         weights = ops.softmax(ops.matmul(q, ops.transpose(k, (0, 2, 1))) / math.sqrt(channels), axis=-1)
-        attended = ops.reshape(ops.matmul(weights, v), shape)
-        return x + self.out(attended)
+        return x + ops.reshape(self.out(ops.matmul(weights, v)), shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape
