@@ -16,9 +16,9 @@ The same holds for any op whose shape is computed at run time: each one (SHAPE -
 -> PACK -> RESHAPE) falls back to the builtin kernels and cuts XNNPACK's graph in two. The
 diffusion U-Net had 22 such cuts per network call: Keras' GroupNormalization reshapes back to
 `ops.shape(inputs)`, and a nearest UpSampling2D is `ops.repeat`. Their stand-ins below compute
-the same values with constant shapes (-1 for the batch): group statistics over a
-(-1, H*W, groups, C/groups) view, and upsampling by s as s*s copies along the channels put in
-place by DEPTH_TO_SPACE.
+the same values with constant shapes (-1 for the batch): group statistics from per-channel
+means over the positions, and upsampling by s as s*s copies along the channels put in place by
+DEPTH_TO_SPACE.
 """
 
 
@@ -120,8 +120,11 @@ class SubpixelConv2DTranspose(keras.layers.Layer):
 
 class StaticGroupNormalization(keras.layers.Layer):
     """Export-time stand-in of a channels-last GroupNormalization of 4-D feature maps of known
-    size: the same statistics, with reshapes to constant shapes (see the module docstring).
-    Built from a trained layer; not for training."""
+    size: the same statistics, two-pass as Keras computes them, from per-channel means over the
+    positions (MEAN over H and W, which XNNPACK runs as global average pooling) averaged within
+    each group; no reshape of the feature map itself (see the module docstring). A group view
+    (-1, H*W, groups, C/groups) reduced over two axes measured about 3x slower in LiteRT than this
+    (benchmarks/RESULTS.md). Built from a trained layer; not for training."""
 
     def __init__(self, source, **kwargs):
         super().__init__(name=source.name, dtype=source.dtype_policy, **kwargs)
@@ -130,13 +133,21 @@ class StaticGroupNormalization(keras.layers.Layer):
             None if variable is None else np.asarray(keras.ops.convert_to_numpy(variable), np.float32)
             for variable in (source.gamma, source.beta))
 
+    def _group_mean(self, per_channel):
+        """(B, 1, 1, C) per-channel values -> their mean over each group, per channel."""
+        channels = per_channel.shape[-1]
+        size = channels // self.groups
+        grouped = tf.reduce_mean(tf.reshape(per_channel, [-1, self.groups, size]), axis=2, keepdims=True)
+        return tf.reshape(grouped * tf.ones([1, 1, size]), [-1, 1, 1, channels])
+
     def call(self, x):
-        _, height, width, channels = x.shape
-        groups = tf.reshape(tf.cast(x, tf.float32), [-1, height * width, self.groups, channels // self.groups])
-        mean, variance = tf.nn.moments(groups, axes=[1, 3], keepdims=True)
-        y = tf.reshape((groups - mean) * tf.math.rsqrt(variance + self.epsilon), [-1, height, width, channels])
+        x = tf.cast(x, tf.float32)
+        centred = x - self._group_mean(tf.reduce_mean(x, axis=[1, 2], keepdims=True))
+        variance = self._group_mean(tf.reduce_mean(tf.square(centred), axis=[1, 2], keepdims=True))
+        scale = tf.math.rsqrt(variance + self.epsilon)
         if self.gamma is not None:
-            y = y * self.gamma
+            scale = scale * self.gamma
+        y = centred * scale
         if self.beta is not None:
             y = y + self.beta
         return tf.cast(y, self.compute_dtype)

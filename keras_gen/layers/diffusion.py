@@ -61,17 +61,19 @@ class SpatialSelfAttention(keras.layers.Layer):
 
     def call(self, x):
         _, height, width, channels = x.shape
-        shape = ops.shape(x)
-        # Constant shapes (-1 for the batch) where the map's size is known: a shape computed at
-        # run time cuts the graph LiteRT's XNNPACK delegate takes (export/xnnpack.py).
+        # Constant shapes (-1 for the batch) where the map's size is known, and the projections
+        # on 2-D (positions, channels) rows: a shape computed at run time (Dense on a 3-D or 4-D
+        # input computes one) cuts the graph LiteRT's XNNPACK delegate takes (export/xnnpack.py).
         if height is not None and width is not None:
-            positions, shape = (-1, height * width, channels), (-1, height, width, channels)
+            positions, shape = (-1, height * width, 3 * channels), (-1, height, width, channels)
         else:
-            positions = (shape[0], shape[1] * shape[2], channels)
-        h = self.qkv(ops.reshape(self.norm(x), positions))
+            shape = ops.shape(x)
+            positions = (shape[0], -1, 3 * channels)
+        h = ops.reshape(self.qkv(ops.reshape(self.norm(x), (-1, channels))), positions)
         q, k, v = h[..., :channels], h[..., channels : 2 * channels], h[..., 2 * channels :]
         weights = ops.softmax(ops.matmul(q, ops.transpose(k, (0, 2, 1))) / math.sqrt(channels), axis=-1)
-        return x + ops.reshape(self.out(ops.matmul(weights, v)), shape)
+        attended = ops.reshape(ops.matmul(weights, v), (-1, channels))
+        return x + ops.reshape(self.out(attended), shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape
