@@ -44,10 +44,6 @@ class Signature:
       exactly; in quantised exports a tiny change of a probability may flip one draw, and later
       sub-pixels follow it, so their samples are reported but not held to a tolerance (their
       `distribution` signature is).
-    tolerances: this signature's own limits in export.validate, by format ("float32",
-      "float16", "dynamic": max absolute error; "int8": PSNR floor in dB), where its error was
-      measured to differ from the defaults (validation.FLOAT_TOLERANCE); a caller's
-      `tolerances` still win.
     """
 
     name: str
@@ -59,7 +55,6 @@ class Signature:
     compare: dict
     prior_inputs: bool = True
     exact: bool = False  # discrete outputs (sampled levels): see validation.py
-    tolerances: dict | None = None
 
     def tf_function(self):
         names = list(self.inputs)

@@ -145,13 +145,10 @@ def compare(reference, output, transform=None, peak=None):
     return error, psnr
 
 
-def _judge(quantize, error, psnr, *tolerances):
-    """Float formats: a max absolute error; int8: a PSNR floor (dB). `tolerances`: overrides of
-    the defaults by format, later ones winning (a signature's own, then the caller's)."""
-    limits = {**FLOAT_TOLERANCE, "int8": INT8_PSNR_FLOOR}
-    for overrides in tolerances:
-        limits.update({None if k in ("float32", "none") else k: v for k, v in (overrides or {}).items()})
-    limit = limits[quantize]
+def _judge(quantize, error, psnr, tolerances):
+    """Float formats: a max absolute error; int8: a PSNR floor (dB)."""
+    overrides = {None if k in ("float32", "none") else k: v for k, v in (tolerances or {}).items()}
+    limit = {**FLOAT_TOLERANCE, "int8": INT8_PSNR_FLOOR, **overrides}[quantize]
     if quantize == "int8":
         return f"PSNR>={limit:g}", psnr >= limit
     return f"err<={limit:g}", error <= limit
@@ -268,9 +265,8 @@ def validate(
     and reports, per format, signature and batch: max absolute error and PSNR against Keras,
     file size, median latency per image, and for TFLite whether the signature suits the GPU
     delegate (export.gpu; the blocking ops otherwise). Raises ValidationError beyond tolerance (float32
-    1e-4, float16 / dynamic 1e-2, int8 PSNR >= 30 dB, or a signature's own measured limits
-    (`Signature.tolerances`: the diffusion loop's); `tolerances`, e.g. {"dynamic": 5e-2,
-    "int8": 35.0}, overrides both) unless `raise_on_failure=False`. `exported_path` may also be
+    1e-4, float16 / dynamic 1e-2, int8 PSNR >= 30 dB; `tolerances`, e.g. {"dynamic": 5e-2,
+    "int8": 35.0}, overrides them) unless `raise_on_failure=False`. `exported_path` may also be
     a list of such paths. `inputs`: {signature: {input name: array (N >= n, ...)}} to validate
     on instead of the drawn ones, for signatures that take images (e.g. a translator's real
     inputs, the int8 calibration data); the first n are used.
@@ -330,7 +326,7 @@ def validate(
                     # quantised sampler is judged by its `distribution` signature instead.
                     limit, ok = "none (draws)", True
                 else:
-                    limit, ok = _judge(quantize, worst_error, worst_psnr, sig.tolerances, tolerances)
+                    limit, ok = _judge(quantize, worst_error, worst_psnr, tolerances)
                 latency = (
                     _median_ms_per_image(lambda: run(inputs), batch, repeats) if batch == n else None
                 )
