@@ -118,28 +118,37 @@ def percent(values):
     return "-" if accuracy is None else f"{100 * accuracy:.1f} %"
 
 
+def _table(heading, columns, cells):
+    """Markdown lines: a table of `cells` with the settings `columns` ((name, cell -> text)), then
+    FID, class accuracy and the times."""
+    names = [name for name, _ in columns] + ["FID", "class acc.", "s/image", "CPU-s/image"]
+    lines = ["", heading, "", "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for c in cells:
+        values = [text(c) for _, text in columns] + [
+            f"{c['fid']:.2f}", percent(c), f"{c['seconds_per_image']:.4f}",
+            f"{c.get('cpu_seconds_per_image', float('nan')):.4f}"]
+        lines.append("| " + " | ".join(values) + " |")
+    return lines
+
+
 def sweep_tables(cells, title):
     """Markdown lines of the steps and guidance tables from {key: cell} (settings, metrics and
-    times)."""
-    lines = []
+    times), and whether each sampler's 16-step FID is within 10% of its 64-step FID."""
     steps = [c for c in cells.values() if "steps" in c]
+    guided = [c for c in cells.values() if "guidance" in c]
+    lines = []
     if steps:
-        lines += ["", f"Sampling steps ({title}):", "",
-                  "| sampler | steps | FID | class acc. | s/image | CPU-s/image |", "|---|---|---|---|---|---|"]
-        lines += [f"| {c['sampler']} | {c['steps']} | {c['fid']:.2f} | {percent(c)} | "
-                  f"{c['seconds_per_image']:.4f} | {c.get('cpu_seconds_per_image', float('nan')):.4f} |" for c in steps]
+        lines += _table(f"Sampling steps ({title}):",
+                        [("sampler", lambda c: c["sampler"]), ("steps", lambda c: str(c["steps"]))], steps)
         for sampler in dict.fromkeys(c["sampler"] for c in steps):
             fid = {c["steps"]: c["fid"] for c in steps if c["sampler"] == sampler}
             if 16 in fid and 64 in fid:
                 ratio = fid[16] / fid[64]
                 lines.append(f"\n{sampler}: FID at 16 steps / at 64 steps = {ratio:.3f} "
                              f"({'within' if ratio <= 1.1 else 'not within'} 10 %)")
-    guided = [c for c in cells.values() if "guidance" in c]
     if guided:
-        lines += ["", f"Guidance ({title}, the model's sampler and steps):", "",
-                  "| guidance | FID | class acc. | s/image | CPU-s/image |", "|---|---|---|---|---|"]
-        lines += [f"| {c['guidance']:g} | {c['fid']:.2f} | {percent(c)} | {c['seconds_per_image']:.4f} | "
-                  f"{c.get('cpu_seconds_per_image', float('nan')):.4f} |" for c in guided]
+        lines += _table(f"Guidance ({title}, the model's sampler and steps):",
+                        [("guidance", lambda c: f"{c['guidance']:g}")], guided)
     return lines
 
 
