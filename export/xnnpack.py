@@ -123,8 +123,8 @@ class StaticGroupNormalization(keras.layers.Layer):
     size: the same statistics, two-pass as Keras computes them, from per-channel means over the
     positions (MEAN over H and W, which XNNPACK runs as global average pooling) averaged within
     each group; no reshape of the feature map itself (see the module docstring). A group view
-    (-1, H*W, groups, C/groups) reduced over two axes measured about 3x slower in LiteRT than this
-    (benchmarks/RESULTS.md). Built from a trained layer; not for training."""
+    (-1, H*W, groups, C/groups) reduced over two axes made the exported diffusion loop slower
+    than Keras' own layers (benchmarks/RESULTS.md, run 1). Built from a trained layer; not for training."""
 
     def __init__(self, source, **kwargs):
         super().__init__(name=source.name, dtype=source.dtype_policy, **kwargs)
