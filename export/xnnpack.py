@@ -14,11 +14,11 @@ in XNNPACK, with the same multiply-adds as the transposed convolution.
 
 The same holds for any op whose shape is computed at run time: each one (SHAPE -> STRIDED_SLICE
 -> PACK -> RESHAPE) falls back to the builtin kernels and cuts XNNPACK's graph in two. The
-diffusion U-Net had 22 such cuts per network call: Keras' GroupNormalization reshapes back to
-`ops.shape(inputs)`, and a nearest UpSampling2D is `ops.repeat`. Their stand-ins below compute
-the same values with constant shapes (-1 for the batch): group statistics from per-channel
-means over the positions, and upsampling by s as s*s copies along the channels put in place by
-DEPTH_TO_SPACE.
+default diffusion loop's file (16 steps) was cut into 337 pieces (benchmarks/RESULTS.md): Keras'
+GroupNormalization reshapes back to `ops.shape(inputs)`, and a nearest UpSampling2D is
+`ops.repeat`. Their stand-ins below compute the same values with constant shapes (-1 for the
+batch): group statistics from per-channel means over the positions, and upsampling by s as s*s
+copies along the channels put in place by DEPTH_TO_SPACE.
 """
 
 
@@ -124,7 +124,8 @@ class StaticGroupNormalization(keras.layers.Layer):
     positions (MEAN over H and W, which XNNPACK runs as global average pooling) averaged within
     each group; no reshape of the feature map itself (see the module docstring). A group view
     (-1, H*W, groups, C/groups) reduced over two axes made the exported diffusion loop slower
-    than Keras' own layers (benchmarks/RESULTS.md, run 1). Built from a trained layer; not for training."""
+    than Keras' own layers (benchmarks/RESULTS.md, run 1). Built from a trained layer; not for
+    training."""
 
     def __init__(self, source, **kwargs):
         super().__init__(name=source.name, dtype=source.dtype_policy, **kwargs)
