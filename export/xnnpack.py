@@ -21,7 +21,6 @@ batch): group statistics from per-channel means over the positions, and upsampli
 copies along the channels put in place by DEPTH_TO_SPACE.
 """
 
-
 from __future__ import annotations
 
 import numpy as np
