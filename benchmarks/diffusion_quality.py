@@ -25,7 +25,8 @@ Tables (printed, and written to <out>/table.md):
 instead of wall-clock minutes, so that other jobs on a shared machine do not shorten one run more
 than another; 1200 is 10 minutes of both cores of this 2-core CPU.
 
-LiteRT timings of the exported loop are not measured here yet (see export/diffusion.py).
+LiteRT against Python time per image: benchmarks/diffusion_sampling.py; the same sweep on a saved
+model or preset, with the export's error: benchmarks/diffusion_sweep.py (which this imports).
 Data: the Debian package dataset-fashion-mnist (`idx:/usr/share/datasets/fashion-mnist`).
 """
 
@@ -42,6 +43,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from diffusion_sweep import sweep, sweep_tables, timed_samples  # noqa: E402  (the sampling sweep)
 DATA = "idx:/usr/share/datasets/fashion-mnist"
 
 VARIANTS = {
@@ -50,9 +53,6 @@ VARIANTS = {
     "dcgan": {"family": "dcgan", "conditional": False},
     "dcgan-cond": {"family": "dcgan", "conditional": True},
 }
-STEPS = (4, 8, 16, 32, 64)
-SAMPLERS = ("ddim", "dpm++2m")
-GUIDANCE = (0.0, 1.0, 2.0, 4.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,15 +73,6 @@ def _save_samples(out, name, samples, labels):
     np.save(out / f"{name}.samples.npy", samples)
     if labels is not None:
         np.save(out / f"{name}.labels.npy", labels)
-
-
-def _timed_generate(model, n, labels, **options):
-    """Samples and seconds per sample, after a warm-up call (the sampling loop is traced once
-    per steps/sampler/guidance mode, and that is not the cost of an image)."""
-    model.generate(1, seed=0, labels=None if labels is None else labels[:1], **options)
-    start = time.perf_counter()
-    samples = model.generate(n, seed=12345, labels=labels, **options)
-    return samples, (time.perf_counter() - start) / max(n, 1)
 
 
 def _worker(spec_path):
@@ -129,7 +120,7 @@ def _worker(spec_path):
     def labels_for(count):
         return (np.arange(count) % model.num_classes).astype(np.int32) if conditional else None
 
-    samples, per_image = _timed_generate(model, n, labels_for(n))
+    samples, per_image, _ = timed_samples(model, n)
     _save_samples(out, name, samples, labels_for(n))
     kg.callbacks.save_grid(out / f"{name}.png", model.generate(100, seed=1, labels=labels_for(100)), 10)
     result = {
@@ -138,18 +129,10 @@ def _worker(spec_path):
         "seconds_per_sample": per_image, "sweeps": {},
     }
     if spec.get("sweep"):
-        m = spec["sweep_samples"]
-        for sampler in SAMPLERS:
-            for steps in STEPS:
-                key = f"{name}.{sampler}.{steps}"
-                samples, per_image = _timed_generate(model, m, labels_for(m), sampler=sampler, steps=steps)
-                _save_samples(out, key, samples, labels_for(m))
-                result["sweeps"][key] = {"sampler": sampler, "steps": steps, "seconds_per_image": per_image}
-        for guidance in GUIDANCE if conditional else ():
-            key = f"{name}.guidance.{guidance:g}"
-            samples, per_image = _timed_generate(model, m, labels_for(m), guidance=guidance)
-            _save_samples(out, key, samples, labels_for(m))
-            result["sweeps"][key] = {"guidance": guidance, "seconds_per_image": per_image}
+        for key, settings, samples, labels, wall, cpu in sweep(model, spec["sweep_samples"]):
+            _save_samples(out, f"{name}.{key}", samples, labels)
+            result["sweeps"][f"{name}.{key}"] = {**settings, "seconds_per_image": wall,
+                                                 "cpu_seconds_per_image": cpu}
     (out / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
 
 
@@ -220,7 +203,6 @@ def main():
 
     import keras_gen as kg
 
-    sys.path.insert(0, str(HERE))
     from gan_quality import metrics  # FID/KID/precision/recall and class accuracy of saved samples
 
     test = kg.data.load(args.data, split="test", image_range="unit", shuffle=False, batch_size=500)
@@ -243,22 +225,12 @@ def main():
             f"| {name} | {values['fid']:.2f} | {values['kid']:.3f} | {values['precision']:.3f} | "
             f"{values['recall']:.3f} | {percent(values)} | {result['steps']} | "
             f"{result['images_per_second']:.0f} | {result['seconds_per_sample']:.4f} |")
-    sweeps = {key: (sweep, result) for result in results.values() for key, sweep in result["sweeps"].items()}
-    if sweeps:
-        lines += ["", f"Sampling steps ({args.sweep_variant}, {args.sweep_samples} samples; Python):", "",
-                  "| sampler | steps | FID | class acc. | s/image |", "|---|---|---|---|---|"]
-        for key, (sweep, result) in sweeps.items():
-            if "steps" in sweep:
-                values = rows[key] = metrics(key, result, args, reference, classifier)
-                lines.append(f"| {sweep['sampler']} | {sweep['steps']} | {values['fid']:.2f} | "
-                             f"{percent(values)} | {sweep['seconds_per_image']:.4f} |")
-        lines += ["", "Guidance (default sampler and steps):", "",
-                  "| guidance | FID | class acc. | s/image |", "|---|---|---|---|"]
-        for key, (sweep, result) in sweeps.items():
-            if "guidance" in sweep:
-                values = rows[key] = metrics(key, result, args, reference, classifier)
-                lines.append(f"| {sweep['guidance']:g} | {values['fid']:.2f} | {percent(values)} | "
-                             f"{sweep['seconds_per_image']:.4f} |")
+    cells = {}
+    for result in results.values():
+        for key, settings in result["sweeps"].items():
+            cells[key] = {**settings, **metrics(key, result, args, reference, classifier)}
+            rows[key] = {k: cells[key][k] for k in cells[key] if k not in settings}
+    lines += sweep_tables(cells, f"{args.sweep_variant}, {args.sweep_samples} samples; Python")
     table = "\n".join(lines)
     print(table)
     (args.out / "table.md").write_text(table + "\n")

@@ -14,6 +14,7 @@ import tensorflow as tf
 from export.signatures import (TOKENIZER_FILE, ExportError, Signature, _IMAGE, _example_prompts,
                                _labels, builds)
 from export.tokenize import tokenize
+from export.xnnpack import xnnpack_friendly
 
 # Samplers that run from the starting noise alone (no random draws inside the graph).
 DETERMINISTIC_SAMPLERS = ("dpm++2m", "ddim")
@@ -42,9 +43,13 @@ def diffusion_spec(model, steps=None, sampler=None):
     if conditional:
         inputs["guidance"] = tf.TensorSpec([], tf.float32, name="guidance")
 
+    # Group norms, upsampling and attention in constant-shape form, so LiteRT's XNNPACK delegate
+    # takes the network whole (export/xnnpack.py).
+    network = xnnpack_friendly(model.ema_network)
+
     def fn(noise, label=None, guidance=None, tokens=None):
         images = model.sample_tensor(noise, label if tokens is None else tokens, guidance, steps,
-                                     sampler)
+                                     sampler, network=network)
         return {"images": tf.cast(images, tf.float32)}
 
     def reference(noise, label=None, guidance=None, tokens=None):

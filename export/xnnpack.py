@@ -11,6 +11,14 @@ interleaved by DEPTH_TO_SPACE (the "sub-pixel" form). Each phase's kernel is rea
 itself by feeding it impulses, so the rewrite is exact for any kernel size and needs no index
 algebra: PAD, STRIDED_SLICE, CONV_2D, CONCATENATION and DEPTH_TO_SPACE all take a dynamic batch
 in XNNPACK, with the same multiply-adds as the transposed convolution.
+
+The same holds for any op whose shape is computed at run time: each one (SHAPE -> STRIDED_SLICE
+-> PACK -> RESHAPE) falls back to the builtin kernels and cuts XNNPACK's graph in two. The
+default diffusion loop's file (16 steps) was cut into 337 pieces (benchmarks/RESULTS.md): Keras'
+GroupNormalization reshapes back to `ops.shape(inputs)`, and a nearest UpSampling2D is
+`ops.repeat`. Their stand-ins below compute the same values with constant shapes (-1 for the
+batch): group statistics from per-channel means over the positions, and upsampling by s as s*s
+copies along the channels put in place by DEPTH_TO_SPACE.
 """
 
 from __future__ import annotations
@@ -109,17 +117,114 @@ class SubpixelConv2DTranspose(keras.layers.Layer):
         return (n, None if h is None else h * s, None if w is None else w * s, out_c)
 
 
+class StaticGroupNormalization(keras.layers.Layer):
+    """Export-time stand-in of a channels-last GroupNormalization of 4-D feature maps of known
+    size: the same statistics, two-pass as Keras computes them, from per-channel means over the
+    positions (MEAN over H and W, which XNNPACK runs as global average pooling) averaged within
+    each group; no reshape of the feature map itself (see the module docstring). A group view
+    (-1, H*W, groups, C/groups) reduced over two axes made the exported diffusion loop slower
+    than Keras' own layers (benchmarks/RESULTS.md, run 1). Built from a trained layer; not for
+    training."""
+
+    def __init__(self, source, **kwargs):
+        super().__init__(name=source.name, dtype=source.dtype_policy, **kwargs)
+        self.groups, self.epsilon = int(source.groups), float(source.epsilon)
+        self.gamma, self.beta = (
+            None if variable is None else np.asarray(keras.ops.convert_to_numpy(variable), np.float32)
+            for variable in (source.gamma, source.beta))
+
+    def _group_mean(self, per_channel):
+        """(B, 1, 1, C) per-channel values -> their mean over each group, per channel."""
+        channels = per_channel.shape[-1]
+        size = channels // self.groups
+        grouped = tf.reduce_mean(tf.reshape(per_channel, [-1, self.groups, size]), axis=2, keepdims=True)
+        return tf.reshape(grouped * tf.ones([1, 1, size]), [-1, 1, 1, channels])
+
+    def call(self, x):
+        x = tf.cast(x, tf.float32)
+        centred = x - self._group_mean(tf.reduce_mean(x, axis=[1, 2], keepdims=True))
+        variance = self._group_mean(tf.reduce_mean(tf.square(centred), axis=[1, 2], keepdims=True))
+        scale = tf.math.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            scale = scale * self.gamma
+        y = centred * scale
+        if self.beta is not None:
+            y = y + self.beta
+        return tf.cast(y, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class DepthToSpaceUpSampling2D(keras.layers.Layer):
+    """Export-time stand-in of a nearest UpSampling2D by an equal factor s: s*s copies of the
+    map along the channels, put in place by DEPTH_TO_SPACE (equal to the layer exactly)."""
+
+    def __init__(self, source, **kwargs):
+        super().__init__(name=source.name, dtype=source.dtype_policy, **kwargs)
+        self.factor = int(source.size[0])
+
+    def call(self, x):
+        return tf.nn.depth_to_space(tf.concat([x] * self.factor**2, axis=-1), self.factor)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        s = self.factor
+        return (n, None if h is None else h * s, None if w is None else w * s, c)
+
+
+def _input_shape(layer):
+    """The input shape `layer` was built with, or None."""
+    shapes = getattr(layer, "_build_shapes_dict", None) or {}
+    return next(iter(shapes.values()), None)
+
+
+def _group_norm_rewritable(layer):
+    shape = _input_shape(layer)
+    return (isinstance(layer, keras.layers.GroupNormalization) and layer.axis in (-1, 3)
+            and shape is not None and len(shape) == 4 and None not in tuple(shape)[1:])
+
+
+def _upsampling_rewritable(layer):
+    return (isinstance(layer, keras.layers.UpSampling2D) and layer.interpolation == "nearest"
+            and layer.size[0] == layer.size[1] and layer.data_format == "channels_last")
+
+
+def _with_static_norm(layer):
+    """A copy of a layer that normalises with a nested GroupNormalization `norm` (the diffusion
+    U-Net's attention), with the same weights and that norm's static stand-in."""
+    clone = type(layer).from_config(layer.get_config())
+    clone.build(_input_shape(layer))
+    clone.set_weights(layer.get_weights())
+    # Untracked: the stand-in holds constants, no state (and the built layer is locked).
+    object.__setattr__(clone, "norm", StaticGroupNormalization(layer.norm))
+    return clone
+
+
+def _stand_in(layer):
+    """The export-time stand-in of `layer`, or None when it needs none."""
+    if rewritable(layer):
+        return SubpixelConv2DTranspose(layer)
+    if _group_norm_rewritable(layer):
+        return StaticGroupNormalization(layer)
+    if _upsampling_rewritable(layer):
+        return DepthToSpaceUpSampling2D(layer)
+    if _group_norm_rewritable(getattr(layer, "norm", None)) and _input_shape(layer) is not None:
+        return _with_static_norm(layer)
+    return None
+
+
 def xnnpack_friendly(network):
-    """`network` (a functional Keras model) with every rewritable Conv2DTranspose replaced by
-    its exact sub-pixel form; the network itself when it has none (or is not functional)."""
+    """`network` (a functional Keras model) with every layer that has a stand-in above replaced
+    by it (transposed convolutions, group norms, nearest upsampling, attention's group norm);
+    the network itself when it has none (or is not functional)."""
     layers = getattr(network, "layers", [])
-    if not any(rewritable(layer) for layer in layers) or not hasattr(network, "inputs"):
+    if not any(_stand_in(layer) is not None for layer in layers) or not hasattr(network, "inputs"):
         return network
 
     def clone(layer):
-        if rewritable(layer):
-            return SubpixelConv2DTranspose(layer)
-        return layer  # shared: the clone reuses the trained layer itself
+        # Others are shared: the clone reuses the trained layer itself.
+        return _stand_in(layer) or layer
 
     try:
         return keras.models.clone_model(network, clone_function=clone)

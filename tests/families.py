@@ -1,5 +1,6 @@
 """Tiny models of every family, and matching data, for the cross-family tests (distribution,
-mixed precision, resume)."""
+mixed precision); and the checks of training.fit every family's tests share (exact resume after
+a kill, the stop on a non-finite loss)."""
 
 import json
 
@@ -126,10 +127,12 @@ def diffusion_step_zero(model, images, label_dropout):
     return t.astype(np.float32), alpha * images + sigma * eps, alpha * eps - sigma * images, drop
 
 
-class Crash(keras.callbacks.Callback):
-    """Raises KeyboardInterrupt at the end of training step `at` (counted from 1, over the
-    whole run), before the checkpoint callback of `training.fit` sees that step: the run stops
-    as a kill would stop it, and only the checkpoint folder survives."""
+# -- resume and divergence under keras_gen.training.fit ------------------------------------------
+
+
+class KillAt(keras.callbacks.Callback):
+    """A kill inside `fit`: raises KeyboardInterrupt at the end of the `at`-th batch it sees,
+    before training.fit's own callback (listed last) could checkpoint that step."""
 
     def __init__(self, at):
         super().__init__()
@@ -142,44 +145,66 @@ class Crash(keras.callbacks.Callback):
 
 
 def training_state(model):
-    """Everything a resumed run must restore, as NumPy arrays: the model's variables (networks,
-    EMA copies, seed states) and each of its optimisers' (moments, iterations)."""
-    optimizers = {id(o): o for o in (getattr(model, "optimizer", None),
-                                     getattr(model, "d_optimizer", None)) if o is not None}
-    return [v.numpy() for v in model.variables] + [
-        v.numpy() for o in optimizers.values() for v in o.variables]
+    """Every value the next training step reads, as NumPy arrays: the model's variables (EMA
+    networks included) and its optimisers' (moments and step counters, the step noise's key)."""
+    optimizers = [model.optimizer] + ([model.d_optimizer] if hasattr(model, "d_optimizer") else [])
+    return [v.numpy() for v in model.variables] + [v.numpy() for o in optimizers for v in o.variables]
 
 
-def assert_resume_after_a_kill_is_exact(build_compiled, data, folder, epochs=2, checkpoint_every=3,
-                                        kill_at=7):
-    """Trains `build_compiled()` with `keras_gen.training.fit` for `epochs` epochs of
-    `data(epoch)` straight through; trains another, killed (`Crash`) at step `kill_at`, and a
-    third, fresh one resumed from the killed run's checkpoints; asserts that the killed run's
-    last checkpoint lies inside an epoch (so the resume skips batches) and that the resumed
-    model equals the straight one bit for bit.
-
-    Each model is built after `keras.backend.clear_session()`, as in the fresh process a killed
-    run resumes in: Keras numbers its auto-named layers per process, and a Diffusion's training
-    has been seen to differ in the last bit between two equal models built with other counters
-    (TensorFlow's graph rewrites can order float sums by op name)."""
+def assert_resume_is_exact(build_compiled, data, folder, epochs=2, checkpoint_every=4, kill_at=10):
+    """training.fit of `build_compiled()` on `data` (epoch -> dataset) killed at step `kill_at`
+    (`KillAt`), then resumed from its checkpoint by a fresh `build_compiled()`, ends bit for bit
+    where an uninterrupted run ends. Returns (the resumed model, the resumed call's history)."""
     import numpy as np
 
+    from keras_gen import training
+
     def fresh():
+        # As in the fresh process a killed run resumes in: Keras numbers its auto-named layers
+        # per process, and a Diffusion's training has been seen to differ in the last bit
+        # between two equal models built with other counters (TensorFlow's graph rewrites can
+        # order float sums by op name).
         keras.backend.clear_session()
         return build_compiled()
 
-    straight = fresh()
-    initial = training_state(straight)
-    training.fit(straight, data, epochs, folder / "straight", checkpoint_every=checkpoint_every)
+    reference = fresh()
+    initial = training_state(reference)
+    training.fit(reference, data, epochs, folder / "uninterrupted", checkpoint_every=checkpoint_every)
     with pytest.raises(KeyboardInterrupt):
-        training.fit(fresh(), data, epochs, folder / "killed",
-                     checkpoint_every=checkpoint_every, callbacks=[Crash(kill_at)])
+        training.fit(fresh(), data, epochs, folder / "killed", checkpoint_every=checkpoint_every,
+                     callbacks=[KillAt(kill_at)])
     pointer = json.loads((folder / "killed" / training.POINTER).read_text())
+    # The last checkpoint lies inside an epoch, so the resume has batches to skip.
     assert pointer["global_step"] < kill_at and pointer["step_in_epoch"] > 0, pointer
     resumed = fresh()
-    training.fit(resumed, data, epochs, folder / "killed", checkpoint_every=checkpoint_every)
-    final = training_state(straight)
-    assert any(not (a == b).all() for a, b in zip(final, initial))  # it trained
-    assert int(resumed.optimizer.iterations) == int(straight.optimizer.iterations)
-    for a, b in zip(final, training_state(resumed)):
+    history = training.fit(resumed, data, epochs, folder / "killed", checkpoint_every=checkpoint_every)
+    state, expected = training_state(resumed), training_state(reference)
+    assert any(not (a == b).all() for a, b in zip(expected, initial))  # it trained
+    assert len(state) == len(expected)
+    for a, b in zip(state, expected):
         np.testing.assert_array_equal(a, b)
+    return resumed, history
+
+
+def assert_stops_on_non_finite_loss(model, data, folder, value=float("nan"), batch=3, checkpoint_every=2):
+    """training.fit on `data` (epoch -> dataset of images or (images, labels)) whose batch `batch`
+    (0-based) holds `value` pixels raises TrainingDiverged naming that step, and keeps the last
+    checkpoint before it as the only one."""
+    from keras_gen import training
+
+    def poison(i, element):
+        images, rest = (element[0], element[1:]) if isinstance(element, tuple) else (element, ())
+        images = tf.where(i == batch, images * value, images)
+        return (images, *rest) if rest else images
+
+    def poisoned(epoch):
+        return data(epoch).enumerate().map(poison)
+
+    step = batch + 1
+    with pytest.raises(training.TrainingDiverged,
+                       match=rf"became (nan|inf) at step {step} \(epoch 1, batch {step}\)") as info:
+        training.fit(model, poisoned, 2, folder, checkpoint_every=checkpoint_every)
+    last = step - 1 - (step - 1) % checkpoint_every
+    assert info.value.step == step and info.value.checkpoint["global_step"] == last
+    assert sorted(p.name for p in folder.glob("ckpt-*")) == [f"ckpt-{last:09d}.weights.h5"]
+    return info.value

@@ -1,7 +1,7 @@
 """The diffusion family: the training loss against its formula on the step's own noise, the
 samplers against their formulas and against the exact ODE solution of a toy model with a known
-score, replica-exact training, guidance, the `.keras` round trip, errors, and the exported loop
-in LiteRT."""
+score, replica-exact training, exact resume after a kill and the stop on a NaN loss under
+training.fit, guidance, the `.keras` round trip, errors, and the exported loop in LiteRT."""
 
 import math
 
@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import families
-from keras_gen import data
+from keras_gen import data, training
 from keras_gen import diffusion_samplers as samplers
 from keras_gen.models import Diffusion
 
@@ -94,6 +94,32 @@ def test_two_replicas_equal_one(optimizer):
     for a, b in zip(one.get_weights(), two.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_allclose(loss_one, loss_two, rtol=1e-5)
+
+
+def epoch_data(epoch):
+    """Epoch `epoch` of 96 digits and labels, shuffled by the epoch's own seed (training.fit)."""
+    return data.load("digits", split="train[:96]", batch_size=16, image_range="tanh", with_labels=True,
+                     seed=training.epoch_seed(5, epoch))
+
+
+def compiled():
+    model = tiny(ema_decay=0.9)  # an EMA that still moves at step 12
+    model.compile()
+    return model
+
+
+@pytest.mark.slow  # three models each trace a train step: ~35 CPU-seconds
+def test_fit_killed_then_resumed_equals_uninterrupted(tmp_path):
+    """The live and EMA networks, Adam's moments and its step counter (the key of the times,
+    noise and label drops of every step) all come back from the checkpoint."""
+    resumed, history = families.assert_resume_is_exact(compiled, epoch_data, tmp_path)
+    assert len(history["loss"]) == 1 and int(resumed.optimizer.iterations) == 12
+    assert any(np.abs(a - b).max() > 1e-4  # the EMA is a state of its own, not the live weights
+               for a, b in zip(resumed.ema_network.get_weights(), resumed.network.get_weights()))
+
+
+def test_nan_data_stops_training_and_keeps_the_last_checkpoint(tmp_path):
+    families.assert_stops_on_non_finite_loss(compiled(), epoch_data, tmp_path)
 
 
 def test_data_range_is_checked():
@@ -259,12 +285,20 @@ def test_exported_loop_in_litert_equals_python(trained, tmp_path, monkeypatch):
 
     monkeypatch.setitem(signatures.BUILDERS, "diffusion", lambda m: diffusion_spec(m, steps=4))
     written = export.tflite(trained, tmp_path)
-    runner = Interpreter(model_path=str(written["generate"])).get_signature_runner("generate")
+    saved = export.saved_model(trained, tmp_path / "saved_model")
+    interpreter = Interpreter(model_path=str(written["generate"]))
+    # One file holding every signature of the family's export.
+    assert set(written.values()) == {tmp_path / "model.tflite"}
+    assert set(interpreter.get_signature_list()) == {s.name for s in signatures.spec_for(trained).signatures}
+    runner = interpreter.get_signature_runner("generate")
+    loaded = tf.saved_model.load(str(saved)).signatures["generate"]
     noise = trained.latent_vectors(5, 1)
     labels = np.array([0, 1, 2, 3, 4], np.int32)
     for w in (0.0, 2.0):
-        out = runner(noise=noise, label=labels, guidance=np.float32(w))["images"]
         expected = trained.generate(5, labels=labels, z=noise, steps=4, guidance=w)
+        out = runner(noise=noise, label=labels, guidance=np.float32(w))["images"]
+        np.testing.assert_allclose(out, expected, atol=1e-3)
+        out = loaded(noise=tf.constant(noise), label=tf.constant(labels), guidance=tf.constant(w))["images"]
         np.testing.assert_allclose(out, expected, atol=1e-3)
     report = export.validate(trained, tmp_path)
-    assert report.passed
+    assert report.passed and {row.format for row in report.rows} == {"keras", "saved_model", "tflite"}

@@ -65,3 +65,43 @@ def test_exported_networks_have_no_transpose_conv_and_match_keras_at_any_batch(f
         ours = validation.tflite_runner(path, signature.name)(inputs)
         want = signature.reference(**inputs)
         np.testing.assert_allclose(ours["images"], want["images"], atol=1e-5)
+
+
+def _converted_ops(network, shapes):
+    """The TFLite ops of `network` called on inputs of `shapes` (batch left dynamic)."""
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec([None, *shape], dtype) for shape, dtype in shapes]
+    function = tf.function(lambda *inputs: network(list(inputs), training=False), input_signature=specs)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], function)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=converter.convert())
+    return Counter(op["op_name"] for op in interpreter._get_ops_details())
+
+
+def test_diffusion_unet_stand_ins_equal_keras_with_constant_shapes():
+    """Group norms (also the one inside the attention) and nearest upsampling in their
+    constant-shape forms: the same outputs, and none of the run-time shape ops (SHAPE -> PACK ->
+    RESHAPE, TILE) that cut XNNPACK's graph, which the Keras layers have."""
+    from export.xnnpack import DepthToSpaceUpSampling2D, StaticGroupNormalization
+
+    model = kg.models.Diffusion((8, 8, 1), num_classes=3, widths=(8, 16), attention=True, seed=0)
+    rng = np.random.default_rng(0)
+    network = model.ema_network
+    network.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in network.get_weights()])
+    rewritten = xnnpack_friendly(network)
+    kinds = Counter(type(layer).__name__ for layer in rewritten.layers)
+    assert kinds["StaticGroupNormalization"] > 4 and kinds["DepthToSpaceUpSampling2D"] == 1, kinds
+    attention = [l for l in rewritten.layers if type(l).__name__ == "SpatialSelfAttention"]
+    assert len(attention) == 1 and isinstance(attention[0].norm, StaticGroupNormalization)
+    assert not any(isinstance(l, keras.layers.GroupNormalization) for l in rewritten.layers)
+    assert DepthToSpaceUpSampling2D.__name__ in kinds
+    x = rng.standard_normal((3, 8, 8, 1)).astype(np.float32)
+    inputs = [x, np.array([0.1, 0.5, 0.9], np.float32), np.array([0, 2, 3], np.int32)]
+    np.testing.assert_allclose(rewritten(inputs), network(inputs), atol=1e-5)
+    shapes = [((8, 8, 1), "float32"), ((), "float32"), ((), "int32")]
+    dynamic = {"SHAPE", "PACK", "TILE"}
+    assert dynamic & set(_converted_ops(network, shapes))  # the control: Keras' layers have them
+    assert not dynamic & set(_converted_ops(rewritten, shapes))

@@ -26,9 +26,9 @@ from PIL import Image
 import keras
 import tensorflow as tf
 
+import families
 import keras_gen as kg
 from keras_gen import cli, training
-import families
 
 SCRIPT = str(Path(__file__).with_name("_train_script.py"))
 # 320 digits in batches of 16: 20 steps an epoch, 40 in the run, a checkpoint every 6 steps.
@@ -157,22 +157,11 @@ def _digits(epoch):
                         seed=training.epoch_seed(5, epoch))
 
 
-def _variables(model):
-    return [v.numpy() for v in model.variables + model.optimizer.variables + model.d_optimizer.variables]
-
-
 def test_fit_interrupted_then_resumed_equals_uninterrupted(tmp_path):
-    reference = _tiny_gan()
-    training.fit(reference, _digits, 2, tmp_path / "a", checkpoint_every=4)
-    interrupted = _tiny_gan()
-    with pytest.raises(KeyboardInterrupt):  # step 10 = epoch 2, batch 4; last checkpoint: 8
-        training.fit(interrupted, _digits, 2, tmp_path / "b", checkpoint_every=4, callbacks=[families.Crash(10)])
-    resumed = _tiny_gan()
-    history = training.fit(resumed, _digits, 2, tmp_path / "b", checkpoint_every=4)
+    # Killed at step 10 = epoch 2, batch 4; the last checkpoint: step 8.
+    resumed, history = families.assert_resume_is_exact(_tiny_gan, _digits, tmp_path)
     assert list(history["d_loss"]).__len__() == 1  # only epoch 2 was left
     assert int(resumed.optimizer.iterations) == 12
-    for a, b in zip(_variables(reference), _variables(resumed)):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_fit_without_checkpoint_position_would_differ(tmp_path):
@@ -182,26 +171,18 @@ def test_fit_without_checkpoint_position_would_differ(tmp_path):
     training.fit(reference, _digits, 2, tmp_path / "a", checkpoint_every=4)
     other = _tiny_gan()
     with pytest.raises(KeyboardInterrupt):
-        training.fit(other, _digits, 2, tmp_path / "b", checkpoint_every=4, callbacks=[families.Crash(10)])
+        training.fit(other, _digits, 2, tmp_path / "b", checkpoint_every=4, callbacks=[families.KillAt(10)])
     state = json.loads((tmp_path / "b" / "checkpoint.json").read_text())
     state["step_in_epoch"] = 0  # forget the position inside epoch 2
     (tmp_path / "b" / "checkpoint.json").write_text(json.dumps(state))
     resumed = _tiny_gan()
     training.fit(resumed, _digits, 2, tmp_path / "b", checkpoint_every=4)
-    assert any(not np.array_equal(a, b) for a, b in zip(_variables(reference), _variables(resumed)))
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(families.training_state(reference), families.training_state(resumed)))
 
 
 def test_fit_stops_on_inf_loss_and_keeps_checkpoint(tmp_path):
-    def data(epoch):
-        return _digits(epoch).enumerate().map(
-            lambda i, x: tf.where(i == 3, x * np.float32("inf"), x)
-        )
-
-    model = _tiny_gan()
-    with pytest.raises(training.TrainingDiverged, match=r"became (nan|inf) at step 4 \(epoch 1, batch 4\)") as info:
-        training.fit(model, data, 2, tmp_path, checkpoint_every=2)
-    assert info.value.step == 4 and info.value.checkpoint["global_step"] == 2
-    assert sorted(p.name for p in tmp_path.glob("ckpt-*")) == ["ckpt-000000002.weights.h5"]
+    families.assert_stops_on_non_finite_loss(_tiny_gan(), _digits, tmp_path, value=np.float32("inf"))
 
 
 def test_atomic_write_keeps_old_file_when_writer_dies(tmp_path):

@@ -45,8 +45,8 @@ def test_resume_after_a_kill_is_exact(family, npz, tmp_path):
         model.compile()
         return model
 
-    families.assert_resume_after_a_kill_is_exact(
-        build_compiled, lambda epoch: load(npz, family, epoch), tmp_path)
+    families.assert_resume_is_exact(
+        build_compiled, lambda epoch: load(npz, family, epoch), tmp_path, checkpoint_every=3, kill_at=7)
 
 
 @pytest.fixture(scope="module", params=TEXT_FAMILIES)

@@ -60,14 +60,20 @@ class SpatialSelfAttention(keras.layers.Layer):
         self.out.build(input_shape[:-1] + (channels,))
 
     def call(self, x):
-        shape = ops.shape(x)
-        channels = x.shape[-1]
-        h = self.qkv(self.norm(x))
-        h = ops.reshape(h, (shape[0], shape[1] * shape[2], 3 * channels))
+        _, height, width, channels = x.shape
+        # Constant shapes (-1 for the batch) where the map's size is known, and the projections
+        # on 2-D (positions, channels) rows: a shape computed at run time (Dense on a 3-D or 4-D
+        # input computes one) cuts the graph LiteRT's XNNPACK delegate takes (export/xnnpack.py).
+        if height is not None and width is not None:
+            positions, shape = (-1, height * width, 3 * channels), (-1, height, width, channels)
+        else:
+            shape = ops.shape(x)
+            positions = (shape[0], -1, 3 * channels)
+        h = ops.reshape(self.qkv(ops.reshape(self.norm(x), (-1, channels))), positions)
         q, k, v = h[..., :channels], h[..., channels : 2 * channels], h[..., 2 * channels :]
         weights = ops.softmax(ops.matmul(q, ops.transpose(k, (0, 2, 1))) / math.sqrt(channels), axis=-1)
-        attended = ops.reshape(ops.matmul(weights, v), shape)
-        return x + self.out(attended)
+        attended = ops.reshape(ops.matmul(weights, v), (-1, channels))
+        return x + ops.reshape(self.out(attended), shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -324,16 +324,17 @@ class Diffusion(kg_text.TextConditioned, Sampler, GenerativeModel):
         return denoise
 
     def sample_tensor(self, noise, labels=None, guidance=None, steps=None, sampler=None, eta=0.0,
-                      step_noise=None):
+                      step_noise=None, network=None):
         """The whole sampling loop as TensorFlow ops: noise (batch, H, W, C) at t = 1 -> images in
         [0, 1]. `steps` and `sampler` are fixed (the loop unrolls); `guidance` a number or a
-        scalar tensor; `step_noise` (steps, batch, H, W, C) for "ddpm" and DDIM with eta > 0.
-        `generate` and the exported `generate` signature both run this."""
+        scalar tensor; `step_noise` (steps, batch, H, W, C) for "ddpm" and DDIM with eta > 0;
+        `network` the denoiser (default: the EMA network; export passes its LiteRT-friendly
+        form). `generate` and the exported `generate` signature both run this."""
         steps, guidance_value, sampler, eta = self.sampling_options(
             steps, guidance if not tf.is_tensor(guidance) else None, sampler, eta)
         if not tf.is_tensor(guidance):
             guidance = guidance_value
-        x = samplers.sample(sampler, self.denoiser(labels, guidance), tf.cast(noise, tf.float32),
+        x = samplers.sample(sampler, self.denoiser(labels, guidance, network), tf.cast(noise, tf.float32),
                             steps, eta, step_noise)
         return tf.clip_by_value((x + 1.0) / 2.0, 0.0, 1.0)
 
