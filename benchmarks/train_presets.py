@@ -314,6 +314,8 @@ def main(argv=None):
         "description": f"{type(model).__name__} trained on full Fashion-MNIST (60,000 training images"
                        f"{', captioned and tinted' if spec.get('text') else ''}"
                        f"{', edges -> item pairs' if spec['family'] == 'pix2pix' else ''})",
+        "dataset": stats["data"],  # a keras_gen.data source (export's int8 calibration reads it)
+        **({"task": "edges"} if spec["family"] == "pix2pix" else {}),
         "training_data": stats["data"] + " (split 'train', 60,000 images)",
         "command": command,
         "steps": stats["steps"],

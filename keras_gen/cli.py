@@ -55,6 +55,10 @@ def _option_value(option, value):
 
 def build_model(args, info):
     """The family's model for this data: flags that were given, constructor defaults for the rest."""
+    if getattr(args, "preset", None):  # fine-tuning: the preset's model and weights
+        from keras_gen.models import GenerativeModel
+
+        return GenerativeModel.from_preset(args.preset)
     family = families.get(args.model)
     if family.build is not None:
         return with_class_names(family.build(args, info), info)
@@ -123,7 +127,44 @@ def compile_model(model, args):
 # train
 
 
+def from_preset_settings(args):
+    """`keras-gen train --preset NAME`: the family, conditioning, text mode and pix2pix task
+    are the preset's (read from its config.json), so its model flags may not be given."""
+    import json
+
+    from keras_gen.models import base
+
+    if args.model is not None:
+        raise CommandError("give --model (a family to train from scratch) or --preset (a preset "
+                           "to fine-tune), not both.")
+    try:
+        folder = base.preset_folder(args.preset)
+        cls = base.preset_class(folder)
+    except ValueError as e:
+        raise CommandError(f"--preset: {e}") from None
+    family = max((f for f in families.all_families() if f.instances and issubclass(cls, f.instances)),
+                 key=lambda f: len(f.instances.__mro__))
+    fixed = sorted({o.name for o in family.options if o.constructor} & set(getattr(args, "given", ())))
+    if fixed:
+        raise CommandError(
+            f"--preset {args.preset} fixes the model, so {', '.join(_flag(k) for k in fixed)} cannot "
+            "change it; leave them out (or train from scratch with --model)."
+        )
+    config = json.loads((folder / "config.json").read_text())["config"]
+    args.model = family.name
+    args.conditional = bool(config.get("num_classes")) and not config.get("text")
+    if config.get("text"):
+        args.text = True
+    if family.kind == TRANSLATOR and args.task is None:
+        args.task = config.get("task")
+
+
 def cmd_train(args):
+    if getattr(args, "preset", None) and not args.resume:
+        from_preset_settings(args)
+    elif args.model is None and not args.resume:
+        raise CommandError("give --model (a family, keras-gen info lists them) or --preset "
+                           "(a preset to fine-tune, keras-gen info --presets lists them).")
     for flag in ("early_stopping", "reduce_lr_on_plateau"):  # fail before anything is written
         if getattr(args, flag):
             _monitor_spec("--" + flag.replace("_", "-"), getattr(args, flag))
@@ -159,7 +200,8 @@ def cmd_train(args):
     with strategy.scope():
         model = build_model(args, info)
         compile_model(model, args)
-    if _text(args):  # the vocabulary of the training captions (the same on --resume)
+    if _text(args) and not getattr(args, "preset", None):
+        # the vocabulary of the training captions (the same on --resume); a preset keeps its own
         model.adapt(load_data(args, model, batch_size=256, shuffle=False))
     if not args.resume:
         config = {
@@ -264,7 +306,7 @@ def cmd_sample(args):
         raise CommandError(f"{out} exists; pass --force to overwrite it.")
     if args.n is not None and args.n <= 0:
         raise CommandError(f"-n must be a positive number of images; got {args.n}.")
-    model = load_model(args.model)
+    model = runs.load_model_or_preset(args.model, args.preset)
     if families.kind_of(model) == TRANSLATOR:
         raise CommandError(
             f"{type(model).__name__} is a translator: it needs an input image for every output. "
@@ -529,10 +571,10 @@ def cmd_translate(args):
             f"{len(existing)} output file(s) exist ({', '.join(existing[:3])}"
             f"{' ...' if len(existing) > 3 else ''}); pass --force to overwrite them."
         )
-    model = load_model(args.model)
+    model = runs.load_model_or_preset(args.model, args.preset)
     if families.kind_of(model) != TRANSLATOR:
         raise CommandError(
-            f"{args.model} holds a {type(model).__name__}, which generates images instead of "
+            f"{args.model or args.preset} holds a {type(model).__name__}, which generates images instead of "
             "translating them: use keras-gen sample."
         )
     shape = model.input_image_shape
@@ -554,6 +596,8 @@ def cmd_translate(args):
 def cmd_info(args):
     from keras_gen import data as kg_data
 
+    if args.presets:
+        return _info_presets()
     print("keras-gen models (keras-gen train --model NAME):")
     for family in families.all_families():
         print(f"  {family.name:12s} {family.kind:10s} {family.model.__name__}")
@@ -572,6 +616,25 @@ def cmd_info(args):
     print("  --task edges|inpaint|colorize|superres  derived from any data set above")
     print("  folder:PATH          sub-folders A/ (inputs) and B/ (targets), or side-by-side images")
     print("  npz:PATH             a .npz file with arrays a (inputs) and b (targets)")
+    return 0
+
+
+def _info_presets():
+    """The shipped presets with their measured numbers: keras-gen info --presets."""
+    from keras_gen.models import presets
+
+    shown = ("fid", "class_accuracy", "bits_per_dim", "neg_elbo_bits_per_dim", "psnr",
+             "seen_class", "seen_colour", "unseen_class", "unseen_colour")
+    found = presets()
+    print("keras-gen presets (keras-gen sample --preset NAME; Family.from_preset(NAME)):")
+    for name, meta in found.items():
+        numbers = ", ".join(f"{k} {meta['metrics'][k]:.3g}" for k in shown
+                            if isinstance(meta.get("metrics", {}).get(k), (int, float)))
+        print(f"  {name:38s} {meta.get('class_name', '?'):9s} {numbers}")
+        print(f"  {'':38s} {meta.get('steps', '?')} steps, {meta.get('cpu_minutes', '?')} CPU min: "
+              f"{meta.get('command', '')}")
+    if not found:
+        print("  (none shipped in this installation)")
     return 0
 
 
@@ -693,8 +756,11 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model with model.fit")
-    train.add_argument("--model", required=True, metavar="{" + ",".join(families.names()) + "}",
+    train.add_argument("--model", default=None, metavar="{" + ",".join(families.names()) + "}",
                        help="model family (keras-gen info lists them)")
+    train.add_argument("--preset", default=None,
+                       help="fine-tune a preset (keras-gen info --presets) instead of training "
+                            "--model from scratch: its model, weights and settings")
     train.add_argument("--dataset", required=True, help="data set name (see keras-gen info)")
     train.add_argument("--split", default="train", help="split of --dataset, e.g. train or train[:1000]")
     train.add_argument("--data-dir", default=None, help="TFDS data directory")
@@ -745,7 +811,10 @@ def build_parser():
     train.set_defaults(func=cmd_train)
 
     sample = sub.add_parser("sample", help="generate images from a saved model")
-    sample.add_argument("--model", required=True, help="a .keras file written by keras-gen")
+    sample.add_argument("--model", default=None, help="a .keras file written by keras-gen")
+    sample.add_argument("--preset", default=None,
+                        help="a shipped preset (keras-gen info --presets) or a preset folder, "
+                             "instead of --model")
     sample.add_argument("-n", type=int, default=None,
                         help="images to generate (default 64); with --prompts FILE: per prompt")
     sample.add_argument("--seed", type=int, default=0, help="same seed, same images")
@@ -787,7 +856,10 @@ def build_parser():
     evaluate.set_defaults(func=cmd_evaluate)
 
     translate = sub.add_parser("translate", help="translate images with a saved pix2pix model")
-    translate.add_argument("--model", required=True, help="a .keras file written by keras-gen train")
+    translate.add_argument("--model", default=None, help="a .keras file written by keras-gen train")
+    translate.add_argument("--preset", default=None,
+                           help="a shipped preset (e.g. pix2pix_fashion_mnist_edges) or a preset "
+                                "folder, instead of --model")
     translate.add_argument("--input", required=True, help="an image file, or a folder of images")
     translate.add_argument("--out", required=True,
                            help="a .png file (one input) or a folder (receives NAME.png per input)")
@@ -798,6 +870,8 @@ def build_parser():
     translate.set_defaults(func=cmd_translate)
 
     info = sub.add_parser("info", help="list data sets and models")
+    info.add_argument("--presets", action="store_true",
+                      help="list the shipped presets (trained models: keras-gen sample --preset NAME)")
     info.set_defaults(func=cmd_info)
 
     for entry in metadata.entry_points(group="keras_gen.cli"):
