@@ -73,6 +73,22 @@ def test_a_preset_holds_the_model_without_its_optimiser_states(tmp_path):
     assert "compile_config" not in json.loads((tmp_path / "p" / "config.json").read_text())
 
 
+def test_a_gan_preset_stores_the_ema_generator_once_for_both_generators(tmp_path):
+    model = build("dcgan")
+    model.generator.set_weights([w + 0.05 for w in model.generator.get_weights()])
+    model.save_to_preset(tmp_path / "p")
+    loaded = kg.models.DCGAN.from_preset(tmp_path / "p")
+    for a, b in zip(loaded.generator.get_weights(), model.ema_generator.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(loaded.discriminator.get_weights(), model.discriminator.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    same_samples(model, loaded, labels=[1, 2, 3, 4])
+    full = tmp_path / "full.weights.h5"
+    model.save_weights(str(full))
+    generator_bytes = 4 * model.generator.count_params()
+    assert (tmp_path / "p" / "model.weights.h5").stat().st_size < full.stat().st_size - generator_bytes
+
+
 def test_float16_weights_are_half_the_size_and_load_as_the_rounded_float32(tmp_path):
     import h5py
 
@@ -219,7 +235,8 @@ def test_fine_tuning_from_a_preset_starts_from_its_weights(tmp_path, monkeypatch
                      "--epochs", "1", "--batch-size", "16", "--eval-samples", "0",
                      "--samples", "4", "--out", str(tmp_path / "run")])
     assert code == 0
-    for a, b in zip(seen["weights"], model.get_weights()):
+    preset = kg.models.DCGAN.from_preset(tmp_path / "p")
+    for a, b in zip(seen["weights"], preset.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert seen["class_names"] == model.class_names
     assert (tmp_path / "run" / "model.keras").is_file()

@@ -161,14 +161,26 @@ class _PresetsOfClass:
         }
 
 
-def copy_weights_file(source, target, skip=(), float16=False):
+def copy_weights_file(source, target, skip=(), float16=False, links=None):
     """Copies a `.weights.h5` file without its top-level groups `skip` (a compiled model's
     optimiser states: a preset ships the model, and fine-tuning starts a fresh optimiser), with
     float32 arrays stored as float16 if asked (half the size; Keras casts them back to the
-    variables' dtype on load). HDF5 never shrinks a file in place, hence the copy."""
+    variables' dtype on load). HDF5 never shrinks a file in place, hence the copy.
+
+    links: {group: other group}: `group` is stored as an HDF5 hard link to `other` (its values
+    once, read back as `other`'s), where the two hold arrays of the same names and shapes."""
     import h5py
 
+    def layout(group):
+        found = {}
+        group.visititems(lambda name, item: found.update({name: item.shape})
+                         if isinstance(item, h5py.Dataset) else None)
+        return found
+
     with h5py.File(source, "r") as src, h5py.File(target, "w") as dst:
+        links = {key: other for key, other in (links or {}).items()
+                 if key in src and other in src and layout(src[key]) == layout(src[other])}
+        skip = tuple(skip) + tuple(links)
         for key, value in src.attrs.items():
             dst.attrs[key] = value
 
@@ -186,6 +198,8 @@ def copy_weights_file(source, target, skip=(), float16=False):
             dst.create_dataset(name, data=values)
 
         src.visititems(copy)
+        for key, other in links.items():
+            dst[key] = dst[other]
 
 
 class GenerativeModel(keras.Model):
@@ -515,6 +529,10 @@ class GenerativeModel(keras.Model):
 
     presets = _PresetsOfClass()
 
+    # {network: other network} a preset stores once: `network` loads `other`'s weights (a GAN's
+    # generator, its EMA generator's). A preset holds what samples and what fine-tuning needs.
+    preset_weight_links = {}
+
     @classmethod
     def from_preset(cls, name_or_dir):
         """A trained model from a preset: a name shipped with keras-gen (`cls.presets` lists
@@ -538,7 +556,7 @@ class GenerativeModel(keras.Model):
         full = path / "model.full.weights.h5"
         self.save_weights(str(full), overwrite=True)
         copy_weights_file(full, path / "model.weights.h5", skip=optimizers,
-                          float16=weights_dtype == "float16")
+                          float16=weights_dtype == "float16", links=self.preset_weight_links)
         full.unlink()
         metadata = {
             **(metadata or {}),
