@@ -260,12 +260,46 @@ def write_grid(model, spec, path, kg):
                                                        verbose=0), 10)
 
 
+def measured(metrics):
+    """The card numbers of a preset's metrics, as text."""
+    parts = []
+    for key, text in (("fid", "FID {:.2f}"), ("class_accuracy", "class acc. {:.1%}"),
+                      ("bits_per_dim", "test bits/dim {:.3f}"),
+                      ("neg_elbo_bits_per_dim", "test bits/dim <= {:.3f} (ELBO)"),
+                      ("psnr", "PSNR {:.2f} dB"), ("seen_class", "seen: class {:.1%}"),
+                      ("seen_colour", "colour {:.1%}"), ("unseen_class", "unseen: class {:.1%}"),
+                      ("unseen_colour", "colour {:.1%}")):
+        if isinstance(metrics.get(key), (int, float)):
+            parts.append(text.format(metrics[key]))
+    return ", ".join(parts).replace("%", " %")
+
+
+def table():
+    """The shipped presets as a Markdown table, from their metadata."""
+    from keras_gen.models import base
+
+    lines = ["| preset | model | target | measured | steps | CPU min | weights | float16 cost | grid |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, meta in base.shipped_presets().items():
+        cost = meta.get("float16_cost", {})
+        size = (base.PRESETS_DIR / name / "model.weights.h5").stat().st_size / 1e6
+        cost_text = (f"{cost['metric']} {cost['float32']:.4g} -> {cost['float16']:.4g}"
+                     if "float32" in cost else "-")
+        lines.append(f"| `{name}` | {meta['class_name']} | {meta.get('target', '-')} | "
+                     f"{measured(meta.get('metrics', {}))} | {meta.get('steps')} | "
+                     f"{meta.get('cpu_minutes')} | {size:.2f} MB | {cost_text} | "
+                     f"[grid](docs/presets/{name}.png) |")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=sorted(PRESETS))
+    parser.add_argument("name", nargs="?", choices=sorted(PRESETS))
+    parser.add_argument("--table", action="store_true",
+                        help="print the table of the shipped presets (RESULTS.md, README) and exit")
     parser.add_argument("--cpu-seconds", type=float, default=None,
                         help="training budget in process CPU seconds (default: the preset's)")
     parser.add_argument("--eval-samples", type=int, default=None,
@@ -274,6 +308,10 @@ def main(argv=None):
                         help="the preset is written to OUT/NAME (default: the package's presets)")
     parser.add_argument("--grid-dir", default=None, help="default: docs/presets (or OUT with --out)")
     args = parser.parse_args(argv)
+    if args.table:
+        return print(table())
+    if args.name is None:
+        parser.error("give the NAME of a preset to train (or --table)")
     spec = PRESETS[args.name]
     cpu_seconds = args.cpu_seconds or spec["cpu_seconds"]
     n = args.eval_samples or spec.get("eval_samples", 10_000)
