@@ -318,10 +318,12 @@ def cmd_sample(args):
     if args.labels is not None:
         labels = [int(v) if v.strip().lstrip("-").isdigit() else v.strip()
                   for v in args.labels.split(",")]
-        if len(labels) == 1:
-            labels = labels * args.n
-        elif len(labels) != args.n:
-            raise CommandError(f"--labels gives {len(labels)} labels for -n {args.n} images.")
+        if args.n % len(labels) == 0:  # one for all, one per image, or repeated in turn
+            labels = labels * (args.n // len(labels))
+        else:
+            raise CommandError(
+                f"--labels gives {len(labels)} labels for -n {args.n} images: give one label, one "
+                f"per image, or a few that -n is a multiple of (they repeat in turn).")
     elif model.num_classes:
         labels = list(np.arange(args.n) % model.num_classes)
     options = {o.name: getattr(args, o.name) for o in families.of(model).sample_options
@@ -820,7 +822,8 @@ def build_parser():
     sample.add_argument("--seed", type=int, default=0, help="same seed, same images")
     sample.add_argument("--labels", default=None,
                         help="comma-separated class labels of a conditional model: indices or the "
-                             "class names it was trained with, e.g. 7,9 or Sneaker,Bag (one: all)")
+                             "class names it was trained with, e.g. 7,9 or Sneaker,Bag (one: all; "
+                             "fewer than -n: repeated in turn)")
     sample.add_argument("--out", required=True, help=".png (a grid) or .npy (float32 [0, 1])")
     sample.add_argument("--force", action="store_true", help="overwrite --out")
     seen = set()

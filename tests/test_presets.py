@@ -207,6 +207,12 @@ def test_sample_from_a_preset_by_class_name(tmp_path):
     assert cli.main(["sample", "--preset", str(tmp_path / "p"), "-n", "3", "--labels", "c7,c1,2",
                      "--seed", "5", "--out", str(tmp_path / "s.npy")]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), model.generate(3, seed=5, labels=[7, 1, 2]))
+    # a few names for more images: repeated in turn (--labels Sneaker,Bag -n 64)
+    assert cli.main(["sample", "--preset", str(tmp_path / "p"), "-n", "4", "--labels", "c7,c1",
+                     "--seed", "5", "--out", str(tmp_path / "r.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), model.generate(4, seed=5, labels=[7, 1, 7, 1]))
+    assert cli.main(["sample", "--preset", str(tmp_path / "p"), "-n", "3", "--labels", "c7,c1",
+                     "--out", str(tmp_path / "bad.npy")]) == 2
 
 
 def test_info_presets_lists_them_with_their_numbers(fake_shipped, capsys):
