@@ -162,7 +162,7 @@ def sampler_metrics(model, n, kg, classifier, reference):
     conditional model."""
     labels = sample_labels(model, n)
     start = time.time()
-    samples = model.generate(n, seed=12345, labels=labels, verbose=0)
+    samples = model.generate(n, seed=12345, labels=labels)
     out = {"sampling_seconds": time.time() - start}
     out.update(kg.metrics.quality_metrics(samples, reference, ("fid", "kid", "precision", "recall"),
                                           "fashion_mnist", num_samples=n, verbose=0))
@@ -240,7 +240,7 @@ def preset_samples(model, stored):
         return model.translate(stored["inputs"])
     if "prompts" in stored:
         return model.generate(prompts=stored["prompts"], seed=SAMPLE_SEED)
-    return model.generate(STORED, seed=SAMPLE_SEED, labels=stored["labels"], verbose=0)
+    return model.generate(STORED, seed=SAMPLE_SEED, labels=stored["labels"])
 
 
 def write_grid(model, spec, path, kg):
@@ -256,8 +256,7 @@ def write_grid(model, spec, path, kg):
         images = model.generate(prompts=[p for p in prompts for _ in range(8)], seed=1)
         return kg.callbacks.save_grid(path, images, 8)
     # conditional: one class per column
-    return kg.callbacks.save_grid(path, model.generate(100, seed=1, labels=sample_labels(model, 100),
-                                                       verbose=0), 10)
+    return kg.callbacks.save_grid(path, model.generate(100, seed=1, labels=sample_labels(model, 100)), 10)
 
 
 def measured(metrics):

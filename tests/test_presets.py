@@ -175,7 +175,7 @@ def test_a_shipped_preset_gives_its_stored_samples(name):
     else:
         labels = stored.get("labels")
         samples = model.generate(len(np.load(folder / stored["file"])), seed=stored["seed"],
-                                 labels=labels, verbose=0)
+                                 labels=labels)
     np.testing.assert_allclose(samples, np.load(folder / stored["file"]), atol=1e-5)
     # what the card promises
     for key in ("command", "steps", "cpu_minutes", "metrics", "training_data", "keras_gen_version"):
