@@ -26,6 +26,7 @@ Metrics (what `metadata["metrics"]` holds):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -189,9 +190,7 @@ def evaluate(model, spec, n, kg):
         return kg.metrics.translation_metrics(model, test_pairs(kg),
                                               ("mae", "psnr", "ssim", "fid", "class_accuracy"),
                                               num_samples=n)
-    test = kg.data.load(DATA, split="test", image_range="unit", shuffle=False, batch_size=500)
-    reference = kg.metrics.feature_statistics(test, "fashion_mnist", verbose=0)
-    out = sampler_metrics(model, n, kg, classifier, reference)
+    out = sampler_metrics(model, n, kg, classifier, test_features(kg))
     if spec["family"] in ("vae", "pixelcnn"):
         out.update(kg.metrics.likelihood_metrics(model, test_levels(model, spec, kg), verbose=0))
     return out
@@ -203,6 +202,13 @@ def test_levels(model, spec, kg):
     data = kg.data.load(DATA, split="test", image_range=model.data_range, shuffle=False,
                         batch_size=500, seed=SEED + 1)
     return data.take(spec.get("likelihood_examples", 10_000) // 500)
+
+
+@functools.lru_cache(maxsize=None)
+def test_features(kg):
+    """The extractor's statistics of the 10,000 test images (once per run)."""
+    test = kg.data.load(DATA, split="test", image_range="unit", shuffle=False, batch_size=500)
+    return kg.metrics.feature_statistics(test, "fashion_mnist", verbose=0)
 
 
 def headline(spec):
