@@ -285,8 +285,8 @@ def table():
     """The shipped presets as a Markdown table, from their metadata."""
     from keras_gen.models import base
 
-    lines = ["| preset | model | target | measured | steps | CPU min | weights | float16 cost | grid |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| preset | model | target | measured | steps | CPU min | weights | float16 cost | made by | grid |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, meta in base.shipped_presets().items():
         cost = meta.get("float16_cost", {})
         size = (base.PRESETS_DIR / name / "model.weights.h5").stat().st_size / 1e6
@@ -295,6 +295,7 @@ def table():
         lines.append(f"| `{name}` | {meta['class_name']} | {meta.get('target', '-')} | "
                      f"{measured(meta.get('metrics', {}))} | {meta.get('steps')} | "
                      f"{meta.get('cpu_minutes')} | {size:.2f} MB | {cost_text} | "
+                     f"`{meta.get('command', '').replace('python benchmarks/', '')}` | "
                      f"[grid](docs/presets/{name}.png) |")
     return "\n".join(lines)
 
