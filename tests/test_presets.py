@@ -262,3 +262,12 @@ def test_export_a_shipped_preset_validates(name, tmp_path, capsys):
     assert cli.main(["export", "--preset", name, "--out", str(tmp_path / "e"), "--formats", "tflite",
                      "--validate-n", "4"]) == 0
     assert list((tmp_path / "e").glob("*.tflite"))
+
+
+def test_export_takes_model_or_preset_not_both(tmp_path, fake_shipped, capsys):
+    from export import cli as export_cli
+
+    assert export_cli.main(["--out", str(tmp_path / "e")]) == 2
+    assert "give --model (a .keras file) or --preset" in capsys.readouterr().err
+    assert export_cli.main(["--preset", "dcgan_tiny_digitz", "--out", str(tmp_path / "e")]) == 2
+    assert "nearest first: dcgan_tiny_digits" in capsys.readouterr().err
