@@ -13,7 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["keras_gen", "keras_gen.*", "export", "export.*"]),
-    package_data={"keras_gen": ["datasets/*.gz", "datasets/*.txt", "weights/*"]},
+    package_data={"keras_gen": ["datasets/*.gz", "datasets/*.txt", "weights/*", "presets/*/*"]},
     install_requires=[
         "tensorflow>=2.16",  # tested with 2.21
         "keras>=3.13",

@@ -34,7 +34,10 @@ def add_parser(subparsers):
 
 
 def configure(parser):
-    parser.add_argument("--model", required=True, help="a saved keras-gen model (.keras file)")
+    parser.add_argument("--model", default=None, help="a saved keras-gen model (.keras file)")
+    parser.add_argument("--preset", default=None,
+                        help="a shipped preset (keras-gen info --presets) or a preset folder, "
+                             "instead of --model: a validated .tflite without training")
     parser.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
     parser.add_argument(
         "--formats", default="saved_model,tflite",
@@ -87,6 +90,11 @@ def _calibration_source(args, model_path):
     else the --dataset of the run that wrote `model_path` (the config.json beside it)."""
     if args.representative_data is not None:
         return args.representative_data, {}
+    if getattr(args, "preset", None):  # the data the preset was trained on (its metadata)
+        from keras_gen.models import base
+
+        saved = json.loads((base.preset_folder(args.preset) / "metadata.json").read_text())
+        return saved.get("dataset"), {k: saved[k] for k in ("task",) if saved.get(k)}
     config = Path(model_path).parent / "config.json" if model_path is not None else None
     if config is not None and config.is_file():
         saved = json.loads(config.read_text()).get("args", {})
@@ -161,8 +169,8 @@ def run(args):
             tolerances[mode] = float(value)
         except ValueError:
             return _error(args, f"--tolerance takes MODE=VALUE with MODE in float32,float16,dynamic,int8; got {item!r}.")
-    model_path = Path(args.model)
-    if not model_path.is_file():
+    model_path = Path(args.model) if args.model is not None else None
+    if model_path is not None and not model_path.is_file():
         return _error(args, f"--model {str(model_path)!r} is not a file; pass a model saved with model.save('x.keras').")
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
@@ -175,8 +183,8 @@ def run(args):
     from export.signatures import ExportError, spec_for
     from keras_gen import runs
 
-    try:  # the version-checked loader `keras-gen sample` and `evaluate` use
-        model = runs.load_model(model_path)
+    try:  # the version-checked loader `keras-gen sample` and `evaluate` use, or a preset
+        model = runs.load_model_or_preset(args.model, args.preset)
     except runs.RunError as e:
         return _error(args, e)
     try:

@@ -55,6 +55,10 @@ def _option_value(option, value):
 
 def build_model(args, info):
     """The family's model for this data: flags that were given, constructor defaults for the rest."""
+    if getattr(args, "preset", None):  # fine-tuning: the preset's model and weights
+        from keras_gen.models import GenerativeModel
+
+        return GenerativeModel.from_preset(args.preset)
     family = families.get(args.model)
     if family.build is not None:
         return with_class_names(family.build(args, info), info)
@@ -123,7 +127,44 @@ def compile_model(model, args):
 # train
 
 
+def from_preset_settings(args):
+    """`keras-gen train --preset NAME`: the family, conditioning, text mode and pix2pix task
+    are the preset's (read from its config.json), so its model flags may not be given."""
+    import json
+
+    from keras_gen.models import base
+
+    if args.model is not None:
+        raise CommandError("give --model (a family to train from scratch) or --preset (a preset "
+                           "to fine-tune), not both.")
+    try:
+        folder = base.preset_folder(args.preset)
+        cls = base.preset_class(folder)
+    except ValueError as e:
+        raise CommandError(f"--preset: {e}") from None
+    family = max((f for f in families.all_families() if f.instances and issubclass(cls, f.instances)),
+                 key=lambda f: len(f.instances.__mro__))
+    fixed = sorted({o.name for o in family.options if o.constructor} & set(getattr(args, "given", ())))
+    if fixed:
+        raise CommandError(
+            f"--preset {args.preset} fixes the model, so {', '.join(_flag(k) for k in fixed)} cannot "
+            "change it; leave them out (or train from scratch with --model)."
+        )
+    config = json.loads((folder / "config.json").read_text())["config"]
+    args.model = family.name
+    args.conditional = bool(config.get("num_classes")) and not config.get("text")
+    if config.get("text"):
+        args.text = True
+    if family.kind == TRANSLATOR and args.task is None:
+        args.task = config.get("task")
+
+
 def cmd_train(args):
+    if getattr(args, "preset", None) and not args.resume:
+        from_preset_settings(args)
+    elif args.model is None and not args.resume:
+        raise CommandError("give --model (a family, keras-gen info lists them) or --preset "
+                           "(a preset to fine-tune, keras-gen info --presets lists them).")
     if getattr(args, "with_prior", None):
         return _train_with_prior(args)
     for flag in ("early_stopping", "reduce_lr_on_plateau"):  # fail before anything is written
@@ -161,7 +202,8 @@ def cmd_train(args):
     with strategy.scope():
         model = build_model(args, info)
         compile_model(model, args)
-    if _text(args):  # the vocabulary of the training captions (the same on --resume)
+    if _text(args) and not getattr(args, "preset", None):
+        # the vocabulary of the training captions (the same on --resume); a preset keeps its own
         model.adapt(load_data(args, model, batch_size=256, shuffle=False))
     if not args.resume:
         config = {
@@ -300,7 +342,7 @@ def cmd_sample(args):
         raise CommandError(f"{out} exists; pass --force to overwrite it.")
     if args.n is not None and args.n <= 0:
         raise CommandError(f"-n must be a positive number of images; got {args.n}.")
-    model = load_model(args.model)
+    model = runs.load_model_or_preset(args.model, args.preset)
     if families.kind_of(model) == TRANSLATOR:
         raise CommandError(
             f"{type(model).__name__} is a translator: it needs an input image for every output. "
@@ -312,10 +354,12 @@ def cmd_sample(args):
     if args.labels is not None:
         labels = [int(v) if v.strip().lstrip("-").isdigit() else v.strip()
                   for v in args.labels.split(",")]
-        if len(labels) == 1:
-            labels = labels * args.n
-        elif len(labels) != args.n:
-            raise CommandError(f"--labels gives {len(labels)} labels for -n {args.n} images.")
+        if args.n % len(labels) == 0:  # one for all, one per image, or repeated in turn
+            labels = labels * (args.n // len(labels))
+        else:
+            raise CommandError(
+                f"--labels gives {len(labels)} labels for -n {args.n} images: give one label, one "
+                f"per image, or a few that -n is a multiple of (they repeat in turn).")
     elif model.num_classes:
         labels = list(np.arange(args.n) % model.num_classes)
     options = {o.name: getattr(args, o.name) for o in families.of(model).sample_options
@@ -565,10 +609,10 @@ def cmd_translate(args):
             f"{len(existing)} output file(s) exist ({', '.join(existing[:3])}"
             f"{' ...' if len(existing) > 3 else ''}); pass --force to overwrite them."
         )
-    model = load_model(args.model)
+    model = runs.load_model_or_preset(args.model, args.preset)
     if families.kind_of(model) != TRANSLATOR:
         raise CommandError(
-            f"{args.model} holds a {type(model).__name__}, which generates images instead of "
+            f"{args.model or args.preset} holds a {type(model).__name__}, which generates images instead of "
             "translating them: use keras-gen sample."
         )
     shape = model.input_image_shape
@@ -590,6 +634,8 @@ def cmd_translate(args):
 def cmd_info(args):
     from keras_gen import data as kg_data
 
+    if args.presets:
+        return _info_presets()
     print("keras-gen models (keras-gen train --model NAME):")
     for family in families.all_families():
         print(f"  {family.name:12s} {family.kind:10s} {family.model.__name__}")
@@ -608,6 +654,25 @@ def cmd_info(args):
     print("  --task edges|inpaint|colorize|superres  derived from any data set above")
     print("  folder:PATH          sub-folders A/ (inputs) and B/ (targets), or side-by-side images")
     print("  npz:PATH             a .npz file with arrays a (inputs) and b (targets)")
+    return 0
+
+
+def _info_presets():
+    """The shipped presets with their measured numbers: keras-gen info --presets."""
+    from keras_gen.models import presets
+
+    shown = ("fid", "class_accuracy", "bits_per_dim", "neg_elbo_bits_per_dim", "psnr",
+             "seen_class", "seen_colour", "unseen_class", "unseen_colour")
+    found = presets()
+    print("keras-gen presets (keras-gen sample --preset NAME; Family.from_preset(NAME)):")
+    for name, meta in found.items():
+        numbers = ", ".join(f"{k} {meta['metrics'][k]:.3g}" for k in shown
+                            if isinstance(meta.get("metrics", {}).get(k), (int, float)))
+        print(f"  {name:38s} {meta.get('class_name', '?'):9s} {numbers}")
+        print(f"  {'':38s} {meta.get('steps', '?')} steps, {meta.get('cpu_minutes', '?')} CPU min: "
+              f"{meta.get('command', '')}")
+    if not found:
+        print("  (none shipped in this installation)")
     return 0
 
 
@@ -721,10 +786,14 @@ def _jit(value):
     return {"auto": "auto", "on": True, "off": False}[value]
 
 
-def _saved_model_command(sub, name, help, func):
-    """A sub-command of a model that keras-gen saved (--model), run by `func`."""
+def _saved_model_command(sub, name, help, func, preset=None):
+    """A sub-command of a model that keras-gen saved (--model), or of a preset where `preset`
+    (the help of --preset) is given, run by `func`."""
     command = sub.add_parser(name, help=help)
-    command.add_argument("--model", required=True, help="a .keras file written by keras-gen")
+    command.add_argument("--model", required=preset is None, default=None,
+                         help="a .keras file written by keras-gen")
+    if preset is not None:
+        command.add_argument("--preset", default=None, help=preset)
     command.set_defaults(func=func)
     return command
 
@@ -737,8 +806,11 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model with model.fit")
-    train.add_argument("--model", required=True, metavar="{" + ",".join(families.names()) + "}",
+    train.add_argument("--model", default=None, metavar="{" + ",".join(families.names()) + "}",
                        help="model family (keras-gen info lists them)")
+    train.add_argument("--preset", default=None,
+                       help="fine-tune a preset (keras-gen info --presets) instead of training "
+                            "--model from scratch: its model, weights and settings")
     train.add_argument("--dataset", required=True, help="data set name (see keras-gen info)")
     train.add_argument("--split", default="train", help="split of --dataset, e.g. train or train[:1000]")
     train.add_argument("--data-dir", default=None, help="TFDS data directory")
@@ -788,13 +860,16 @@ def build_parser():
     train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras' fit verbosity")
     train.set_defaults(func=cmd_train)
 
-    sample = _saved_model_command(sub, "sample", "generate images from a saved model", cmd_sample)
+    sample = _saved_model_command(
+        sub, "sample", "generate images from a saved model or a preset", cmd_sample,
+        preset="a shipped preset (keras-gen info --presets) or a preset folder, instead of --model")
     sample.add_argument("-n", type=int, default=None,
                         help="images to generate (default 64); with --prompts FILE: per prompt")
     sample.add_argument("--seed", type=int, default=0, help="same seed, same images")
     sample.add_argument("--labels", default=None,
                         help="comma-separated class labels of a conditional model: indices or the "
-                             "class names it was trained with, e.g. 7,9 or Sneaker,Bag (one: all)")
+                             "class names it was trained with, e.g. 7,9 or Sneaker,Bag (one: all; "
+                             "fewer than -n: repeated in turn)")
     sample.add_argument("--out", required=True, help=".png (a grid) or .npy (float32 [0, 1])")
     sample.add_argument("--force", action="store_true", help="overwrite --out")
     seen = set()
@@ -826,8 +901,10 @@ def build_parser():
     evaluate.add_argument("--out", default=None, help="write the results as JSON")
     evaluate.add_argument("--force", action="store_true", help="overwrite --out")
 
-    translate = _saved_model_command(sub, "translate", "translate images with a saved pix2pix model",
-                                     cmd_translate)
+    translate = _saved_model_command(
+        sub, "translate", "translate images with a saved pix2pix model or a preset", cmd_translate,
+        preset="a shipped preset (e.g. pix2pix_fashion_mnist_edges) or a preset folder, instead "
+               "of --model")
     translate.add_argument("--input", required=True, help="an image file, or a folder of images")
     translate.add_argument("--out", required=True,
                            help="a .png file (one input) or a folder (receives NAME.png per input)")
@@ -837,6 +914,8 @@ def build_parser():
     translate.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
     info = sub.add_parser("info", help="list data sets and models")
+    info.add_argument("--presets", action="store_true",
+                      help="list the shipped presets (trained models: keras-gen sample --preset NAME)")
     info.set_defaults(func=cmd_info)
 
     for entry in metadata.entry_points(group="keras_gen.cli"):

@@ -188,3 +188,21 @@ def load_model(path, flag="--model"):
             f"{path} is a Keras model ({type(model).__name__}), not a keras-gen generative model."
         )
     return model
+
+
+def load_model_or_preset(model=None, preset=None, flag="--model"):
+    """The model a command works on: a keras-gen `.keras` file (`model`, by `load_model`) or a
+    preset (`preset`: a shipped name or a preset folder, by `from_preset`), exactly one of them."""
+    if (model is None) == (preset is None):
+        raise RunError(
+            f"give {flag} (a .keras file) or --preset (a shipped preset name or a preset folder; "
+            "keras-gen info --presets lists them), exactly one" + ("; got both." if model else ".")
+        )
+    if model is not None:
+        return load_model(model, flag)
+    from keras_gen.models import GenerativeModel
+
+    try:
+        return GenerativeModel.from_preset(preset)
+    except ValueError as e:
+        raise RunError(f"--preset: {e}") from None

@@ -1,5 +1,6 @@
 """A plain `pip install .` (no extras) into a fresh virtual environment gives a `keras-gen` whose
-every sub-command runs offline: info, train, sample, evaluate, export and translate.
+every sub-command runs offline: info, train, sample, evaluate, export and translate; and every
+shipped preset loads and generates.
 
 No `--system-site-packages`: the system's packages would hide a requirement missing from
 setup.py. The install itself needs PyPI (minutes); the commands then run without the network
@@ -94,3 +95,32 @@ def test_a_plain_install_runs_every_sub_command_offline(keras_gen_command, tmp_p
         "--out", tmp_path / "out.png", cwd=tmp_path)
     with Image.open(tmp_path / "out.png") as out:
         assert out.size == (8, 8)
+
+
+@pytest.mark.slow  # the same fresh venv; a process per preset
+def test_every_shipped_preset_loads_offline_and_generates(keras_gen_command, tmp_path):
+    """The presets are package data: the plain install lists each one the repository ships and
+    samples from it (translates, for a translator) with no network."""
+    import json
+
+    kg = keras_gen_command
+    shipped = sorted(p.parent.name for p in (ROOT / "keras_gen" / "presets").glob("*/metadata.json"))
+    listed = run(kg, "info", "--presets", cwd=tmp_path)
+    for name in shipped:
+        assert name in listed
+        metadata = json.loads((ROOT / "keras_gen" / "presets" / name / "metadata.json").read_text())
+        stored = metadata["samples"]
+        if "inputs_file" in stored:  # a translator: its stored inputs, as image files
+            from PIL import Image
+
+            inputs = np.load(ROOT / "keras_gen" / "presets" / name / stored["inputs_file"])
+            Image.fromarray(np.round(inputs[0, ..., 0] * 255).astype(np.uint8)).save(tmp_path / "in.png")
+            run(kg, "translate", "--preset", name, "--input", tmp_path / "in.png",
+                "--out", tmp_path / f"{name}.png", cwd=tmp_path)
+            assert (tmp_path / f"{name}.png").is_file()
+            continue
+        extra = ["--prompt", stored["prompts"][0]] if "prompts" in stored else []
+        run(kg, "sample", "--preset", name, "-n", "2", *extra, "--out", tmp_path / f"{name}.npy",
+            cwd=tmp_path)
+        samples = np.load(tmp_path / f"{name}.npy")
+        assert samples.shape[0] == 2 and 0.0 <= samples.min() and samples.max() <= 1.0

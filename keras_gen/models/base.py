@@ -4,6 +4,9 @@ contract, and early checks of what `fit` is given."""
 from __future__ import annotations
 
 import contextlib
+import difflib
+import json
+from pathlib import Path
 
 import numpy as np
 import keras
@@ -71,6 +74,132 @@ def first_batch(x, y=None):
     if isinstance(x, np.ndarray):
         return (x,) if y is None else (x, np.asarray(y))
     return None
+
+
+# -- presets (KerasHub's layout: config.json, model.weights.h5, metadata.json) ------------------
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+PRESET_FILES = ("config.json", "model.weights.h5", "metadata.json")
+
+
+def shipped_presets():
+    """{name: metadata} of every preset shipped in keras_gen/presets/, sorted by name; each
+    metadata has "class_name" (the model class) besides what the preset's maker recorded."""
+    found = {}
+    if PRESETS_DIR.is_dir():
+        for folder in sorted(PRESETS_DIR.iterdir()):
+            if (folder / "metadata.json").is_file() and (folder / "config.json").is_file():
+                found[folder.name] = json.loads((folder / "metadata.json").read_text())
+    return found
+
+
+def preset_folder(name_or_dir):
+    """The folder of a preset: a shipped name, or a directory holding a preset's files. An
+    unknown name fails with the shipped names, the nearest first."""
+    path = Path(str(name_or_dir)).expanduser()
+    if path.is_dir():
+        missing = [f for f in PRESET_FILES if not (path / f).is_file()]
+        if missing:
+            raise ValueError(
+                f"{path} is not a keras-gen preset: it lacks {', '.join(missing)}. A preset folder "
+                f"holds {', '.join(PRESET_FILES)} (written by model.save_to_preset(path))."
+            )
+        return path
+    names = list(shipped_presets())
+    if str(name_or_dir) in names:
+        return PRESETS_DIR / str(name_or_dir)
+    nearest = difflib.get_close_matches(str(name_or_dir), names, n=max(1, len(names)), cutoff=0.0)
+    raise ValueError(
+        f"unknown preset {str(name_or_dir)!r}: it is neither a shipped preset nor a preset folder. "
+        f"Shipped presets, nearest first: {', '.join(nearest) or '(none)'}. "
+        "keras_gen.models.presets() lists them with their metadata."
+    )
+
+
+def preset_class(name_or_dir):
+    """The registered model class a preset's config.json names (read without building it)."""
+    config = json.loads((preset_folder(name_or_dir) / "config.json").read_text())
+    cls = keras.saving.get_registered_object(config.get("registered_name") or "")
+    if cls is None:
+        raise ValueError(
+            f"preset {str(name_or_dir)!r} holds a {config.get('class_name')}, which keras-gen "
+            f"{__version__} does not have. Use the keras-gen version that saved it "
+            f"(metadata.json: {config.get('config', {}).get('keras_gen_version')})."
+        )
+    return cls
+
+
+def load_preset(name_or_dir, cls=None):
+    """The model of a preset, built from its config.json and given its weights; `cls` (the class
+    `from_preset` was called on) must be the preset's class or a base of it."""
+    folder = preset_folder(name_or_dir)
+    preset_cls = preset_class(folder)
+    if cls is not None and not issubclass(preset_cls, cls):
+        raise ValueError(
+            f"preset {str(name_or_dir)!r} is a {preset_cls.__name__} preset, not a {cls.__name__} "
+            f"one: load it with keras_gen.models.{preset_cls.__name__}.from_preset"
+            f"({str(name_or_dir)!r}). {cls.__name__}'s presets: "
+            f"{', '.join(cls.presets) or '(none)'}."
+        )
+    config = json.loads((folder / "config.json").read_text())
+    model = keras.saving.deserialize_keras_object(config)
+    # keras-gen models build their networks in __init__; a model whose build waits for data
+    # (none today) would need its build_config here before the weights can load.
+    model.load_weights(str(folder / "model.weights.h5"))
+    return model
+
+
+class _PresetsOfClass:
+    """`Family.presets`: {name: metadata} of the shipped presets of that class or a subclass,
+    read at access (as KerasHub's class-level `presets`)."""
+
+    def __get__(self, obj, cls):
+        return {
+            name: metadata for name, metadata in shipped_presets().items()
+            if issubclass(keras.saving.get_registered_object(metadata.get("registered_name", ""))
+                          or type(None), cls)
+        }
+
+
+def copy_weights_file(source, target, skip=(), float16=False, links=None):
+    """Copies a `.weights.h5` file without its top-level groups `skip` (a compiled model's
+    optimiser states: a preset ships the model, and fine-tuning starts a fresh optimiser), with
+    float32 arrays stored as float16 if asked (half the size; Keras casts them back to the
+    variables' dtype on load). HDF5 never shrinks a file in place, hence the copy.
+
+    links: {group: other group}: `group` is stored as an HDF5 hard link to `other` (its values
+    once, read back as `other`'s), where the two hold arrays of the same names and shapes."""
+    import h5py
+
+    def layout(group):
+        found = {}
+        group.visititems(lambda name, item: found.update({name: item.shape})
+                         if isinstance(item, h5py.Dataset) else None)
+        return found
+
+    with h5py.File(source, "r") as src, h5py.File(target, "w") as dst:
+        links = {key: other for key, other in (links or {}).items()
+                 if key in src and other in src and layout(src[key]) == layout(src[other])}
+        skip = tuple(skip) + tuple(links)
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+
+        def copy(name, item):
+            if name.split("/")[0] in skip:
+                return
+            if isinstance(item, h5py.Group):
+                group = dst.require_group(name)
+                for key, value in item.attrs.items():
+                    group.attrs[key] = value
+                return
+            values = item[()]
+            if float16 and item.dtype == np.float32:
+                values = values.astype(np.float16)
+            dst.create_dataset(name, data=values)
+
+        src.visititems(copy)
+        for key, other in links.items():
+            dst[key] = dst[other]
 
 
 class GenerativeModel(keras.Model):
@@ -395,6 +524,50 @@ class GenerativeModel(keras.Model):
             raise explained from None
 
     # -- generate -----------------------------------------------------------------------------
+
+    # -- presets ------------------------------------------------------------------------------
+
+    presets = _PresetsOfClass()
+
+    # {network: other network} a preset stores once: `network` loads `other`'s weights (a GAN's
+    # generator, its EMA generator's). A preset holds what samples and what fine-tuning needs.
+    preset_weight_links = {}
+
+    @classmethod
+    def from_preset(cls, name_or_dir):
+        """A trained model from a preset: a name shipped with keras-gen (`cls.presets` lists
+        them; `keras_gen.models.presets()` lists every family's) or a folder written by
+        `save_to_preset`. Works offline: shipped presets are package data."""
+        return load_preset(name_or_dir, cls)
+
+    def save_to_preset(self, path, metadata=None, weights_dtype="float32"):
+        """Writes the model as a preset folder (KerasHub's layout): config.json (Keras' own
+        serialisation, without the compile config), model.weights.h5 (`weights_dtype`
+        "float16" halves its size) and metadata.json (`metadata`, plus the class, the keras-gen
+        and Keras versions). `from_preset(path)` loads it."""
+        checks.choice("weights_dtype", weights_dtype, ("float32", "float16"))
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config = keras.saving.serialize_keras_object(self)
+        config.pop("compile_config", None)
+        (path / "config.json").write_text(json.dumps(config, indent=1))
+        optimizers = [name for name in dir(self) if not name.startswith("__")
+                      and isinstance(getattr(self, name, None), keras.optimizers.Optimizer)]
+        full = path / "model.full.weights.h5"
+        self.save_weights(str(full), overwrite=True)
+        copy_weights_file(full, path / "model.weights.h5", skip=optimizers,
+                          float16=weights_dtype == "float16", links=self.preset_weight_links)
+        full.unlink()
+        metadata = {
+            **(metadata or {}),
+            "class_name": type(self).__name__,
+            "registered_name": keras.saving.get_registered_name(type(self)),
+            "keras_gen_version": __version__,
+            "keras_version": keras.__version__,
+            "weights_dtype": weights_dtype,
+        }
+        (path / "metadata.json").write_text(json.dumps(metadata, indent=1, default=str))
+        return path
 
     # -- serialisation ------------------------------------------------------------------------
 

@@ -294,6 +294,12 @@ class GAN(Sampler, AdversarialModel):
     # -- sampling -----------------------------------------------------------------------------
 
     @property
+    def preset_weight_links(self):
+        """A preset stores the EMA generator once, for both networks: it is the one that samples,
+        and fine-tuning from a preset starts the generator from it. A third less to ship."""
+        return {"generator": "ema_generator"} if self.ema_generator is not None else {}
+
+    @property
     def sampling_generator(self):
         """The network `generate` uses: the EMA generator when enabled."""
         return self.ema_generator if self.ema_generator is not None else self.generator
