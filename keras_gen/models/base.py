@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -145,7 +146,10 @@ def load_preset(name_or_dir, cls=None):
     model = keras.saving.deserialize_keras_object(config)
     # keras-gen models build their networks in __init__; a model whose build waits for data
     # (none today) would need its build_config here before the weights can load.
-    model.load_weights(str(folder / "model.weights.h5"))
+    with warnings.catch_warnings():
+        # A preset leaves optimiser states out on purpose (fine-tuning starts a fresh optimiser).
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(str(folder / "model.weights.h5"))
     return model
 
 
@@ -163,7 +167,8 @@ class _PresetsOfClass:
 
 def copy_weights_file(source, target, skip=(), float16=False, links=None):
     """Copies a `.weights.h5` file without its top-level groups `skip` (a compiled model's
-    optimiser states: a preset ships the model, and fine-tuning starts a fresh optimiser), with
+    optimiser states: a preset ships the model, and fine-tuning starts a fresh optimiser) and
+    without the optimiser states of nested models, with
     float32 arrays stored as float16 if asked (half the size; Keras casts them back to the
     variables' dtype on load). HDF5 never shrinks a file in place, hence the copy.
 
@@ -185,7 +190,9 @@ def copy_weights_file(source, target, skip=(), float16=False, links=None):
             dst.attrs[key] = value
 
         def copy(name, item):
-            if name.split("/")[0] in skip:
+            parts = name.split("/")
+            # A nested model's optimiser (the VQ-VAE's prior's) is left out too.
+            if parts[0] in skip or "optimizer" in parts[1:]:
                 return
             if isinstance(item, h5py.Group):
                 group = dst.require_group(name)
