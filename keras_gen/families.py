@@ -55,7 +55,8 @@ class FamilyDescription:
 
     name: the command's name for it (`keras-gen train --model NAME`).
     model: the class the command builds (its constructor's defaults are the family's defaults).
-    kind: SAMPLER or TRANSLATOR (translators train on (input, target) pairs).
+    kind: SAMPLER or TRANSLATOR (translators train on (input, target) pairs); by default what
+      the model class is (a `Translator` subclass, or else a sampler).
     data_range: the `image_range` its data is loaded in, at the constructor's defaults.
     metrics: its headline metrics (`keras_gen.metrics.default_metrics`).
     likelihood: "bound" (evaluate_elbo and an importance-weighted log_likelihood), "exact"
@@ -75,9 +76,9 @@ class FamilyDescription:
 
     name: str
     model: type
-    kind: str
     data_range: str
     metrics: tuple
+    kind: str | None = None
     options: tuple = ()
     sample_options: tuple = ()
     optimizers: dict = dataclasses.field(default_factory=lambda: {"optimizer": None})
@@ -89,6 +90,10 @@ class FamilyDescription:
     sample_grid: bool = True
 
     def __post_init__(self):
+        if self.kind is None:  # what the model class is: a Translator, or else a Sampler
+            from keras_gen.models.base import Translator
+
+            object.__setattr__(self, "kind", TRANSLATOR if issubclass(self.model, Translator) else SAMPLER)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}; got {self.kind!r}.")
         if self.instances == "model":

@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras_gen import checks, networks
 from keras_gen import text as kg_text
 from keras_gen import diffusion_samplers as samplers
-from keras_gen.families import SAMPLER, FamilyDescription, Option
+from keras_gen.families import FamilyDescription, Option
 from keras_gen.models.base import GenerativeModel, Sampler
 
 # Noise purposes within one training step (`GenerativeModel.step_noise`).
@@ -392,7 +392,6 @@ class Diffusion(kg_text.TextConditioned, Sampler, GenerativeModel):
 FAMILY = FamilyDescription(
     name="diffusion",
     model=Diffusion,
-    kind=SAMPLER,
     data_range="tanh",
     metrics=("fid",),
     options=(

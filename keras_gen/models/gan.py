@@ -11,7 +11,7 @@ from keras_gen import augment, checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
 from keras_gen import text as kg_text
-from keras_gen.families import FILTERS_OPTION, LATENT_DIM_OPTION, SAMPLER, FamilyDescription, Option
+from keras_gen.families import FILTERS_OPTION, LATENT_DIM_OPTION, FamilyDescription, Option
 from keras_gen.models.base import AdversarialModel, Sampler, to_unit_range
 
 # Noise purposes within one training step (`GenerativeModel.step_noise` keys 64 per step):
@@ -525,7 +525,6 @@ FAMILY = FamilyDescription(
     name="dcgan",
     model=DCGAN,
     instances=GAN,  # a GAN with the user's own networks is the same family
-    kind=SAMPLER,
     data_range="tanh",
     metrics=("fid",),
     options=(

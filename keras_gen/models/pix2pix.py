@@ -15,7 +15,7 @@ from keras_gen import checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
 from keras_gen.data import PAIR_TASKS
-from keras_gen.families import TRANSLATOR, FamilyDescription, Option
+from keras_gen.families import FamilyDescription, Option
 from keras_gen.models.base import AdversarialModel, Translator
 
 PIX2PIX_LOSSES = ("non_saturating", "minimax", "hinge")
@@ -304,7 +304,6 @@ def translation_callbacks(args, model, out, load):
 FAMILY = FamilyDescription(
     name="pix2pix",
     model=Pix2Pix,
-    kind=TRANSLATOR,
     data_range="tanh",
     metrics=("mae", "psnr", "ssim", "fid"),
     options=(

@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 
 from keras_gen import checks, progress
-from keras_gen.families import SAMPLER, FamilyDescription, Option
+from keras_gen.families import FamilyDescription, Option
 from keras_gen.layers.masked import GatedPixelCNNBlock, MaskedConv2D, MaskedResidualBlock, gate
 from keras_gen.models import pixelcnn_likelihoods as lik
 from keras_gen.models.base import GenerativeModel, Sampler
@@ -892,7 +892,6 @@ PRIOR_OPTIONS = (
 FAMILY = FamilyDescription(
     name="pixelcnn",
     model=PixelCNN,
-    kind=SAMPLER,
     data_range="levels",
     metrics=("bits_per_dim",),
     likelihood="exact",

@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras_gen import checks, progress
 from keras_gen import losses as kg_losses
 from keras_gen import networks
-from keras_gen.families import FILTERS_OPTION, LATENT_DIM_OPTION, SAMPLER, FamilyDescription, Option
+from keras_gen.families import FILTERS_OPTION, LATENT_DIM_OPTION, FamilyDescription, Option
 from keras_gen.models.base import GenerativeModel, Sampler, num_replicas
 
 # Purpose of the posterior noise drawn in a step (see GenerativeModel.step_noise).
@@ -576,7 +576,6 @@ FAMILY = FamilyDescription(
     name="vae",
     model=ConvVAE,
     instances=VAE,
-    kind=SAMPLER,
     data_range="unit",
     metrics=("neg_elbo",),
     likelihood="elbo_iwae",
