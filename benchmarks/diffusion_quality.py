@@ -95,24 +95,10 @@ def _worker(spec_path):
 
     # The budget in wall-clock seconds, or in this process's CPU seconds (`--cpu-seconds`: all
     # its threads together, so other jobs on the machine do not shorten a run).
-    clock = time.process_time if spec.get("cpu_budget") else time.perf_counter
-
-    class Budget(keras.callbacks.Callback):
-        steps, start, cpu_start = 0, None, None
-
-        def on_train_begin(self, logs=None):
-            self.start, self.cpu_start = time.perf_counter(), time.process_time()
-            self.clock_start = clock()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.steps += 1
-            if clock() - self.clock_start >= spec["seconds"]:
-                self.model.stop_training = True
-
-    budget = Budget()
+    budget = kg.callbacks.TrainingBudget(**{"cpu_seconds" if spec.get("cpu_budget") else "seconds":
+                                            spec["seconds"]})
     model.fit(data, epochs=10_000, verbose=0, callbacks=[budget])
-    seconds = time.perf_counter() - budget.start
-    cpu_seconds = time.process_time() - budget.cpu_start
+    seconds, cpu_seconds = budget.used_seconds, budget.used_cpu_seconds
     out = Path(spec["out"])
     name = spec["name"]
     n = spec["samples"]

@@ -67,29 +67,11 @@ def _worker(spec_path):
                         image_range=image_range, with_labels=bool(num_classes), seed=spec["seed"],
                         drop_remainder=True)
 
-    class Budget(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.steps = 0
-            self.start = None
-
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.steps += 1
-            self.logs = logs
-            elapsed = time.perf_counter() - self.start
-            if (spec.get("steps") and self.steps >= spec["steps"]) or (
-                not spec.get("steps") and elapsed >= spec["seconds"]
-            ):
-                self.model.stop_training = True
-
-    budget = Budget()
-    cpu_start = time.process_time()
+    # A fixed number of steps, or else a wall-clock budget, counted from the call of `fit`.
+    budget = kg.callbacks.TrainingBudget(**({"steps": spec["steps"]} if spec.get("steps")
+                                            else {"seconds": spec["seconds"]}))
     model.fit(data, epochs=10_000, verbose=0, callbacks=[budget])
-    seconds = time.perf_counter() - budget.start
-    cpu_seconds = time.process_time() - cpu_start
+    seconds, cpu_seconds = budget.used_seconds, budget.used_cpu_seconds
     n = spec["samples"]
     labels = None if num_classes is None else (np.arange(n) % num_classes).astype(np.int32)
     samples = model.generate(n, seed=12345, labels=labels)

@@ -42,30 +42,13 @@ from keras_gen import training  # noqa: E402
 METRICS = ("mae", "psnr", "ssim", "fid", "class_accuracy")
 
 
-class CPUBudget(keras.callbacks.Callback):
-    """Stops training once the process has used `seconds` of CPU time since it was made."""
-
-    def __init__(self, seconds):
-        super().__init__()
-        self.seconds, self.start, self.steps = seconds, time.process_time(), 0
-
-    @property
-    def used(self):
-        return time.process_time() - self.start
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        if self.used >= self.seconds:
-            self.model.stop_training = True
-
-
 def train(task, upsampling, args):
     model = kg.models.Pix2Pix((28, 28, 1), filters=args.filters, upsampling=upsampling,
                               seed=args.seed, task=task)
     model.compile()
-    budget = CPUBudget(args.cpu_seconds)
+    budget = kg.callbacks.TrainingBudget(cpu_seconds=args.cpu_seconds)
     wall, epoch, logs = time.time(), 0, {}
-    while budget.used < args.cpu_seconds:
+    while not budget.spent:
         data = kg.data.load_pairs(args.data, task=task, split="train", batch_size=args.batch_size,
                                   seed=training.epoch_seed(args.seed, epoch))
         history = model.fit(data, initial_epoch=epoch, epochs=epoch + 1, callbacks=[budget], verbose=0)
@@ -73,7 +56,7 @@ def train(task, upsampling, args):
         epoch += 1
     return model, {
         "steps": budget.steps, "epochs": budget.steps * args.batch_size / 60000,
-        "cpu_seconds": budget.used, "wall_seconds": time.time() - wall,
+        "cpu_seconds": budget.used_cpu_seconds, "wall_seconds": time.time() - wall,
         "last_epoch_logs": logs, "generator_parameters": model.generator.count_params(),
     }
 

@@ -41,10 +41,6 @@ def load_model(path):
 def train(cpu_seconds, path):
     """A DCGAN(text=True) at its defaults, trained for `cpu_seconds` of process CPU time in `fit`
     on the bundled captioned set, saved to `path`."""
-    import time
-
-    import keras
-
     import keras_gen as kg
 
     info = kg.data.info("fashion_mnist_10k_captions", text=True)
@@ -53,21 +49,10 @@ def train(cpu_seconds, path):
     model.adapt(data)
     model.compile()
 
-    class Budget(keras.callbacks.Callback):
-        steps = 0
-
-        def on_train_begin(self, logs=None):
-            self.cpu, self.wall = time.process_time(), time.time()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.steps += 1
-            if time.process_time() - self.cpu >= cpu_seconds:
-                self.model.stop_training = True
-
-    budget = Budget()
+    budget = kg.callbacks.TrainingBudget(cpu_seconds=cpu_seconds)
     model.fit(data, epochs=10_000, verbose=0, callbacks=[budget])
-    print(f"trained {budget.steps} steps, {time.process_time() - budget.cpu:.0f} CPU-s, "
-          f"{time.time() - budget.wall:.0f} s wall, load average {os.getloadavg()[0]:.1f}")
+    print(f"trained {budget.steps} steps, {budget.used_cpu_seconds:.0f} CPU-s, "
+          f"{budget.used_seconds:.0f} s wall, load average {os.getloadavg()[0]:.1f}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
 

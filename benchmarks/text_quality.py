@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -53,8 +52,6 @@ def prompt_pairs():
 
 def train(variant, args):
     """Trains one variant for the budget; returns (model, steps, seconds)."""
-    import keras
-
     import keras_gen as kg
 
     family = kg.families.get(variant["family"])
@@ -66,22 +63,10 @@ def train(variant, args):
                         seed=args.seed, drop_remainder=True)
     model.adapt(data)
 
-    class Budget(keras.callbacks.Callback):
-        steps, start = 0, None
-
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.steps += 1
-            done = self.steps >= args.steps if args.steps else (
-                time.perf_counter() - self.start >= args.minutes * 60)
-            if done:
-                self.model.stop_training = True
-
-    budget = Budget()
+    budget = kg.callbacks.TrainingBudget(**({"steps": args.steps} if args.steps
+                                            else {"seconds": args.minutes * 60}))
     model.fit(data, epochs=100_000, verbose=0, callbacks=[budget])
-    return model, budget.steps, time.perf_counter() - budget.start
+    return model, budget.steps, budget.used_seconds
 
 
 def judge(model, args, classifier, reference):

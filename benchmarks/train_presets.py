@@ -110,9 +110,10 @@ def build(name, spec, kg):
 
 
 def fit_within(model, epoch_data, budget):
-    """Trains epoch after epoch (a fresh shuffle each) until `budget` (a CPUBudget) is spent."""
+    """Trains epoch after epoch (a fresh shuffle each) until `budget` (a TrainingBudget) is
+    spent."""
     epoch = 0
-    while budget.used < budget.seconds:
+    while not budget.spent:
         model.fit(epoch_data(epoch), initial_epoch=epoch, epochs=epoch + 1, callbacks=[budget],
                   verbose=0)
         epoch += 1
@@ -120,15 +121,13 @@ def fit_within(model, epoch_data, budget):
 
 
 def train(name, spec, cpu_seconds, kg):
-    from pix2pix_quality import CPUBudget
-
     model, epoch_data, data = build(name, spec, kg)
     model.compile()
     if spec.get("text"):
         model.adapt(epoch_data(0))  # the vocabulary; before the budget starts, as text_quality does
     stats = {"data": data}
     wall = time.time()
-    budget = CPUBudget(cpu_seconds)
+    budget = kg.callbacks.TrainingBudget(cpu_seconds=cpu_seconds)
     if spec["family"] == "vqvae":
         # Both stages within the budget, split as the VQ-VAE issue measured (PRIOR_SHARE).
         from keras_gen.models import vqvae
@@ -138,7 +137,7 @@ def train(name, spec, cpu_seconds, kg):
         steps, used = stats["vq_steps"] + stats["prior_steps"], time.process_time() - start
     else:
         stats["epochs"] = fit_within(model, epoch_data, budget)
-        steps, used = budget.steps, budget.used
+        steps, used = budget.steps, budget.used_cpu_seconds
     stats.update(steps=steps, cpu_seconds=used, wall_seconds=time.time() - wall,
                  batch_size=model.default_batch_size * model.batches_per_step,
                  parameters=int(model.count_params()))

@@ -46,16 +46,11 @@ PRIORS = {
 }
 
 
-def _budget(keras, deadline):
-    class Budget(keras.callbacks.Callback):
-        steps = 0
+def _budget(deadline):
+    """A callback that stops `fit` when the process's CPU clock reads `deadline`."""
+    import keras_gen as kg
 
-        def on_train_batch_end(self, batch, logs=None):
-            self.steps += 1
-            if time.process_time() >= deadline:
-                self.model.stop_training = True
-
-    return Budget()
+    return kg.callbacks.TrainingBudget(cpu_seconds=max(0.0, deadline - time.process_time()))
 
 
 def main():
@@ -89,7 +84,7 @@ def main():
                          seed=args.seed, drop_remainder=True)
     steps = 0
     for budget in snapshots:
-        callback = _budget(keras, start + budget)
+        callback = _budget(start + budget)
         vq.fit(train, epochs=100_000, verbose=0, callbacks=[callback])
         steps += callback.steps
         vq.save(out / f"vq_{budget:g}.keras")
@@ -142,7 +137,7 @@ def main():
         stream = options.pop("stream", False)
         began = time.process_time()
         deadline = began + float(cpu)
-        callback = _budget(keras, deadline)
+        callback = _budget(deadline)
         if stream:
             prior = kg.models.PixelCNN(snap.code_shape + (1,), levels=snap.num_embeddings,
                                        seed=args.seed)

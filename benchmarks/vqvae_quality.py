@@ -48,25 +48,13 @@ ISSUE13 = {"num_embeddings": 256, "temperature": 1.0}  # the defaults before iss
 # Worker: one variant in its own process
 
 
-def _budget_callback(keras, deadline):
-    class Budget(keras.callbacks.Callback):
-        """Stops `fit` once the process has used `deadline` CPU seconds."""
-
-        steps = 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.steps += 1
-            self.logs = logs
-            if time.process_time() >= deadline:
-                self.model.stop_training = True
-
-    return Budget()
-
-
 def _fit(model, data, deadline, keras):
-    budget = _budget_callback(keras, deadline)
+    """Trains until the process's CPU clock (`time.process_time()`) reads `deadline`."""
+    import keras_gen as kg
+
+    budget = kg.callbacks.TrainingBudget(cpu_seconds=max(0.0, deadline - time.process_time()))
     model.fit(data, epochs=100_000, verbose=0, callbacks=[budget])
-    return budget.steps, {k: float(v) for k, v in (budget.logs or {}).items()}
+    return budget.steps, {k: float(v) for k, v in budget.logs.items()}
 
 
 def _worker(spec_path):

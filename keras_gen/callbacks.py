@@ -1,11 +1,12 @@
 """Callbacks for generative models: sample grids, reconstructions and translations (`Translations`)
 in TensorBoard and as PNG, the family's quality metric each epoch (`Evaluate`), and a VAE's KL
-warm-up (`KLWarmup`)."""
+warm-up (`KLWarmup`), and a budget of wall-clock or CPU seconds or steps (`TrainingBudget`)."""
 
 from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 
 import numpy as np
@@ -352,6 +353,56 @@ class KLWarmup(keras.callbacks.Callback):
             self._set(int(self.model.optimizer.iterations.numpy()) / self.steps)
         elif self.params and self.params.get("steps"):
             self._set((self._epoch + batch / self.params["steps"]) / self.epochs)
+
+
+class TrainingBudget(keras.callbacks.Callback):
+    """Stops `fit` once a budget is spent: `seconds` of wall clock, `cpu_seconds` of this
+    process's CPU time (`time.process_time()`: all its threads, so other jobs on a shared machine
+    do not shorten the run), or `steps` training steps, whichever comes first.
+
+    The budget counts from the callback's construction, across every `fit` it is passed to, so
+    a loop of one-epoch fits (a fresh shuffle each) shares one budget:
+
+        budget = kg.callbacks.TrainingBudget(cpu_seconds=600)
+        epoch = 0
+        while not budget.spent:
+            model.fit(data_for(epoch), initial_epoch=epoch, epochs=epoch + 1, callbacks=[budget])
+            epoch += 1
+
+    `steps`, `used_seconds`, `used_cpu_seconds` and `logs` (the last step's) say what was spent.
+    """
+
+    def __init__(self, seconds=None, cpu_seconds=None, steps=None):
+        super().__init__()
+        if seconds is None and cpu_seconds is None and steps is None:
+            raise ValueError("TrainingBudget needs at least one of seconds=, cpu_seconds= or "
+                             "steps=; got none.")
+        self.seconds = None if seconds is None else checks.non_negative_number("seconds", seconds)
+        self.cpu_seconds = None if cpu_seconds is None else checks.non_negative_number(
+            "cpu_seconds", cpu_seconds)
+        self.max_steps = None if steps is None else checks.positive_int("steps", steps)
+        self.steps, self.logs = 0, {}
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    @property
+    def used_seconds(self):
+        return time.perf_counter() - self._wall
+
+    @property
+    def used_cpu_seconds(self):
+        return time.process_time() - self._cpu
+
+    @property
+    def spent(self):
+        return ((self.seconds is not None and self.used_seconds >= self.seconds)
+                or (self.cpu_seconds is not None and self.used_cpu_seconds >= self.cpu_seconds)
+                or (self.max_steps is not None and self.steps >= self.max_steps))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        self.logs = dict(logs or {})
+        if self.spent:
+            self.model.stop_training = True
 
 
 def _first_images(dataset, n, labels):

@@ -14,7 +14,6 @@ import dataclasses
 import inspect
 import json
 import os
-import shutil
 import sys
 import time
 from importlib import metadata

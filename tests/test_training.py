@@ -111,3 +111,35 @@ def test_epoch_loader_reloads_with_each_epoch_s_seed():
     np.testing.assert_array_equal(first, again)
     np.testing.assert_array_equal(next(iter(load(1))).numpy(), expected)
     assert not np.array_equal(first, expected)  # another epoch, another order
+
+
+def test_training_budget_of_steps_spans_every_fit_it_is_given():
+    """One budget across a loop of one-epoch fits (2 steps each): it stops the third fit after
+    its first step, and the loop ends there."""
+    model = _model()
+    budget = kg.callbacks.TrainingBudget(steps=5)
+    epoch = 0
+    while not budget.spent:
+        model.fit(_data(epoch), initial_epoch=epoch, epochs=epoch + 1, callbacks=[budget], verbose=0)
+        epoch += 1
+    assert budget.steps == 5 and epoch == 3 and int(model.optimizer.iterations) == 5
+    assert set(budget.logs) >= {"d_loss", "g_loss"}
+
+
+def test_training_budget_of_cpu_seconds_stops_fit_once_spent():
+    import time
+
+    model = _model()
+    cpu = time.process_time()
+    budget = kg.callbacks.TrainingBudget(cpu_seconds=0.0)  # spent at once: one step, then stop
+    model.fit(_data(0).repeat(), epochs=1_000, callbacks=[budget], verbose=0)
+    assert budget.steps == 1 and budget.spent
+    assert 0 < budget.used_cpu_seconds <= time.process_time() - cpu
+    assert budget.used_seconds > 0
+
+
+def test_training_budget_needs_a_budget():
+    with pytest.raises(ValueError, match="at least one of seconds=, cpu_seconds= or steps="):
+        kg.callbacks.TrainingBudget()
+    with pytest.raises(ValueError, match="steps"):
+        kg.callbacks.TrainingBudget(steps=0)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import numpy as np
 import keras
@@ -593,34 +592,21 @@ def fit_within_cpu_seconds(vq, epoch_data, cpu_seconds, prior_share=None, seed=N
         raise ValueError(f"prior_share must be between 0 and 1 (the prior's share of the budget); "
                          f"got {prior_share!r}.")
     cpu_seconds = checks.non_negative_number("cpu_seconds", cpu_seconds)
-    start = time.process_time()
-    budget = _CPUBudget(start + cpu_seconds * (1 - prior_share))
+    from keras_gen.callbacks import TrainingBudget
+
+    budget = TrainingBudget(cpu_seconds=cpu_seconds * (1 - prior_share))
     epoch = 0
-    while time.process_time() < budget.deadline:
+    while not budget.spent:
         vq.fit(epoch_data(epoch), initial_epoch=epoch, epochs=epoch + 1, callbacks=[budget],
                verbose=verbose)
         epoch += 1
-    stats = {"vq_steps": budget.steps, "vq_epochs": epoch,
-             "vq_cpu_seconds": time.process_time() - start}
-    prior_start = time.process_time()
-    budget = _CPUBudget(start + cpu_seconds)
+    stats = {"vq_steps": budget.steps, "vq_epochs": epoch, "vq_cpu_seconds": budget.used_cpu_seconds}
+    # The rest of the budget, whatever the autoencoder's last epoch overran; encoding counts.
+    budget = TrainingBudget(cpu_seconds=max(0.0, cpu_seconds - stats["vq_cpu_seconds"]))
     fit_prior(vq, epoch_data(epoch), epochs=1_000_000, seed=seed, callbacks=[budget],
               verbose=verbose, **prior_options)
-    stats.update(prior_steps=budget.steps, prior_cpu_seconds=time.process_time() - prior_start)
+    stats.update(prior_steps=budget.steps, prior_cpu_seconds=budget.used_cpu_seconds)
     return stats
-
-
-class _CPUBudget(keras.callbacks.Callback):
-    """Stops `fit` once the process's CPU time reaches `deadline` (`time.process_time()`)."""
-
-    def __init__(self, deadline):
-        super().__init__()
-        self.deadline, self.steps = deadline, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        if time.process_time() >= self.deadline:
-            self.model.stop_training = True
 
 
 def prior_stage(args, info):
