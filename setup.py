@@ -31,6 +31,7 @@ setup(
     extras_require={
         "dev": [
             "pytest",
+            "pytest-xdist",  # two test processes on CI's two cores (pytest.ini)
             "scipy",  # independent reference computations in tests
             "nbclient",
             "nbformat",
