@@ -292,6 +292,21 @@ def table():
     return "\n".join(lines)
 
 
+# The files that show the table, with the prefix of their grid links, between these markers.
+TABLE_FILES = {ROOT / "README.md": "docs/", ROOT / "benchmarks" / "RESULTS.md": "../docs/"}
+TABLE_MARKERS = ("<!-- presets table -->\n", "<!-- end presets table -->")
+
+
+def write_table(text):
+    """Replaces the presets table between the markers of README.md and RESULTS.md."""
+    begin, end = TABLE_MARKERS
+    for path, prefix in TABLE_FILES.items():
+        page = path.read_text()
+        a, b = page.index(begin) + len(begin), page.index(end)
+        path.write_text(page[:a] + text.replace("](docs/", f"]({prefix}") + "\n" + page[b:])
+        print(f"wrote the table into {path.relative_to(ROOT)}")
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -300,6 +315,8 @@ def main(argv=None):
     parser.add_argument("name", nargs="?", choices=sorted(PRESETS))
     parser.add_argument("--table", action="store_true",
                         help="print the table of the shipped presets (RESULTS.md, README) and exit")
+    parser.add_argument("--write", action="store_true",
+                        help="with --table: write it between the markers of README.md and RESULTS.md")
     parser.add_argument("--cpu-seconds", type=float, default=None,
                         help="training budget in process CPU seconds (default: the preset's)")
     parser.add_argument("--eval-samples", type=int, default=None,
@@ -309,7 +326,7 @@ def main(argv=None):
     parser.add_argument("--grid-dir", default=None, help="default: docs/presets (or OUT with --out)")
     args = parser.parse_args(argv)
     if args.table:
-        return print(table())
+        return write_table(table()) if args.write else print(table())
     if args.name is None:
         parser.error("give the NAME of a preset to train (or --table)")
     spec = PRESETS[args.name]
