@@ -95,6 +95,8 @@ def cases(batch_size=64):
     variants = (
         # name, model class and constructor kwargs, compile kwargs, strategy, dtype policy
         ("DCGAN defaults: compile()", DCGAN, {}, {}, None, "float32"),
+        ("DCGAN defaults, EMA statistics every step (ema_statistics_every=1, the old default)", DCGAN,
+         {"ema_statistics_every": 1}, {}, None, "float32"),
         ("DCGAN defaults, EMA off (ema_decay=None)", DCGAN, {"ema_decay": None}, {}, None, "float32"),
         ("DCGAN defaults, EMA weights without its batch-norm pass", _EMAWeightsOnly, {}, {}, None,
          "float32"),

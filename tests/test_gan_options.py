@@ -206,6 +206,43 @@ def test_ema_warms_up_and_keeps_batch_norm_statistics_of_its_own():
     np.testing.assert_allclose(model.generate(2, seed=3), (ema(model.latent_vectors(2, 3)).numpy() + 1) / 2, atol=1e-6)
 
 
+def test_the_ema_statistics_pass_runs_every_k_steps_and_leaves_training_unchanged():
+    """ema_statistics_every=k: the EMA generator's batch-norm statistics move on steps 1, k + 1,
+    ..., with momentum m^k; the generator, the discriminator and the averaged weights train
+    exactly as with a pass every step."""
+    def run(every):
+        model = DCGAN((8, 8, 1), latent_dim=8, filters=4, ema_decay=0.9, ema_statistics_every=every, seed=0)
+        model.compile()
+        moving = [w for w in model.ema_generator.weights if "moving" in w.path]
+        assert moving
+        moved = []
+        for step in range(1, 6):  # one step per fit
+            before = [w.numpy().copy() for w in moving]
+            model.fit(digits(n=16), epochs=1, verbose=0)
+            if any(not np.array_equal(b, w.numpy()) for b, w in zip(before, moving)):
+                moved.append(step)
+        return model, moved
+
+    every_step, moved_1 = run(1)
+    sparse, moved_3 = run(3)
+    assert moved_1 == [1, 2, 3, 4, 5]
+    assert moved_3 == [1, 4]
+    norms = [layer for layer in sparse.ema_generator._flatten_layers(include_self=False)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    live = [layer for layer in sparse.generator._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(abs(e.momentum - w.momentum ** 3) < 1e-12 for e, w in zip(norms, live))
+    for network in ("generator", "discriminator"):
+        for a, b in zip(getattr(every_step, network).weights, getattr(sparse, network).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    for a, b in zip(every_step.ema_generator.weights, sparse.ema_generator.weights):
+        if "moving" not in a.path:
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    assert DCGAN.from_config(sparse.get_config()).ema_statistics_every == 3
+    with pytest.raises(ValueError, match="ema_statistics_every"):
+        DCGAN((8, 8, 1), latent_dim=8, filters=4, ema_statistics_every=0)
+
+
 # -- the reported losses --------------------------------------------------------------------------
 
 

@@ -53,11 +53,18 @@ class GAN(Sampler, AdversarialModel):
       ema_decay: if set (e.g. 0.999), keep an exponential moving average of the generator's
         weights, warmed up as min(ema_decay, (1 + t) / (10 + t)) at step t, and let `generate`,
         the sample callbacks, evaluation and export use it. Its batch-norm statistics are its
-        own: the averaged generator runs forward once per step in training mode. Off (None) by
+        own: the averaged generator runs forward in training mode every
+        `ema_statistics_every` steps. Off (None) by
         default here: the EMA copy needs `keras.models.clone_model`, which a subclassed network
         of yours may not support, and `generate` then gives your generator's own output. DCGAN,
         whose networks are known to copy, turns it on (0.999, measured better in
         benchmarks/RESULTS.md); that is its one default that differs from GAN's.
+      ema_statistics_every: steps between the EMA generator's batch-norm passes (its forward
+        pass in training mode on the step's latent vectors). Its batch-norm momentum is raised
+        to the power of this, so the statistics average over as many steps as the live
+        generator's; 1 runs it every step. 10 (default) saves most of that pass, which cost
+        14-27 % of the DCGAN step; the generator and discriminator train exactly as with 1
+        (benchmarks/RESULTS.md, "The EMA generator's batch-norm pass").
       num_classes: number of classes for a conditional GAN (both networks take the label).
       seed: seed of the training noise; two runs with the same seed and data end alike.
     """
@@ -80,6 +87,7 @@ class GAN(Sampler, AdversarialModel):
         r1_weight=0.0,
         diffaugment=None,
         ema_decay=None,
+        ema_statistics_every=10,
         num_classes=None,
         seed=None,
         **kwargs,
@@ -122,7 +130,9 @@ class GAN(Sampler, AdversarialModel):
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be None or in (0, 1), e.g. 0.999; got {ema_decay!r}.")
         self.ema_decay = None if ema_decay is None else float(ema_decay)
-        self.ema_generator = _clone_for_ema(generator) if ema_decay is not None else None
+        self.ema_statistics_every = checks.positive_int("ema_statistics_every", ema_statistics_every)
+        self.ema_generator = (_clone_for_ema(generator, self.ema_statistics_every)
+                              if ema_decay is not None else None)
         self._check_networks()
 
         self.add_trackers(d_loss="d_loss", g_loss="g_loss", real_score="real_score",
@@ -279,17 +289,36 @@ class GAN(Sampler, AdversarialModel):
 
     def _update_ema(self, z, labels):
         """Moves the averaged generator towards the live one (with a warm-up of the decay, so the
-        random initial weights do not linger), then runs it forward once in training mode so
-        its batch-norm statistics describe the averaged weights, not the live ones."""
+        random initial weights do not linger), then, on the first step and every
+        `ema_statistics_every` steps after it, runs it forward in training mode so its
+        batch-norm statistics describe the averaged weights, not the live ones."""
         if self.ema_generator is None:
             return
-        t = tf.cast(self.optimizer.iterations, tf.float32)
+        iterations = self.optimizer.iterations  # already counts this step: t = 1 on the first
+        t = tf.cast(iterations, tf.float32)
         decay = tf.minimum(self.ema_decay, (1.0 + t) / (10.0 + t))
         for ema_w, w in zip(self.ema_generator.weights, self.generator.weights):
             if w.trainable:
                 ema_w.assign(decay * ema_w + (1.0 - decay) * tf.cast(w, ema_w.dtype))
-        if self.ema_generator.non_trainable_weights:
+        if not self.ema_generator.non_trainable_weights:
+            return
+        if self.ema_statistics_every == 1:
             self.ema_generator(self._gen_inputs(z, labels), training=True)
+            return
+        # Not a tf.cond: under a distribution strategy the synchronised batch norm all-reduces,
+        # which TensorFlow does not allow inside control flow. Instead the pass runs every step,
+        # on the whole batch when due and on one example otherwise, and a step that is not due
+        # puts the statistics back: one path for every strategy, so replicas stay exact.
+        due = tf.equal((tf.cast(iterations, tf.int64) - 1) % self.ema_statistics_every, 0)
+        rows = tf.where(due, tf.shape(z)[0], 1)
+        moving = [v for layer in self.ema_generator._flatten_layers(include_self=False)
+                  if isinstance(layer, keras.layers.BatchNormalization)
+                  for v in (layer.moving_mean, layer.moving_variance)]
+        kept = [tf.identity(v) for v in moving]
+        self.ema_generator(self._gen_inputs(z[:rows], None if labels is None else labels[:rows]),
+                           training=True)
+        for v, old in zip(moving, kept):
+            v.assign(tf.where(due, v, old))
 
     # -- sampling -----------------------------------------------------------------------------
 
@@ -342,7 +371,7 @@ class GAN(Sampler, AdversarialModel):
     # -- serialisation ------------------------------------------------------------------------
 
     config_args = ("latent_dim", "image_range", "discriminator_steps", "label_smoothing",
-                   "gradient_penalty_weight", "r1_weight", "ema_decay")
+                   "gradient_penalty_weight", "r1_weight", "ema_decay", "ema_statistics_every")
 
     def get_config(self):
         return {**super().get_config(), "loss": self.loss_kind,
@@ -502,7 +531,7 @@ def _output_image_shape(generator):
     return tuple(shape[1:])
 
 
-def _clone_for_ema(generator):
+def _clone_for_ema(generator, statistics_every=1):
     try:
         ema = keras.models.clone_model(generator)
     except Exception as e:
@@ -515,9 +544,11 @@ def _clone_for_ema(generator):
     # Its batch-norm layers stay trainable so that a forward pass in training mode updates
     # their moving statistics (Keras runs a non-trainable BatchNormalization in inference
     # mode); no optimiser ever sees their variables.
+    # With a pass every k steps, momentum m^k keeps the horizon of the live generator's m.
     for layer in ema._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = True
+            layer.momentum = float(layer.momentum) ** statistics_every
     return ema
 
 
