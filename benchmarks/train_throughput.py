@@ -84,8 +84,8 @@ def main(argv=None):
     print()
     print(f"process CPU seconds: {time.process_time():.0f}; load average at the end: "
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    print(f"| family | ours | reference | reference img/s | ours img/s | ratio |")
-    print(f"|---|---|---|---|---|---|")
+    print("| family | ours | reference | reference img/s | ours img/s | ratio |")
+    print("|---|---|---|---|---|---|")
     for family, name, ref_name, ref, ours, ratio in rows:
         print(f"| {family} | {name} | {ref_name} | {ref:.0f} | {ours:.0f} | {ratio:.2f}x |")
 

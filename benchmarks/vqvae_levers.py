@@ -70,7 +70,6 @@ def main():
 
     import numpy as np
     import keras
-    import tensorflow as tf
 
     import keras_gen as kg
     from keras_gen.models.vqvae import fit_prior

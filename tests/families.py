@@ -8,7 +8,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from keras_gen import data, distribute, families, training
+from keras_gen import data, distribute, families
 
 # The registry's families that build from their own constructor (vqvae-prior is a stage of
 # vqvae), by kind. Translators train on (input, target) pairs and have no `generate`;

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_gen as kg
-from keras_gen import augment, data, losses
+from keras_gen import augment, data
 from keras_gen.models import DCGAN, GAN
 from keras_gen.models import gan as gan_module
 

@@ -3,7 +3,6 @@ builds a sensible pair for square images."""
 
 from __future__ import annotations
 
-import numpy as np
 import keras
 import tensorflow as tf
 

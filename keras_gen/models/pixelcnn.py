@@ -574,7 +574,6 @@ class PixelCNN(Sampler, GenerativeModel):
             caches = stack.caches_from(self.scale(images), labels, start_row)
         else:
             caches = stack.empty_caches(batch)
-        r0 = self.first_kernel_size // 2
         # Gumbel noise for every sub-pixel at once (vectorised), laid out (H, W * C, B, levels)
         # so that a row, and in it a sub-pixel, is a contiguous slice (rank 4, as TFLite wants).
         gumbel = _gumbel(tf.reshape(uniform, [-1, h, w * c, self.levels]))

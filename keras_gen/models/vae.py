@@ -10,7 +10,6 @@ papers, and 8-bit levels k / 255 (`image_range="unit"`) for likelihood="discreti
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import keras

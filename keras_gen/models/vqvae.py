@@ -34,7 +34,7 @@ from keras_gen import losses as kg_losses
 from keras_gen import networks
 from keras_gen.families import Option
 from keras_gen.layers.quantizer import CODEBOOK_UPDATES, VectorQuantizer, straight_through
-from keras_gen.models.base import GenerativeModel, Sampler, num_replicas
+from keras_gen.models.base import num_replicas
 from keras_gen.models.pixelcnn import FAMILY as PIXELCNN_FAMILY
 from keras_gen.models.pixelcnn import PRIOR_OPTIONS, PixelCNN
 from keras_gen.models.pixelcnn import _check_temperature as check_temperature
