@@ -563,6 +563,8 @@ FAMILY = FamilyDescription(
         Option("loss", "adversarial loss", choices=kg_losses.GAN_LOSSES),
         Option("ema_decay", "EMA of the generator's weights for sampling, e.g. 0.999; none: off",
                float, none=True),
+        Option("ema_statistics_every", "steps between the EMA generator's batch-norm passes "
+               "(1: every step)", int),
         Option("discriminator_steps", "discriminator updates per generator update, each on its "
                "own --batch-size real images (default: 5 for wasserstein_gp, else 1)", int),
         Option("spectral_norm", "spectral normalisation of the discriminator", bool),
