@@ -4,6 +4,7 @@ graph) in LiteRT, at batch 1 and 16, in one process.
 
     python benchmarks/diffusion_sampling.py                       # default model, default steps
     python benchmarks/diffusion_sampling.py --steps 8 --guidance 0 --ops
+    python benchmarks/diffusion_sampling.py --steps 4,8,16,32,64 --sampler ddim,dpm++2m --no-reference
 
 The model is `Diffusion((28, 28, 1), num_classes=10, seed=0)` at its defaults, untrained (the
 weights do not change the time; the zero-initialised output layer is given random values so no
@@ -62,46 +63,75 @@ def op_counts(path):
     return collections.Counter(op["op_name"] for op in interpreter._get_ops_details())
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-sizes", default="1,16")
-    parser.add_argument("--steps", type=int, default=None, help="default: the model's own (16)")
-    parser.add_argument("--sampler", default=None, help="default: the model's own (dpm++2m)")
-    parser.add_argument("--guidance", type=float, default=None, help="default: the model's own (2)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--ops", action="store_true", help="print the exported graph's ops")
-    args = parser.parse_args()
-    model = untrained_model()
-    steps, guidance, sampler, _ = model.sampling_options(args.steps, args.guidance, args.sampler)
-    work = Path(tempfile.mkdtemp())
+def export_files(model, work, steps, sampler, reference, show_ops):
+    """{"shipped": path, "keras": path (with reference)}: the model's `generate` loop of `steps`
+    steps of `sampler`, exported with the XNNPACK stand-ins (shipped) and over Keras' layers."""
     signatures.BUILDERS["diffusion"] = lambda m: diffusion_spec(m, steps=steps, sampler=sampler)
     files = {}
-    for name, rewrite in (("shipped", None), ("keras", lambda network: network)):
+    for name, rewrite in (("shipped", None), ("keras", lambda network: network))[:2 if reference else 1]:
         start, cpu = time.perf_counter(), time.process_time()
         patch = mock.patch.object(export.diffusion, "xnnpack_friendly", rewrite) if rewrite else nullcontext()
         with patch:
-            files[name] = export.tflite(model, work / name)["generate"]
+            files[name] = export.tflite(model, work / f"{name}_{sampler}_{steps}")["generate"]
         ops = op_counts(files[name])
         partitions = ops.pop("DELEGATE", 0)  # one node per graph piece XNNPACK took
-        print(f"{name}: export {time.perf_counter() - start:.0f} s ({time.process_time() - cpu:.0f} CPU-s), "
-              f"{files[name].stat().st_size / 2**20:.1f} MiB, XNNPACK partitions {partitions}"
-              + (f"; ops {dict(ops.most_common())}" if args.ops else ""), flush=True)
-    lite = {name: tflite_runner(path, "generate") for name, path in files.items()}
-    print(f"\n{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {sampler}, {steps} steps, guidance "
-          f"{guidance:g} ({'2 network calls per step, batched' if guidance not in (0, 1) else '1 network call per step'}); "
+        print(f"{name}, {sampler}, {steps} steps: export {time.perf_counter() - start:.0f} s "
+              f"({time.process_time() - cpu:.0f} CPU-s), {files[name].stat().st_size / 2**20:.1f} MiB, "
+              f"XNNPACK partitions {partitions}" + (f"; ops {dict(ops.most_common())}" if show_ops else ""),
+              flush=True)
+    return files
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-sizes", default="1,16")
+    parser.add_argument("--steps", default=None,
+                        help="comma-separated sampling steps (default: the model's own, 16)")
+    parser.add_argument("--sampler", default=None,
+                        help="comma-separated samplers (default: the model's own, dpm++2m)")
+    parser.add_argument("--guidance", type=float, default=None, help="default: the model's own (2)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-reference", action="store_true",
+                        help="time only the shipped export, not the loop over Keras' layers as well")
+    parser.add_argument("--ops", action="store_true", help="print the exported graph's ops")
+    args = parser.parse_args()
+    model = untrained_model()
+    samplers = args.sampler.split(",") if args.sampler else [None]
+    step_counts = [int(n) for n in args.steps.split(",")] if args.steps else [None]
+    reference = not args.no_reference
+    work = Path(tempfile.mkdtemp())
+    header = ("| sampler | steps | batch | Python generate | LiteRT (shipped export) | / Python |"
+              + (" LiteRT (Keras layers as they are) | / Python |" if reference else "")
+              + " max abs error (shipped) |")
+    rows = []
+    for sampler_name in samplers:
+        for step_count in step_counts:
+            steps, guidance, sampler, _ = model.sampling_options(step_count, args.guidance, sampler_name)
+            files = export_files(model, work, steps, sampler, reference, args.ops)
+            lite = {name: tflite_runner(path, "generate") for name, path in files.items()}
+            for batch in (int(b) for b in args.batch_sizes.split(",")):
+                noise = model.latent_vectors(batch, 1)
+                labels = (np.arange(batch) % 10).astype(np.int32)
+                feed = {"noise": noise, "label": labels, "guidance": np.float32(guidance)}
+                options = dict(labels=labels, z=noise, steps=steps, sampler=sampler, guidance=guidance)
+                python_s = median_seconds(lambda: model.generate(batch, **options), args.repeats) / batch
+                times = {name: median_seconds(lambda: run(feed), args.repeats) / batch
+                         for name, run in lite.items()}
+                error = np.abs(lite["shipped"](feed)["images"] - model.generate(batch, **options)).max()
+                row = (f"| {sampler} | {steps} | {batch} | {1e3 * python_s:.1f} | {1e3 * times['shipped']:.1f} | "
+                       f"{times['shipped'] / python_s:.2f}x |")
+                if reference:
+                    row += f" {1e3 * times['keras']:.1f} | {times['keras'] / python_s:.2f}x |"
+                rows.append(row + f" {error:.1e} |")
+                print(row + f" {error:.1e} |", flush=True)
+            for path in files.values():
+                path.unlink()
+    print(f"\n{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; guidance {guidance:g} "
+          f"({'2 network calls per step, batched' if guidance not in (0, 1) else '1 network call per step'}); "
           f"ms per image, median of {args.repeats}\n")
-    print("| batch | Python generate | LiteRT (shipped export) | / Python | LiteRT (Keras layers as they are) | / Python | max abs error (shipped) |")
-    print("|---|---|---|---|---|---|---|")
-    for batch in (int(b) for b in args.batch_sizes.split(",")):
-        noise = model.latent_vectors(batch, 1)
-        labels = (np.arange(batch) % 10).astype(np.int32)
-        feed = {"noise": noise, "label": labels, "guidance": np.float32(guidance)}
-        options = dict(labels=labels, z=noise, steps=steps, sampler=sampler, guidance=guidance)
-        python_s = median_seconds(lambda: model.generate(batch, **options), args.repeats) / batch
-        times = {name: median_seconds(lambda: run(feed), args.repeats) / batch for name, run in lite.items()}
-        error = np.abs(lite["shipped"](feed)["images"] - model.generate(batch, **options)).max()
-        print(f"| {batch} | {1e3 * python_s:.1f} | {1e3 * times['shipped']:.1f} | {times['shipped'] / python_s:.2f}x | "
-              f"{1e3 * times['keras']:.1f} | {times['keras'] / python_s:.2f}x | {error:.1e} |", flush=True)
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":
