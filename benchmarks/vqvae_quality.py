@@ -10,6 +10,8 @@ Each variant trains in a fresh process, one at a time, for a budget of process C
 (the autoencoder, then a prior fitted on its codes encoded once, at the measured split
 PRIOR_SHARE unless `--vq-share` is given), sampled at the model's default temperature;
 "vqvae-conditional" the same with a class-conditional prior (and its class accuracy);
+"vqvae-round3" the same recipe at the defaults before issue 27's lever screen (256 codes,
+temperature 0.8, the prior 40 % of the budget);
 "vqvae-issue13" the recipe before issue 27 (256 codes, the prior on `vq.code_dataset`, the
 VQ-VAE stage 60 % of the budget, temperature 1); "vqvae-loss" is the VQ-VAE stage alone with
 codebook_update="loss" (the EMA's alternative), at the issue-13 stage budget; "vae" (ConvVAE)
@@ -39,9 +41,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = "idx:/usr/share/datasets/fashion-mnist"
-VARIANTS = ("vqvae", "vqvae-conditional", "vqvae-issue13", "vqvae-loss", "vae", "dcgan")
+VARIANTS = ("vqvae", "vqvae-conditional", "vqvae-round3", "vqvae-issue13", "vqvae-loss", "vae",
+            "dcgan")
 ISSUE13_VQ_SHARE = 0.6
 ISSUE13 = {"num_embeddings": 256, "temperature": 1.0}  # the defaults before issue 27
+# The library's recipe as round 3 first left it (temperature 0.8, prior 40 % of the budget,
+# 256 codes), before the lever screen moved it to 64 codes, temperature 0.9 and prior 60 %.
+ROUND3 = {"num_embeddings": 256, "temperature": 0.8}
+ROUND3_PRIOR_SHARE = 0.4
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,19 +82,21 @@ def _worker(spec_path):
                             image_range=image_range, seed=seed, drop_remainder=True,
                             with_labels=labels)
 
-    if name in ("vqvae", "vqvae-conditional"):
+    if name in ("vqvae", "vqvae-conditional", "vqvae-round3"):
         from keras_gen.models.vqvae import fit_within_cpu_seconds
         from keras_gen.training import epoch_seed
 
         conditional = name == "vqvae-conditional"
+        round3 = name == "vqvae-round3"
         model = kg.models.VQVAE(info.image_shape, seed=spec["seed"],
-                                num_classes=info.num_classes if conditional else None)
+                                num_classes=info.num_classes if conditional else None,
+                                **(ROUND3 if round3 else {}))
         model.compile()
+        prior_share = None if spec["vq_share"] is None else 1 - spec["vq_share"]
         stats = fit_within_cpu_seconds(
             model, lambda epoch: data(model.data_range, labels=conditional,
                                       seed=epoch_seed(spec["seed"], epoch)),
-            budget, prior_share=None if spec["vq_share"] is None else 1 - spec["vq_share"],
-            seed=spec["seed"])
+            budget, prior_share=ROUND3_PRIOR_SHARE if round3 else prior_share, seed=spec["seed"])
         result.update(stats)
         result["prior_parameters"] = model.prior.count_params()
     elif name.startswith("vqvae"):

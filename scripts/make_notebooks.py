@@ -503,7 +503,7 @@ outputs), then a PixelCNN *prior* over the code grid. Sampling is then a short a
 over the codes (7x7 for 28x28 images instead of 784 pixels) and one decoder pass.
 `QUICK = True` uses the 8x8 digits (4x4 codes) and runs in about a minute on a CPU;
 `QUICK = False` trains on the bundled 28x28 Fashion-MNIST 10k (7x7 codes)."""),
-    ("code", """QUICK = True  # False: the real run (28x28 Fashion-MNIST 10k, 256 codes, 7x7 grids)"""),
+    ("code", """QUICK = True  # False: the real run (28x28 Fashion-MNIST 10k, 64 codes, 7x7 grids)"""),
     ("code", """import os
 
 import keras
@@ -518,7 +518,7 @@ if QUICK:
     VQ_EPOCHS, PRIOR_EPOCHS = 4, 4
 else:
     DATASET, SPLIT, TEST = "fashion_mnist_10k", "train[:9000]", "train[9000:]"
-    VQ, PRIOR = {}, {}  # the defaults: 256 codes of size 32, a 7-layer gated PixelCNN prior
+    VQ, PRIOR = {}, {}  # the defaults: 64 codes of size 32, a 7-layer gated PixelCNN prior
     VQ_EPOCHS, PRIOR_EPOCHS = 20, 20
 OUT = "runs/nb_vqvae"
 os.makedirs(OUT, exist_ok=True)
