@@ -271,6 +271,7 @@ def main():
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     labels = {"vqvae": "VQ-VAE + prior (defaults)", "vqvae-conditional": "VQ-VAE + class-conditional prior (defaults)",
+              "vqvae-round3": "VQ-VAE + prior (the defaults before issue 27's screen)",
               "vqvae-issue13": "VQ-VAE + prior (issue 13's recipe)",
               "vqvae-loss": "VQ-VAE stage, codebook by loss", "vae": "ConvVAE", "dcgan": "DCGAN"}
     for name in variants:
