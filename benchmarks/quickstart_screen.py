@@ -53,8 +53,8 @@ def run(name, flags, limit, epochs, root):
             except (OSError, ValueError):  # not written yet, or being written
                 continue
             if len(fids) > len(rows):
-                rows.append((len(fids), time.monotonic() - start, fids[-1]))
-                print(f"{name}: epoch {len(fids)} at {rows[-1][1]:.0f} s, val_fid {fids[-1]:.2f}",
+                rows.append((time.monotonic() - start, fids[-1]))
+                print(f"{name}: epoch {len(rows)} at {rows[-1][0]:.0f} s, val_fid {fids[-1]:.2f}",
                       flush=True)
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -83,7 +83,7 @@ def main():
     print("\n| variant | flags | " + " | ".join(f"epoch {i}" for i in range(1, 11)) + " |")
     print("|---|---|" + "---|" * 10)
     for name, rows in results.items():
-        cells = [f"{fid:.1f} ({t:.0f} s)" for _, t, fid in rows[:10]]
+        cells = [f"{fid:.1f} ({t:.0f} s)" for t, fid in rows[:10]]
         cells += [""] * (10 - len(cells))
         print(f"| {name} | `{VARIANTS[name] or '(none)'}` | " + " | ".join(cells) + " |")
 
