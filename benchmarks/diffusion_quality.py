@@ -5,6 +5,8 @@ quality, in one run.
     python benchmarks/diffusion_quality.py --minutes 0.2 --samples 200 --sweep-samples 100
     python benchmarks/diffusion_quality.py --variants diffusion-cond --variant-json \
         '{"name": "eps", "family": "diffusion", "conditional": true, "model": {"prediction": "eps"}}'
+    python benchmarks/diffusion_quality.py --variants diffusion-cond --variant-json \
+        '{"name": "bf16", "family": "diffusion", "conditional": true, "policy": "mixed_bfloat16"}'
 
 Tables (printed, and written to <out>/table.md):
 1. Diffusion and DCGAN at their defaults (`Family(shape)` + `compile()`, the family's
@@ -83,6 +85,8 @@ def _worker(spec_path):
     import keras_gen as kg
 
     info = kg.data.info(spec["data"])
+    # "policy": a Keras dtype policy for the run (e.g. "mixed_bfloat16"; float32 by default)
+    keras.mixed_precision.set_global_policy(spec.get("policy", "float32"))
     model = _build(spec, info)
     compile_kwargs = {k: keras.optimizers.get(v) if isinstance(v, dict) else v
                       for k, v in spec.get("compile", {}).items()}

@@ -6,6 +6,7 @@ shipped classifier. The floor (the training set against the test set) is in the 
     python benchmarks/gan_quality.py                      # old vs new defaults, 10 minutes each
     python benchmarks/gan_quality.py --minutes 3 --variants new,new-cond
     python benchmarks/gan_quality.py --variant-json '{"name": "hinge", "model": {"loss": "hinge"}}'
+    python benchmarks/gan_quality.py --variant-json '{"name": "bf16", "policy": "mixed_bfloat16"}'
 
 "old" is the package as it was at commit 552de0f (`git archive` of that commit, imported in the
 worker process): `DCGAN(shape)` + `compile()`, batch 64 (the command's default then). "new" is the
@@ -57,6 +58,8 @@ def _worker(spec_path):
 
     info = kg.data.info(spec["data"])
     num_classes = info.num_classes if spec["conditional"] else None
+    # "policy": a Keras dtype policy for the run (e.g. "mixed_bfloat16"; float32 by default)
+    keras.mixed_precision.set_global_policy(spec.get("policy", "float32"))
     model = kg.models.DCGAN(info.image_shape, num_classes=num_classes, seed=spec["seed"],
                             **spec.get("model", {}))
     compile_kwargs = {}

@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_gen.models import Diffusion
-from throughput_common import case, train_call
+from throughput_common import case, policy_lever, train_call, under_policy
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -68,16 +68,22 @@ def cases(batch_size=64):
     the keras-io step on a copy of the same U-Net."""
     out = []
     reference_call = None
-    for name, compile_kwargs in (
-        ("Diffusion defaults: compile()", {}),
-        ("Diffusion defaults, 4 steps/exec", {"steps_per_execution": 4}),
+    for name, compile_kwargs, policy in (
+        ("Diffusion defaults: compile()", {}, "float32"),
+        ("Diffusion defaults, mixed_bfloat16", {}, "mixed_bfloat16"),
+        ("Diffusion defaults, 4 steps/exec", {"steps_per_execution": 4}, "float32"),
     ):
-        model = Diffusion(IMAGE_SHAPE, seed=0)
-        model.compile(**compile_kwargs)
+        model = under_policy(policy, lambda: _build(**compile_kwargs))
         if reference_call is None:
             reference = ReferenceDDIM(keras.models.clone_model(model.network))
             reference.compile(optimizer=keras.optimizers.Adam(5e-4))
             reference_call = train_call(reference, _images(batch_size))
         out.append(case(name, model, batch_size, reference_call,
                         "keras-io DDIM train_step, same U-Net", _images(batch_size)))
-    return out
+    return out + [policy_lever("Diffusion defaults", _build, batch_size, _images(batch_size))]
+
+
+def _build(**compile_kwargs):
+    model = Diffusion(IMAGE_SHAPE, seed=0)
+    model.compile(**compile_kwargs)
+    return model

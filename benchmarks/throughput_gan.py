@@ -13,7 +13,7 @@ from keras import ops
 
 from keras_gen.distribute import get_strategy
 from keras_gen.models import DCGAN
-from throughput_common import case, train_call
+from throughput_common import case, policy_lever, train_call
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -100,6 +100,12 @@ def cases(batch_size=64):
         ("DCGAN defaults, EMA off (ema_decay=None)", DCGAN, {"ema_decay": None}, {}, None, "float32"),
         ("DCGAN defaults, EMA weights without its batch-norm pass", _EMAWeightsOnly, {}, {}, None,
          "float32"),
+        ("DCGAN defaults, discriminator_pass=joint (batch norm over real and fake together)", DCGAN,
+         {"discriminator_pass": "joint"}, {}, None, "float32"),
+        ("DCGAN discriminator_batch_norm=False, discriminator_pass=separate", DCGAN,
+         {"discriminator_batch_norm": False, "discriminator_pass": "separate"}, {}, None, "float32"),
+        ("DCGAN discriminator_batch_norm=False, discriminator_pass=auto (joint)", DCGAN,
+         {"discriminator_batch_norm": False}, {}, None, "float32"),
         ("DCGAN defaults, 4 steps/exec", DCGAN, {}, {"steps_per_execution": 4}, None, "float32"),
         ("DCGAN defaults, 16 steps/exec", DCGAN, {}, {"steps_per_execution": 16}, None, "float32"),
         ("DCGAN, XLA on", DCGAN, {}, {"jit_compile": True}, None, "float32"),
@@ -120,4 +126,29 @@ def cases(batch_size=64):
             reference_call = train_call(_reference_for(model), _images(batch_size))
         out.append(case(name, model, batch_size, reference_call,
                         "keras-io DCGAN train_step, same networks", _images(batch_size)))
-    return out
+    return out + lever_cases(batch_size)
+
+
+def lever_cases(batch_size=64):
+    """A lever against the step without it, in alternation ("lever:" rows; the reference column
+    is our own step): where a lever's gain is smaller than the spread of two rows against the
+    keras-io step, only a direct pair shows it."""
+    pairs = (
+        # name, lever kwargs, without-lever kwargs
+        ("lever: discriminator_pass=joint vs separate, default networks (batch norm in D)",
+         {"discriminator_pass": "joint"}, {"discriminator_pass": "separate"}),
+        ("lever: discriminator_pass=joint vs separate, discriminator_batch_norm=False",
+         {"discriminator_pass": "joint", "discriminator_batch_norm": False},
+         {"discriminator_pass": "separate", "discriminator_batch_norm": False}),
+    )
+
+    def build(**kwargs):
+        model = DCGAN(IMAGE_SHAPE, seed=0, **kwargs)
+        model.compile()
+        return model
+
+    out = []
+    for name, lever, without in pairs:
+        out.append(case(name, build(**lever), batch_size, train_call(build(**without), _images(batch_size)),
+                        f"the same DCGAN step with {without}", _images(batch_size)))
+    return out + [policy_lever("DCGAN defaults", build, batch_size, _images(batch_size))]

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from keras_gen.models.pixelcnn import PixelCNN
+from throughput_common import policy_lever, train_call, under_policy
 
 SHAPE = (28, 28, 1)
 FILTERS = 64
@@ -68,13 +69,19 @@ def _data(batch_size, levels):
     return rng.integers(0, levels, (batch_size,) + SHAPE).astype(np.int32)
 
 
-def _ours(batch_size, levels, **compile_kwargs):
-    model = PixelCNN(SHAPE, levels=levels, filters=FILTERS, num_layers=NUM_LAYERS,
-                     variant="original", seed=0)
-    model.compile(**compile_kwargs)
-    iterator = iter(tf.data.Dataset.from_tensors(_data(batch_size, levels)).repeat())
-    model.make_train_function()
-    return lambda: model.train_function(iterator)
+def _build(levels, policy=None, **compile_kwargs):
+    """The model, compiled; under `policy` if given, else under the global policy (so that
+    `policy_lever` can set it)."""
+    def build():
+        model = PixelCNN(SHAPE, levels=levels, filters=FILTERS, num_layers=NUM_LAYERS,
+                         variant="original", seed=0)
+        model.compile(**compile_kwargs)
+        return model
+    return build() if policy is None else under_policy(policy, build)
+
+
+def _ours(batch_size, levels, **kwargs):
+    return train_call(_build(levels, **kwargs), _data(batch_size, levels))
 
 
 def _reference(batch_size, levels):
@@ -92,6 +99,7 @@ def cases(batch_size=64):
     for levels, label, compile_kwargs in (
         (256, "defaults: compile()", {}),
         (256, "defaults, 4 steps/exec", {"steps_per_execution": 4}),
+        (256, "defaults, mixed_bfloat16", {"policy": "mixed_bfloat16"}),
         (256, "XLA on", {"jit_compile": True}),
         (2, "defaults: compile()", {}),
         (2, "defaults, 4 steps/exec", {"steps_per_execution": 4}),
@@ -107,7 +115,8 @@ def cases(batch_size=64):
                 reference=_reference(batch_size, levels),
             )
         )
-    return out
+    return out + [policy_lever(f"pixelcnn original levels=256 filters={FILTERS} blocks={NUM_LAYERS}",
+                               lambda: _build(256), batch_size, _data(batch_size, 256))]
 
 
 if __name__ == "__main__":  # a quick stand-alone run; the runner is benchmarks/train_throughput.py

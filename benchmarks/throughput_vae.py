@@ -14,7 +14,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_gen.models import ConvVAE
-from throughput_common import case, train_call
+from throughput_common import case, policy_lever, train_call, under_policy
 
 IMAGE_SHAPE = (28, 28, 1)
 LATENT_DIM = 32
@@ -80,6 +80,7 @@ def cases(batch_size=64):
     reference_call = None
     for name, model_kwargs, compile_kwargs in (
         ("ConvVAE defaults: compile()", {}, {}),
+        ("ConvVAE defaults, mixed_bfloat16", {"policy": "mixed_bfloat16"}, {}),
         # the breakdown: the reference's Bernoulli term in place of the discretised logistic
         ("ConvVAE defaults, likelihood=bernoulli", {"likelihood": "bernoulli"}, {}),
         ("ConvVAE defaults, 4 steps/exec", {}, {"steps_per_execution": 4}),
@@ -87,8 +88,8 @@ def cases(batch_size=64):
         ("ConvVAE, XLA on", {}, {"jit_compile": True}),
         ("ConvVAE, XLA on, 8 steps/exec", {}, {"jit_compile": True, "steps_per_execution": 8}),
     ):
-        model = ConvVAE(IMAGE_SHAPE, latent_dim=LATENT_DIM, seed=0, **model_kwargs)
-        model.compile(**compile_kwargs)
+        policy = model_kwargs.pop("policy", "float32")
+        model = under_policy(policy, lambda: _build(compile_kwargs, **model_kwargs))
         if reference_call is None:
             reference = ReferenceVAE(
                 keras.models.clone_model(model.encoder), keras.models.clone_model(model.decoder)
@@ -97,4 +98,10 @@ def cases(batch_size=64):
             reference_call = train_call(reference, _images(batch_size))
         out.append(case(name, model, batch_size, reference_call,
                         "keras-io VAE train_step, same networks", _images(batch_size)))
-    return out
+    return out + [policy_lever("ConvVAE defaults", _build, batch_size, _images(batch_size))]
+
+
+def _build(compile_kwargs=None, **model_kwargs):
+    model = ConvVAE(IMAGE_SHAPE, latent_dim=LATENT_DIM, seed=0, **model_kwargs)
+    model.compile(**(compile_kwargs or {}))
+    return model

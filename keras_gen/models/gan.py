@@ -10,6 +10,7 @@ from keras_gen import augment, checks
 from keras_gen import losses as kg_losses
 from keras_gen import networks
 from keras_gen import text as kg_text
+from keras_gen.layers.dropout import ReplicaExactDropout
 from keras_gen.families import FILTERS_OPTION, LATENT_DIM_OPTION, FamilyDescription, Option
 from keras_gen.models.base import AdversarialModel, Sampler, to_unit_range
 
@@ -64,6 +65,15 @@ class GAN(Sampler, AdversarialModel):
         generator's; 1 runs it every step. 10 (default) saves most of that pass, which cost
         14-27 % of the DCGAN step; the generator and discriminator train exactly as with 1
         (benchmarks/RESULTS.md, "The EMA generator's batch-norm pass").
+      discriminator_pass: how the discriminator phase runs the discriminator over the real and
+        the generated images: "separate" (two calls, as DCGAN's paper), "joint" (one call over
+        both, concatenated, as the keras-io DCGAN; batch norm in the discriminator then
+        normalises real and generated images together, which changes what it learns), or
+        "auto" (default): "joint" where that cannot change the result, i.e. for networks this
+        package builds without batch norm or dropout (the R1 and WGAN-GP configurations), else
+        "separate" (your own discriminator may couple the examples of a batch in ways this
+        class cannot see). Joint and separate train alike to float tolerance where both are
+        exact (tests/test_speed_options.py).
       num_classes: number of classes for a conditional GAN (both networks take the label).
       seed: seed of the training noise; two runs with the same seed and data end alike.
     """
@@ -87,11 +97,14 @@ class GAN(Sampler, AdversarialModel):
         diffaugment=None,
         ema_decay=None,
         ema_statistics_every=10,
+        discriminator_pass="auto",
         num_classes=None,
         seed=None,
         **kwargs,
     ):
         checks.choice("loss", loss, kg_losses.GAN_LOSSES)
+        self.discriminator_pass = checks.choice(
+            "discriminator_pass", discriminator_pass, DISCRIMINATOR_PASSES)
         checks.choice("image_range", image_range, ("tanh", "unit"))
         latent_dim = checks.positive_int("latent_dim", latent_dim)
         # generator=None: a named network choice (DCGAN) builds both from the settings below
@@ -121,9 +134,12 @@ class GAN(Sampler, AdversarialModel):
             "gradient_penalty_weight", gradient_penalty_weight)
         self.r1_weight = checks.non_negative_number("r1_weight", r1_weight, " (0 turns R1 off)")
         self.diffaugment = augment.parse_policy(diffaugment)
-        if generator is None:
+        named_networks = generator is None
+        if named_networks:
             with self.policy_scope():
                 generator, discriminator = self.build_networks()
+        self.joint_discriminator_pass = _joint_pass(
+            self.discriminator_pass, discriminator, named_networks)
         self.generator = generator
         self.discriminator = discriminator
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
@@ -209,8 +225,15 @@ class GAN(Sampler, AdversarialModel):
             fake_in = self._augment(fake, step, d_step, _AUGMENT_FAKE)
             with tf.GradientTape(watch_accessed_variables=False) as r1_tape:
                 r1_tape.watch(real_in)
-                real_logits = self.discriminator(self._disc_inputs(real_in, labels), training=train)
-            fake_logits = self.discriminator(self._disc_inputs(fake_in, labels), training=train)
+                if self.joint_discriminator_pass:  # one call over [real; fake]
+                    both = tf.concat([real_in, tf.cast(fake_in, real_in.dtype)], axis=0)
+                    both_labels = None if labels is None else tf.concat([labels, labels], axis=0)
+                    logits = self.discriminator(self._disc_inputs(both, both_labels), training=train)
+                    real_logits, fake_logits = logits[:batch], logits[batch:]
+                else:
+                    real_logits = self.discriminator(self._disc_inputs(real_in, labels), training=train)
+            if not self.joint_discriminator_pass:
+                fake_logits = self.discriminator(self._disc_inputs(fake_in, labels), training=train)
             per_example = kg_losses.discriminator_loss(
                 self.loss_kind, real_logits, fake_logits, self.label_smoothing
             )
@@ -370,7 +393,8 @@ class GAN(Sampler, AdversarialModel):
     # -- serialisation ------------------------------------------------------------------------
 
     config_args = ("latent_dim", "image_range", "discriminator_steps", "label_smoothing",
-                   "gradient_penalty_weight", "r1_weight", "ema_decay", "ema_statistics_every")
+                   "gradient_penalty_weight", "r1_weight", "ema_decay", "ema_statistics_every",
+                   "discriminator_pass")
 
     def get_config(self):
         return {**super().get_config(), "loss": self.loss_kind,
@@ -520,6 +544,27 @@ TEXT_DISCRIMINATORS = ("matching", "projection")
 TEXT_CONDITIONINGS = ("concat", "film")
 
 
+DISCRIMINATOR_PASSES = ("auto", "joint", "separate")
+
+
+def _couples_examples(layer):
+    """Layers whose output for one example depends on the others in the batch, or on how the
+    batch is laid out: batch norm (its statistics), and dropout (one mask per call, drawn over
+    the call's batch, so one call over [real; fake] draws other masks than two, and other rows
+    on each replica)."""
+    return isinstance(layer, (keras.layers.BatchNormalization, keras.layers.Dropout,
+                              ReplicaExactDropout)) and getattr(layer, "rate", 1.0) != 0.0
+
+
+def _joint_pass(choice, discriminator, named_networks):
+    if choice != "auto":
+        return choice == "joint"
+    if not named_networks:
+        return False
+    return not any(_couples_examples(layer)
+                   for layer in discriminator._flatten_layers(include_self=False))
+
+
 def _output_image_shape(generator):
     shape = getattr(generator, "output_shape", None)
     if shape is None or len(shape) != 4:
@@ -565,6 +610,9 @@ FAMILY = FamilyDescription(
                float, none=True),
         Option("ema_statistics_every", "steps between the EMA generator's batch-norm passes "
                "(1: every step)", int),
+        Option("discriminator_pass", "one discriminator call over real and generated images "
+               "(joint) or two (separate); auto: joint where it cannot change the result",
+               choices=DISCRIMINATOR_PASSES),
         Option("discriminator_steps", "discriminator updates per generator update, each on its "
                "own --batch-size real images (default: 5 for wasserstein_gp, else 1)", int),
         Option("spectral_norm", "spectral normalisation of the discriminator", bool),

@@ -1,0 +1,143 @@
+"""The speed options of the training steps against the plain step (issue 26): each leaves the
+result equal, to float tolerance, to the step without it (`steps_per_execution`, the GAN's joint
+discriminator pass where it is exact), or within a stated band (`mixed_bfloat16`). The EMA
+generator's batch-norm pass every k steps has its own test in tests/test_gan_options.py."""
+
+import keras
+import numpy as np
+import pytest
+
+import families
+from keras_gen.models import DCGAN, GAN
+
+# SGD, so that a float round-off difference stays one (Adam's first steps divide by the root of
+# the squared gradient, which turns a 1e-9 gradient into a full step); the VAE's rate is lower,
+# as in tests/test_distribute.py.
+LEARNING_RATES = {"vae": 1e-3}
+
+# mixed_bfloat16 keeps 8 bits of mantissa in the forward and backward passes: after one epoch of
+# the tiny models (4 SGD steps) the weight updates differ from float32's by at most this
+# fraction of their norm (measured: DCGAN 0.0003, Diffusion 0.004, PixelCNN 0.011, VAE 0.046),
+# and the logged losses by at most this fraction of their size. The VQ-VAE's band is wider
+# (measured 0.22): a rounding difference flips some nearest-code choices, a discrete change.
+BFLOAT16_BAND = 0.1
+BFLOAT16_BANDS = {"vqvae": 0.4}
+
+
+def optimizers(family):
+    rate = LEARNING_RATES.get(family, 0.05)
+    if family == "dcgan":
+        return dict(d_optimizer=keras.optimizers.SGD(rate), g_optimizer=keras.optimizers.SGD(rate))
+    return dict(optimizer=keras.optimizers.SGD(rate))
+
+
+def fit(family, compile_kwargs=None, **kwargs):
+    """One epoch (4 steps of 16) of `family`'s tiny model: (model, initial weights, last logs)."""
+    model = families.build(family, **kwargs)
+    model.compile(jit_compile=False, **optimizers(family), **(compile_kwargs or {}))
+    initial = [w.copy() for w in model.get_weights()]
+    history = model.fit(families.dataset(family), epochs=1, verbose=0)
+    return model, initial, {k: v[-1] for k, v in history.history.items()}
+
+
+def assert_trained_alike(a, b, initial, logs_a, logs_b, atol=1e-5):
+    moved = max(float(np.abs(w - w0).max()) for w, w0 in zip(a.get_weights(), initial))
+    assert moved > 100 * atol, f"the weights moved by {moved} only"
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, atol=atol)
+    assert logs_a.keys() == logs_b.keys()
+    for key in logs_a:
+        np.testing.assert_allclose(logs_a[key], logs_b[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("family", families.FAMILIES)
+def test_steps_per_execution_trains_like_one_step_per_call(family):
+    """4 steps per compiled call: the same noise (keyed by the step counter, not by the call),
+    so the same weights and logs as one step per call."""
+    one, initial, logs_one = fit(family)
+    four, _, logs_four = fit(family, {"steps_per_execution": 4})
+    assert four.optimizer.iterations.numpy() == one.optimizer.iterations.numpy() == 4
+    assert_trained_alike(one, four, initial, logs_one, logs_four)
+
+
+@pytest.mark.parametrize("settings", [
+    {"discriminator_batch_norm": False},
+    {"discriminator_batch_norm": False, "num_classes": None},
+    {"r1_weight": 1.0},
+    {"loss": "wasserstein_gp"},
+])
+def test_the_joint_discriminator_pass_trains_like_two_passes(settings):
+    """Without batch norm or dropout in the discriminator, one call over [real; fake] is the same
+    computation as two calls; "auto" takes it there."""
+    joint, initial, logs_joint = fit("dcgan", **settings)
+    assert joint.joint_discriminator_pass  # auto
+    separate, _, logs_separate = fit("dcgan", discriminator_pass="separate", **settings)
+    assert not separate.joint_discriminator_pass
+    assert_trained_alike(joint, separate, initial, logs_joint, logs_separate)
+
+
+def with_batch_norm(**kwargs):
+    """A DCGAN big enough for the discriminator's batch norm (after its first convolution; the
+    tests' 8x8 models have one convolution, so none)."""
+    model = DCGAN((16, 16, 1), latent_dim=8, filters=4, seed=0, **kwargs)
+    assert any(isinstance(layer, keras.layers.BatchNormalization)
+               for layer in model.discriminator._flatten_layers(include_self=False))
+    return model
+
+
+def test_auto_keeps_two_passes_where_one_would_change_the_result():
+    assert not with_batch_norm().joint_discriminator_pass  # the default networks
+    assert not families.build("dcgan", discriminator_batch_norm=False,
+                              dropout=0.3).joint_discriminator_pass
+    assert with_batch_norm(discriminator_pass="joint").joint_discriminator_pass
+    # Your own networks: two passes unless you say otherwise (they may couple the examples).
+    model = families.build("dcgan", num_classes=None, discriminator_batch_norm=False)
+    own = GAN(model.generator, model.discriminator, model.latent_dim)
+    assert own.joint_discriminator_pass is False
+    assert GAN(model.generator, model.discriminator, model.latent_dim,
+               discriminator_pass="joint").joint_discriminator_pass
+    restored = DCGAN.from_config(families.build("dcgan", discriminator_pass="joint").get_config())
+    assert restored.discriminator_pass == "joint" and restored.joint_discriminator_pass
+    with pytest.raises(ValueError, match="discriminator_pass must be one of 'auto', 'joint'"):
+        families.build("dcgan", discriminator_pass="one")
+
+
+def test_the_joint_pass_with_batch_norm_trains_and_differs():
+    """The option the throughput and quality benchmarks measure on the default networks: it
+    trains, and (batch norm now normalising real and fake together) it is another computation."""
+    images = np.random.default_rng(0).uniform(-1, 1, (64, 16, 16, 1)).astype("float32")
+
+    def run(**kwargs):
+        model = with_batch_norm(**kwargs)
+        model.compile(jit_compile=False, **optimizers("dcgan"))
+        history = model.fit(images, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        return model, {k: v[-1] for k, v in history.history.items()}
+
+    joint, logs = run(discriminator_pass="joint")
+    separate, _ = run()
+    assert all(np.isfinite(v) for v in logs.values())
+    assert any(not np.allclose(a, b, atol=1e-4)
+               for a, b in zip(joint.discriminator.get_weights(), separate.discriminator.get_weights()))
+
+
+@pytest.mark.parametrize("family", families.FAMILIES)
+def test_mixed_bfloat16_trains_within_a_band_of_float32(family):
+    full, initial, logs_full = fit(family)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        half, initial_half, logs_half = fit(family)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert half.dtype_policy.compute_dtype == "bfloat16"
+    for a, b in zip(initial, initial_half):  # the variables stay float32, seeded alike
+        np.testing.assert_array_equal(a, b)
+    update_full = np.concatenate([(w - w0).ravel() for w, w0 in zip(full.get_weights(), initial)])
+    update_half = np.concatenate([(w - w0).ravel() for w, w0 in zip(half.get_weights(), initial)])
+    error = np.linalg.norm(update_half - update_full) / np.linalg.norm(update_full)
+    band = BFLOAT16_BANDS.get(family, BFLOAT16_BAND)
+    assert error <= band, f"bfloat16 updates differ by {error:.3f} of their norm"
+    assert logs_full.keys() == logs_half.keys()
+    for key in logs_full:
+        scale = max(abs(logs_full[key]), 0.1)
+        assert abs(logs_half[key] - logs_full[key]) <= BFLOAT16_BAND * scale, (
+            key, logs_full[key], logs_half[key])
