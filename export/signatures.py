@@ -16,6 +16,7 @@ import tensorflow as tf
 
 import keras_gen
 from keras_gen import families
+from keras_gen.models.base import float32_copy
 from export.tokenize import tokenize, write_tokenizer
 from export.xnnpack import xnnpack_friendly
 
@@ -125,8 +126,11 @@ def family_of(model):
 
 
 def spec_for(model):
-    """The ExportSpec of a keras-gen model (raises ExportError for anything else)."""
+    """The ExportSpec of a keras-gen model (raises ExportError for anything else). A model
+    trained under a mixed dtype policy is exported (and validated) as its float32 copy: LiteRT's
+    builtin ops take no bfloat16, and the variables are float32 already."""
     family = family_of(model)
+    model = float32_copy(model)
     signatures, extra = BUILDERS[family](model)
     metadata = {
         "format_version": METADATA_VERSION,

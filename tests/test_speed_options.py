@@ -40,6 +40,15 @@ def fit(family, compile_kwargs=None, **kwargs):
     return model, initial, {k: v[-1] for k, v in history.history.items()}
 
 
+def fit_in_bfloat16(family):
+    """`fit` with the mixed_bfloat16 policy global while the model is built and trained."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        return fit(family)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def assert_trained_alike(a, b, initial, logs_a, logs_b, atol=1e-5):
     moved = max(float(np.abs(w - w0).max()) for w, w0 in zip(a.get_weights(), initial))
     assert moved > 100 * atol, f"the weights moved by {moved} only"
@@ -123,11 +132,7 @@ def test_the_joint_pass_with_batch_norm_trains_and_differs():
 @pytest.mark.parametrize("family", families.FAMILIES)
 def test_mixed_bfloat16_trains_within_a_band_of_float32(family):
     full, initial, logs_full = fit(family)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        half, initial_half, logs_half = fit(family)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    half, initial_half, logs_half = fit_in_bfloat16(family)
     assert half.dtype_policy.compute_dtype == "bfloat16"
     for a, b in zip(initial, initial_half):  # the variables stay float32, seeded alike
         np.testing.assert_array_equal(a, b)
@@ -141,3 +146,40 @@ def test_mixed_bfloat16_trains_within_a_band_of_float32(family):
         scale = max(abs(logs_full[key]), 0.1)
         assert abs(logs_half[key] - logs_full[key]) <= BFLOAT16_BAND * scale, (
             key, logs_full[key], logs_half[key])
+
+
+@pytest.mark.parametrize("family", ["dcgan", "diffusion"])
+def test_a_model_trained_in_bfloat16_exports_to_float32_litert(family, tmp_path):
+    """LiteRT's builtin ops take no bfloat16: export writes the float32 copy of the model (its
+    variables are float32 already), and the file matches that copy to float32 tolerance."""
+    import export
+    from keras_gen.models.base import float32_copy
+
+    model, _, _ = fit_in_bfloat16(family)
+    assert model.dtype_policy.name == "mixed_bfloat16"
+    copy = float32_copy(model)
+    assert {layer.dtype_policy.compute_dtype for layer in copy._flatten_layers()} == {"float32"}
+    for a, b in zip(model.get_weights(), copy.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert float32_copy(copy) is copy  # a float32 model is exported as it is
+    paths = export.tflite(model, tmp_path)
+    report = export.validate(model, list(dict.fromkeys(paths.values())), n=4, raise_on_failure=False)
+    assert report.passed, report.summary()
+
+
+def test_the_command_trains_under_a_dtype_policy_and_resumes_under_it(tmp_path):
+    from keras_gen import cli
+
+    out = tmp_path / "run"
+    tiny = ["train", "--model", "vae", "--dataset", "digits", "--split", "train[:64]",
+            "--batch-size", "32", "--samples", "4", "--eval-samples", "0", "--seed", "0",
+            "--verbose", "0", "--out", str(out)]
+    assert cli.main([*tiny, "--epochs", "1", "--dtype-policy", "mixed_bfloat16"]) == 0
+    assert keras.models.load_model(out / "model.keras").dtype_policy.name == "mixed_bfloat16"
+    assert cli.main([*tiny, "--epochs", "2", "--resume"]) == 0  # the run's own policy
+    resumed = keras.models.load_model(out / "model.keras")
+    assert resumed.dtype_policy.name == "mixed_bfloat16"
+    assert resumed.optimizer.iterations.numpy() == 4
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
+    with pytest.raises(SystemExit):
+        cli.main([*tiny, "--epochs", "1", "--dtype-policy", "bfloat16"])

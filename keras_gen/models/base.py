@@ -209,6 +209,38 @@ def copy_weights_file(source, target, skip=(), float16=False, links=None):
             dst[key] = dst[other]
 
 
+def _float32_config(value):
+    """A Keras config with every mixed dtype policy in it (the model's, its networks', their
+    layers') replaced by float32."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "DTypePolicy" and isinstance(value.get("config"), dict):
+            name = value["config"].get("name", "")
+            if name.startswith("mixed_"):
+                return {**value, "config": {**value["config"], "name": "float32"}}
+        return {k: _float32_config(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_float32_config(v) for v in value]
+    if isinstance(value, str) and value.startswith("mixed_"):
+        return "float32"
+    return value
+
+
+def float32_copy(model):
+    """`model` itself when it computes in float32; else (a model trained under "mixed_bfloat16"
+    or "mixed_float16", whose variables are float32 already) the same model rebuilt to compute in
+    float32, with the same weights. Export uses it: LiteRT's builtin ops take no bfloat16, and a
+    float32 file is what phones run."""
+    if model.dtype_policy.compute_dtype == "float32" and all(
+            layer.dtype_policy.compute_dtype == "float32"
+            for layer in model._flatten_layers(include_self=False)):
+        return model
+    config = _float32_config(keras.saving.serialize_keras_object(model))
+    with policy_scope("float32"):
+        copy = keras.saving.deserialize_keras_object(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 class GenerativeModel(keras.Model):
     """Base class of the families.
 
