@@ -109,6 +109,8 @@ def test_auto_keeps_two_passes_where_one_would_change_the_result():
     assert restored.discriminator_pass == "joint" and restored.joint_discriminator_pass
     with pytest.raises(ValueError, match="discriminator_pass must be one of 'auto', 'joint'"):
         families.build("dcgan", discriminator_pass="one")
+    with pytest.raises(ValueError, match="dropout=0.0 or discriminator_pass='separate'"):
+        families.build("dcgan", discriminator_pass="joint", dropout=0.3)
 
 
 def test_the_joint_pass_with_batch_norm_trains_and_differs():

@@ -68,7 +68,8 @@ class GAN(Sampler, AdversarialModel):
       discriminator_pass: how the discriminator phase runs the discriminator over the real and
         the generated images: "separate" (two calls, as DCGAN's paper), "joint" (one call over
         both, concatenated, as the keras-io DCGAN; batch norm in the discriminator then
-        normalises real and generated images together, which changes what it learns), or
+        normalises real and generated images together, which changes what it learns; with
+        dropout it is refused, as 1 and N replicas would draw other masks), or
         "auto" (default): "joint" where that cannot change the result, i.e. for networks this
         package builds without batch norm or dropout (the R1 and WGAN-GP configurations), else
         "separate" (your own discriminator may couple the examples of a batch in ways this
@@ -140,6 +141,15 @@ class GAN(Sampler, AdversarialModel):
                 generator, discriminator = self.build_networks()
         self.joint_discriminator_pass = _joint_pass(
             self.discriminator_pass, discriminator, named_networks)
+        if self.joint_discriminator_pass and any(
+                isinstance(layer, ReplicaExactDropout) and layer.rate
+                for layer in discriminator._flatten_layers(include_self=False)):
+            raise ValueError(
+                "discriminator_pass='joint' with dropout in the discriminator: one call over "
+                "[real; fake] lays the batch out differently on 1 and on N replicas, so the "
+                "dropout masks (and the training) would differ between them; pass dropout=0.0 "
+                "or discriminator_pass='separate'."
+            )
         self.generator = generator
         self.discriminator = discriminator
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
