@@ -1,7 +1,8 @@
 """What the `throughput_<family>.py` modules of benchmarks/train_throughput.py share."""
 
-import keras
 import tensorflow as tf
+
+from keras_gen.networks import policy_scope
 
 
 def train_call(model, batch):
@@ -28,19 +29,11 @@ def case(name, model, batch_size, reference_call, reference_name, batch):
     }
 
 
-def under_policy(policy, build):
-    """`build()` with `policy` as Keras' global dtype policy, float32 again after."""
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        return build()
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
 def policy_lever(label, build, batch_size, batch, policy="mixed_bfloat16"):
     """A "lever:" row: `build()` (a compiled model) under `policy` against the same model in
     float32, timed in alternation (the reference column is our own float32 step)."""
     base = build()
-    model = under_policy(policy, build)
+    with policy_scope(policy):
+        model = build()
     return case(f"lever: {policy} vs float32, {label}", model, batch_size,
                 train_call(base, batch), "the same step in float32", batch)

@@ -19,7 +19,8 @@ import tensorflow as tf
 from keras import ops
 
 from keras_gen.models import Diffusion
-from throughput_common import case, policy_lever, train_call, under_policy
+from keras_gen.networks import policy_scope
+from throughput_common import case, policy_lever, train_call
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -73,7 +74,8 @@ def cases(batch_size=64):
         ("Diffusion defaults, mixed_bfloat16", {}, "mixed_bfloat16"),
         ("Diffusion defaults, 4 steps/exec", {"steps_per_execution": 4}, "float32"),
     ):
-        model = under_policy(policy, lambda: _build(**compile_kwargs))
+        with policy_scope(policy):
+            model = _build(**compile_kwargs)
         if reference_call is None:
             reference = ReferenceDDIM(keras.models.clone_model(model.network))
             reference.compile(optimizer=keras.optimizers.Adam(5e-4))

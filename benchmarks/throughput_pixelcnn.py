@@ -14,7 +14,8 @@ import keras
 import tensorflow as tf
 
 from keras_gen.models.pixelcnn import PixelCNN
-from throughput_common import policy_lever, train_call, under_policy
+from keras_gen.networks import policy_scope
+from throughput_common import policy_lever, train_call
 
 SHAPE = (28, 28, 1)
 FILTERS = 64
@@ -72,12 +73,11 @@ def _data(batch_size, levels):
 def _build(levels, policy=None, **compile_kwargs):
     """The model, compiled; under `policy` if given, else under the global policy (so that
     `policy_lever` can set it)."""
-    def build():
+    with policy_scope(policy):
         model = PixelCNN(SHAPE, levels=levels, filters=FILTERS, num_layers=NUM_LAYERS,
                          variant="original", seed=0)
         model.compile(**compile_kwargs)
-        return model
-    return build() if policy is None else under_policy(policy, build)
+    return model
 
 
 def _ours(batch_size, levels, **kwargs):

@@ -14,7 +14,8 @@ import tensorflow as tf
 from keras import ops
 
 from keras_gen.models import ConvVAE
-from throughput_common import case, policy_lever, train_call, under_policy
+from keras_gen.networks import policy_scope
+from throughput_common import case, policy_lever, train_call
 
 IMAGE_SHAPE = (28, 28, 1)
 LATENT_DIM = 32
@@ -78,18 +79,18 @@ def cases(batch_size=64):
     against the keras-io step on copies of the same encoder and decoder."""
     out = []
     reference_call = None
-    for name, model_kwargs, compile_kwargs in (
-        ("ConvVAE defaults: compile()", {}, {}),
-        ("ConvVAE defaults, mixed_bfloat16", {"policy": "mixed_bfloat16"}, {}),
+    for name, model_kwargs, compile_kwargs, policy in (
+        ("ConvVAE defaults: compile()", {}, {}, None),
+        ("ConvVAE defaults, mixed_bfloat16", {}, {}, "mixed_bfloat16"),
         # the breakdown: the reference's Bernoulli term in place of the discretised logistic
-        ("ConvVAE defaults, likelihood=bernoulli", {"likelihood": "bernoulli"}, {}),
-        ("ConvVAE defaults, 4 steps/exec", {}, {"steps_per_execution": 4}),
-        ("ConvVAE defaults, 16 steps/exec", {}, {"steps_per_execution": 16}),
-        ("ConvVAE, XLA on", {}, {"jit_compile": True}),
-        ("ConvVAE, XLA on, 8 steps/exec", {}, {"jit_compile": True, "steps_per_execution": 8}),
+        ("ConvVAE defaults, likelihood=bernoulli", {"likelihood": "bernoulli"}, {}, None),
+        ("ConvVAE defaults, 4 steps/exec", {}, {"steps_per_execution": 4}, None),
+        ("ConvVAE defaults, 16 steps/exec", {}, {"steps_per_execution": 16}, None),
+        ("ConvVAE, XLA on", {}, {"jit_compile": True}, None),
+        ("ConvVAE, XLA on, 8 steps/exec", {}, {"jit_compile": True, "steps_per_execution": 8}, None),
     ):
-        policy = model_kwargs.pop("policy", "float32")
-        model = under_policy(policy, lambda: _build(compile_kwargs, **model_kwargs))
+        with policy_scope(policy):
+            model = _build(compile_kwargs, **model_kwargs)
         if reference_call is None:
             reference = ReferenceVAE(
                 keras.models.clone_model(model.encoder), keras.models.clone_model(model.decoder)

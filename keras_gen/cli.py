@@ -203,13 +203,12 @@ def cmd_train(args):
     from keras_gen.networks import policy_scope
 
     strategy = distribute.get_strategy(args.strategy)
-    dtype_policy = getattr(args, "dtype_policy", None) or "float32"  # runs from before the flag
-    with strategy.scope(), policy_scope(dtype_policy):
+    with strategy.scope(), policy_scope(args.dtype_policy):
         model = build_model(args, info)
         compile_model(model, args)
-    if model.dtype_policy.name != dtype_policy:  # a preset keeps the policy it was saved with
+    if model.dtype_policy.name != args.dtype_policy:  # a preset keeps the policy it was saved with
         print(f"keras-gen train: the preset computes in {model.dtype_policy.name}, its own "
-              f"policy; --dtype-policy {dtype_policy} applies to new models.", file=sys.stderr)
+              f"policy; --dtype-policy {args.dtype_policy} applies to new models.", file=sys.stderr)
     if _text(args) and not getattr(args, "preset", None):
         # the vocabulary of the training captions (the same on --resume); a preset keeps its own
         model.adapt(load_data(args, model, batch_size=256, shuffle=False))

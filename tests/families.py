@@ -65,6 +65,54 @@ def dataset(family, batch_size=16, n=64):
                      with_labels=True, shuffle=False, seed=0)
 
 
+# -- one epoch of a tiny model, and two such trainings compared -----------------------------------
+
+
+# SGD: its update is the gradient times the rate, so a replica whose loss is scaled wrongly (a
+# gradient twice too large) moves the weights twice as far. Adam's update hardly depends on the
+# gradient's scale, and would hide that. The VAE's loss is summed over the pixels: a smaller rate.
+LEARNING_RATES = {"vae": 1e-3}
+
+
+def sgd(family):
+    rate = LEARNING_RATES.get(family, 0.05)
+    if family in ("dcgan",) + tuple(TRANSLATORS):
+        return dict(d_optimizer=keras.optimizers.SGD(rate), g_optimizer=keras.optimizers.SGD(rate))
+    return dict(optimizer=keras.optimizers.SGD(rate))
+
+
+def train(family, strategy, optimizers="sgd", before=None, compile_kwargs=None, **kwargs):
+    """One epoch of `family` under `strategy` (4 steps of 16): (model, its last logs), the
+    initial weights kept as `model.initial_weights`. `before(model)` may change the model first;
+    `compile_kwargs` go to `compile`."""
+    with strategy.scope():
+        model = build(family, **kwargs)
+        # The same step on 1 and 2 replicas: "auto" turns XLA on for one device (a GPU, or a
+        # family measured faster with it on a CPU) and off for several, and XLA's random ops
+        # draw other noise.
+        model.compile(jit_compile=False, **(sgd(family) if optimizers == "sgd" else {}),
+                      **(compile_kwargs or {}))
+    if before is not None:
+        before(model)
+    model.initial_weights = [w.copy() for w in model.get_weights()]
+    history = model.fit(dataset(family), epochs=1, verbose=0)
+    return model, {k: v[-1] for k, v in history.history.items()}
+
+
+def assert_same_training(one, logs_one, two, logs_two, atol=1e-5):
+    """Same weights and logs; and the training moved the weights far more than `atol`, so a
+    replica scaling off by a factor would show."""
+    import numpy as np
+
+    moved = max(float(np.abs(w - w0).max()) for w, w0 in zip(one.get_weights(), one.initial_weights))
+    assert moved > 100 * atol, f"the weights moved by {moved} only: raise its rate in LEARNING_RATES"
+    for a, b in zip(one.get_weights(), two.get_weights()):
+        np.testing.assert_allclose(a, b, atol=atol)
+    assert logs_one.keys() == logs_two.keys()
+    for key in logs_one:
+        np.testing.assert_allclose(logs_one[key], logs_two[key], rtol=1e-5, atol=1e-6)
+
+
 def two_replicas():
     """MirroredStrategy over two logical CPU devices (tests/conftest.py makes them, also on a
     GPU host, where "mirrored" alone would take the GPUs); skips, saying why, where there are

@@ -14,50 +14,11 @@ import pytest
 import tensorflow as tf
 
 import families
+from families import assert_same_training, train
 from keras_gen import distribute
 from keras_gen.layers.dropout import ReplicaExactDropout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-# SGD: its update is the gradient times the rate, so a replica whose loss is scaled wrongly (a
-# gradient twice too large) moves the weights twice as far. Adam's update hardly depends on the
-# gradient's scale, and would hide that. The VAE's loss is summed over the pixels: a smaller rate.
-LEARNING_RATES = {"vae": 1e-3}
-
-
-def sgd(family):
-    rate = LEARNING_RATES.get(family, 0.05)
-    if family in ("dcgan",) + tuple(families.TRANSLATORS):
-        return dict(d_optimizer=keras.optimizers.SGD(rate), g_optimizer=keras.optimizers.SGD(rate))
-    return dict(optimizer=keras.optimizers.SGD(rate))
-
-
-def train(family, strategy, optimizers="sgd", before=None, **kwargs):
-    """One epoch of `family` under `strategy`; `before(model)` may change the model first."""
-    with strategy.scope():
-        model = families.build(family, **kwargs)
-        # The same step on 1 and 2 replicas: "auto" turns XLA on for one device (a GPU, or a
-        # family measured faster with it on a CPU) and off for several, and XLA's random ops
-        # draw other noise.
-        model.compile(jit_compile=False, **(sgd(family) if optimizers == "sgd" else {}))
-    if before is not None:
-        before(model)
-    model.initial_weights = [w.copy() for w in model.get_weights()]
-    history = model.fit(families.dataset(family), epochs=1, verbose=0)
-    return model, {k: v[-1] for k, v in history.history.items()}
-
-
-def assert_same_training(one, logs_one, two, logs_two, atol=1e-5):
-    """Same weights and logs; and the training moved the weights far more than `atol`, so a
-    replica scaling off by a factor would show."""
-    moved = max(float(np.abs(w - w0).max()) for w, w0 in zip(one.get_weights(), one.initial_weights))
-    assert moved > 100 * atol, f"the weights moved by {moved} only: raise its rate in LEARNING_RATES"
-    for a, b in zip(one.get_weights(), two.get_weights()):
-        np.testing.assert_allclose(a, b, atol=atol)
-    assert logs_one.keys() == logs_two.keys()
-    for key in logs_one:
-        np.testing.assert_allclose(logs_one[key], logs_two[key], rtol=1e-5, atol=1e-6)
 
 
 def test_get_strategy():

@@ -6,14 +6,12 @@ generator's batch-norm pass every k steps has its own test in tests/test_gan_opt
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import families
+from families import assert_same_training
 from keras_gen.models import DCGAN, GAN
-
-# SGD, so that a float round-off difference stays one (Adam's first steps divide by the root of
-# the squared gradient, which turns a 1e-9 gradient into a full step); the VAE's rate is lower,
-# as in tests/test_distribute.py.
-LEARNING_RATES = {"vae": 1e-3}
+from keras_gen.networks import policy_scope
 
 # mixed_bfloat16 keeps 8 bits of mantissa in the forward and backward passes: after one epoch of
 # the tiny models (4 SGD steps) the weight updates differ from float32's by at most this
@@ -24,49 +22,28 @@ BFLOAT16_BAND = 0.1
 BFLOAT16_BANDS = {"vqvae": 0.4}
 
 
-def optimizers(family):
-    rate = LEARNING_RATES.get(family, 0.05)
-    if family == "dcgan":
-        return dict(d_optimizer=keras.optimizers.SGD(rate), g_optimizer=keras.optimizers.SGD(rate))
-    return dict(optimizer=keras.optimizers.SGD(rate))
-
-
 def fit(family, compile_kwargs=None, **kwargs):
-    """One epoch (4 steps of 16) of `family`'s tiny model: (model, initial weights, last logs)."""
-    model = families.build(family, **kwargs)
-    model.compile(jit_compile=False, **optimizers(family), **(compile_kwargs or {}))
-    initial = [w.copy() for w in model.get_weights()]
-    history = model.fit(families.dataset(family), epochs=1, verbose=0)
-    return model, initial, {k: v[-1] for k, v in history.history.items()}
+    """One epoch (4 SGD steps of 16) of `family`'s tiny model on one device: (model, last logs).
+    SGD, so that a float round-off difference stays one (Adam's first steps divide by the root
+    of the squared gradient, which turns a 1e-9 gradient into a full step)."""
+    return families.train(family, tf.distribute.get_strategy(), compile_kwargs=compile_kwargs,
+                          **kwargs)
 
 
 def fit_in_bfloat16(family):
     """`fit` with the mixed_bfloat16 policy global while the model is built and trained."""
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
+    with policy_scope("mixed_bfloat16"):
         return fit(family)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
-def assert_trained_alike(a, b, initial, logs_a, logs_b, atol=1e-5):
-    moved = max(float(np.abs(w - w0).max()) for w, w0 in zip(a.get_weights(), initial))
-    assert moved > 100 * atol, f"the weights moved by {moved} only"
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_allclose(wa, wb, atol=atol)
-    assert logs_a.keys() == logs_b.keys()
-    for key in logs_a:
-        np.testing.assert_allclose(logs_a[key], logs_b[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
 @pytest.mark.parametrize("family", families.FAMILIES)
 def test_steps_per_execution_trains_like_one_step_per_call(family):
     """4 steps per compiled call: the same noise (keyed by the step counter, not by the call),
     so the same weights and logs as one step per call."""
-    one, initial, logs_one = fit(family)
-    four, _, logs_four = fit(family, {"steps_per_execution": 4})
+    one, logs_one = fit(family)
+    four, logs_four = fit(family, {"steps_per_execution": 4})
     assert four.optimizer.iterations.numpy() == one.optimizer.iterations.numpy() == 4
-    assert_trained_alike(one, four, initial, logs_one, logs_four)
+    assert_same_training(one, logs_one, four, logs_four)
 
 
 @pytest.mark.parametrize("settings", [
@@ -78,11 +55,11 @@ def test_steps_per_execution_trains_like_one_step_per_call(family):
 def test_the_joint_discriminator_pass_trains_like_two_passes(settings):
     """Without batch norm or dropout in the discriminator, one call over [real; fake] is the same
     computation as two calls; "auto" takes it there."""
-    joint, initial, logs_joint = fit("dcgan", **settings)
+    joint, logs_joint = fit("dcgan", **settings)
     assert joint.joint_discriminator_pass  # auto
-    separate, _, logs_separate = fit("dcgan", discriminator_pass="separate", **settings)
+    separate, logs_separate = fit("dcgan", discriminator_pass="separate", **settings)
     assert not separate.joint_discriminator_pass
-    assert_trained_alike(joint, separate, initial, logs_joint, logs_separate)
+    assert_same_training(joint, logs_joint, separate, logs_separate)
 
 
 def with_batch_norm(**kwargs):
@@ -120,7 +97,7 @@ def test_the_joint_pass_with_batch_norm_trains_and_differs():
 
     def run(**kwargs):
         model = with_batch_norm(**kwargs)
-        model.compile(jit_compile=False, **optimizers("dcgan"))
+        model.compile(jit_compile=False, **families.sgd("dcgan"))
         history = model.fit(images, batch_size=16, epochs=1, shuffle=False, verbose=0)
         return model, {k: v[-1] for k, v in history.history.items()}
 
@@ -133,10 +110,11 @@ def test_the_joint_pass_with_batch_norm_trains_and_differs():
 
 @pytest.mark.parametrize("family", families.FAMILIES)
 def test_mixed_bfloat16_trains_within_a_band_of_float32(family):
-    full, initial, logs_full = fit(family)
-    half, initial_half, logs_half = fit_in_bfloat16(family)
+    full, logs_full = fit(family)
+    half, logs_half = fit_in_bfloat16(family)
+    initial = full.initial_weights
     assert half.dtype_policy.compute_dtype == "bfloat16"
-    for a, b in zip(initial, initial_half):  # the variables stay float32, seeded alike
+    for a, b in zip(initial, half.initial_weights):  # the variables stay float32, seeded alike
         np.testing.assert_array_equal(a, b)
     update_full = np.concatenate([(w - w0).ravel() for w, w0 in zip(full.get_weights(), initial)])
     update_half = np.concatenate([(w - w0).ravel() for w, w0 in zip(half.get_weights(), initial)])
@@ -157,7 +135,7 @@ def test_a_model_trained_in_bfloat16_exports_to_float32_litert(family, tmp_path)
     import export
     from keras_gen.models.base import float32_copy
 
-    model, _, _ = fit_in_bfloat16(family)
+    model, _ = fit_in_bfloat16(family)
     assert model.dtype_policy.name == "mixed_bfloat16"
     copy = float32_copy(model)
     assert {layer.dtype_policy.compute_dtype for layer in copy._flatten_layers()} == {"float32"}

@@ -220,8 +220,6 @@ def _float32_config(value):
         return {k: _float32_config(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_float32_config(v) for v in value]
-    if isinstance(value, str) and value.startswith("mixed_"):
-        return "float32"
     return value
 
 

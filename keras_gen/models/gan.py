@@ -139,11 +139,13 @@ class GAN(Sampler, AdversarialModel):
         if named_networks:
             with self.policy_scope():
                 generator, discriminator = self.build_networks()
-        self.joint_discriminator_pass = _joint_pass(
-            self.discriminator_pass, discriminator, named_networks)
+        batch_norm, dropouts = _batch_coupling(discriminator)
+        # "auto": one call only where it is the same computation, in networks this class built
+        # (your own may couple the examples of a batch in ways it cannot see)
+        self.joint_discriminator_pass = self.discriminator_pass == "joint" or (
+            self.discriminator_pass == "auto" and named_networks and not (batch_norm or dropouts))
         if self.joint_discriminator_pass and any(
-                isinstance(layer, ReplicaExactDropout) and layer.rate
-                for layer in discriminator._flatten_layers(include_self=False)):
+                isinstance(layer, ReplicaExactDropout) for layer in dropouts):
             raise ValueError(
                 "discriminator_pass='joint' with dropout in the discriminator: one call over "
                 "[real; fake] lays the batch out differently on 1 and on N replicas, so the "
@@ -557,22 +559,16 @@ TEXT_CONDITIONINGS = ("concat", "film")
 DISCRIMINATOR_PASSES = ("auto", "joint", "separate")
 
 
-def _couples_examples(layer):
-    """Layers whose output for one example depends on the others in the batch, or on how the
-    batch is laid out: batch norm (its statistics), and dropout (one mask per call, drawn over
-    the call's batch, so one call over [real; fake] draws other masks than two, and other rows
-    on each replica)."""
-    return isinstance(layer, (keras.layers.BatchNormalization, keras.layers.Dropout,
-                              ReplicaExactDropout)) and getattr(layer, "rate", 1.0) != 0.0
-
-
-def _joint_pass(choice, discriminator, named_networks):
-    if choice != "auto":
-        return choice == "joint"
-    if not named_networks:
-        return False
-    return not any(_couples_examples(layer)
-                   for layer in discriminator._flatten_layers(include_self=False))
+def _batch_coupling(discriminator):
+    """(has batch norm, its dropout layers): the layers whose output for one example depends on
+    the rest of the call's batch (batch norm's statistics) or on its layout (dropout draws one
+    mask per call, so one call over [real; fake] draws other masks than two, and other rows on
+    each replica)."""
+    layers = list(discriminator._flatten_layers(include_self=False))
+    batch_norm = any(isinstance(layer, keras.layers.BatchNormalization) for layer in layers)
+    dropouts = [layer for layer in layers
+                if isinstance(layer, (keras.layers.Dropout, ReplicaExactDropout)) and layer.rate]
+    return batch_norm, dropouts
 
 
 def _output_image_shape(generator):
